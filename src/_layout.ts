@@ -1,0 +1,116 @@
+// Where everything lives in a pool's one memory block. The block is a single
+// ArrayBuffer (one worker) or SharedArrayBuffer (many workers); every offset
+// here is fixed when the pool is built so that any worker can compute them
+// from the five numbers stored in the control words.
+//
+//   [control words][worker slots][buffer headers][data]
+//
+// Words are Int32. Anything two workers may touch at once sits on its own
+// 64-byte line so that one worker's traffic does not stall another's.
+
+/** Bytes per cache line; shared words are padded to it. */
+export const LINE_BYTES = 64;
+/** Int32 words per cache line. */
+export const LINE_WORDS = LINE_BYTES / 4;
+
+/** Identifies a bab block, so that attaching to foreign memory fails loudly. */
+export const MAGIC = 0x62616221; // "bab!"
+/** Bumped whenever the layout below changes. */
+export const LAYOUT_VERSION = 1;
+
+// -- Control words (line 0: read-only after construction) --
+export const C_MAGIC = 0;
+export const C_VERSION = 1;
+export const C_BUFFER_SIZE = 2;
+export const C_BUFFER_COUNT = 3;
+export const C_BATCH_SIZE = 4;
+export const C_MAX_WORKERS = 5;
+
+// -- Line 1: the free stack of batches --
+/** Index + 1 of the buffer heading the top batch; 0 when empty. */
+export const C_FREE_TOP = LINE_WORDS;
+/** Bumped on every push, so a stale pop cannot succeed (ABA). */
+export const C_FREE_TAG = LINE_WORDS + 1;
+/** Buffers on the free stack, updated once per batch. */
+export const C_FREE_COUNT = LINE_WORDS + 2;
+
+// -- Line 2: waiting for buffers --
+/** A sequence word that waiters wait on and releasers bump. */
+export const C_WAIT_SEQ = 2 * LINE_WORDS;
+/** Workers with at least one waiter registered on C_WAIT_SEQ. */
+export const C_WAITING = 2 * LINE_WORDS + 1;
+
+/** Control lines in front of the worker slots. */
+export const CONTROL_WORDS = 4 * LINE_WORDS;
+
+// -- Per-worker slot: one line each --
+/** Words per worker slot. */
+export const SLOT_WORDS = LINE_WORDS;
+
+// -- Per-buffer header: one line each --
+/** Next buffer in whatever chain holds this one (cache, batch, flush list). */
+export const H_NEXT = 0;
+/** On a batch head: index + 1 of the next batch's head. */
+export const H_BATCH_NEXT = 1;
+/** On a batch head: how many buffers the batch chain holds. */
+export const H_BATCH_LEN = 2;
+/** Shared count: workers holding the buffer plus packets in flight. */
+export const H_SHARED_REFS = 3;
+/** Words per buffer header. */
+export const HEADER_WORDS = LINE_WORDS;
+
+/** Largest buffer: frame and cursor words keep byte offsets in 30 bits. */
+export const MAX_BUFFER_SIZE = 2 ** 30;
+/** Most buffers in one pool: header indices must stay Int32. */
+export const MAX_BUFFER_COUNT = 2 ** 24;
+/**
+ * Largest block the pool will ask for. V8 on 64-bit hosts refuses single
+ * buffers from a little under 32 GiB; 16 GiB leaves room for its sandbox.
+ */
+export const MAX_BLOCK_BYTES = 2 ** 34;
+
+/** Offsets, in Int32 words or bytes, of each region of a block. */
+export interface Layout {
+  readonly bufferSize: number;
+  readonly bufferCount: number;
+  readonly batchSize: number;
+  readonly maxWorkers: number;
+  /** Bytes between the starts of two consecutive buffers. */
+  readonly bufferStride: number;
+  /** Int32 index of the first worker slot. */
+  readonly slotsWord: number;
+  /** Int32 index of buffer 0's header. */
+  readonly headersWord: number;
+  /** Byte offset of buffer 0's data. */
+  readonly dataByte: number;
+  /** Bytes in the whole block. */
+  readonly blockBytes: number;
+}
+
+function alignUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/** Computes the layout; sizes are assumed to be validated already. */
+export function computeLayout(
+  bufferSize: number,
+  bufferCount: number,
+  batchSize: number,
+  maxWorkers: number,
+): Layout {
+  const bufferStride = alignUp(bufferSize, LINE_BYTES);
+  const slotsWord = CONTROL_WORDS;
+  const headersWord = slotsWord + maxWorkers * SLOT_WORDS;
+  const dataByte = (headersWord + bufferCount * HEADER_WORDS) * 4;
+  return {
+    bufferSize,
+    bufferCount,
+    batchSize,
+    maxWorkers,
+    bufferStride,
+    slotsWord,
+    headersWord,
+    dataByte,
+    blockBytes: dataByte + bufferCount * bufferStride,
+  };
+}

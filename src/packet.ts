@@ -1,0 +1,142 @@
+/**
+ * {@linkcode Packet}: a ref-counted view of a region of a pooled buffer.
+ *
+ * @module
+ */
+
+import type { PooledBuffer } from "./pooled_buffer.ts";
+import { checkRange } from "./_range.ts";
+import { ReleasedError } from "./errors.ts";
+
+/**
+ * A ref-counted view of bytes `[offset, offset + length)` of a pooled buffer.
+ * Many packets may share one buffer; the buffer returns to its pool when the
+ * last of them (and the handle it was acquired with) is released.
+ *
+ * Cloning and slicing take a reference with a plain counter: no copy, no
+ * `Atomics`. Each packet must be released exactly once, by `release()` or by
+ * leaving a `using` scope; using it afterwards throws a {@linkcode ReleasedError}.
+ *
+ * @example Sharing one buffer between packets
+ * ```ts
+ * import { BufferPool } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 256, bufferCount: 4 });
+ * const buffer = pool.tryAcquire()!;
+ * buffer.bytes.set([1, 2, 3, 4, 5, 6]);
+ * const whole = buffer.intoPacket(0, 6);
+ * {
+ *   using tail = whole.subarray(3); // shares the buffer
+ *   assert.deepEqual([...tail.bytes], [4, 5, 6]);
+ * }
+ * const copy = whole.clone();
+ * whole.release();
+ * assert.equal(pool.stats().inUse, 1); // `copy` still holds the buffer
+ * copy.release();
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class Packet {
+  #buffer: PooledBuffer | null;
+  readonly #offset: number;
+  readonly #length: number;
+  #bytes: Uint8Array | undefined = undefined;
+
+  /**
+   * @ignore Made by {@linkcode PooledBuffer.toPacket} and friends, which take
+   * the reference this packet will release.
+   */
+  constructor(buffer: PooledBuffer, offset: number, length: number) {
+    this.#buffer = buffer;
+    this.#offset = offset;
+    this.#length = length;
+  }
+
+  /**
+   * The packet's bytes: a view of pool memory, made on first use and kept.
+   * Writing through it changes what every packet on the region sees.
+   *
+   * @throws {ReleasedError} If the packet was released.
+   */
+  get bytes(): Uint8Array {
+    const buffer = this.#buffer;
+    if (buffer === null) throw released("read the bytes of");
+    if (this.#bytes === undefined) {
+      const view = buffer._view;
+      this.#bytes = new Uint8Array(
+        view.buffer,
+        view.byteOffset + this.#offset,
+        this.#length,
+      );
+    }
+    return this.#bytes;
+  }
+
+  /** The packet's length in bytes; still readable after release. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Whether the packet was released. */
+  get released(): boolean {
+    return this.#buffer === null;
+  }
+
+  /**
+   * Another packet on the same bytes, holding its own reference.
+   *
+   * @returns The new packet, to be released on its own.
+   * @throws {ReleasedError} If this packet was released.
+   */
+  clone(): Packet {
+    const buffer = this.#buffer;
+    if (buffer === null) throw released("clone");
+    buffer._refs++;
+    return new Packet(buffer, this.#offset, this.#length);
+  }
+
+  /**
+   * A packet on bytes `[begin, end)` of this one, sharing its buffer and
+   * holding its own reference. Unlike `Uint8Array.prototype.subarray`, the
+   * range is not clamped: out-of-range or negative indices throw.
+   *
+   * @param begin First byte, relative to this packet. Defaults to 0.
+   * @param end Byte after the last, relative to this packet. Defaults to its length.
+   * @returns The new packet, to be released on its own.
+   * @throws {RangeError} If the range does not lie within this packet.
+   * @throws {ReleasedError} If this packet was released.
+   */
+  subarray(begin = 0, end: number = this.#length): Packet {
+    const buffer = this.#buffer;
+    if (buffer === null) throw released("slice");
+    checkRange(begin, end, this.#length, "slice a packet at");
+    buffer._refs++;
+    return new Packet(buffer, this.#offset + begin, end - begin);
+  }
+
+  /**
+   * Drops this packet's reference; the buffer returns to the pool when it
+   * was the last one.
+   *
+   * @throws {ReleasedError} If the packet was already released.
+   */
+  release(): void {
+    const buffer = this.#buffer;
+    if (buffer === null) throw released("release");
+    this.#buffer = null;
+    this.#bytes = undefined;
+    if (--buffer._refs === 0) buffer.pool._recycle(buffer);
+  }
+
+  /** Releases the packet if it is still live, so `using` can own it. */
+  [Symbol.dispose](): void {
+    if (this.#buffer !== null) this.release();
+  }
+}
+
+function released(action: string): ReleasedError {
+  return new ReleasedError(
+    `Cannot ${action} a packet: it was already released`,
+  );
+}

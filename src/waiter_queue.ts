@@ -1,0 +1,74 @@
+// A first-come, first-served queue of promises waiting for a value (a buffer,
+// a writer's turn). Waiters live on a doubly linked list so that an aborted
+// one unlinks in O(1) and never disturbs the ones queued behind it.
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (reason: unknown) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  prev: Waiter<T> | null;
+  next: Waiter<T> | null;
+}
+
+/** FIFO waiters for values of type `T`, each abortable by its own signal. */
+export class WaiterQueue<T> {
+  #head: Waiter<T> | null = null;
+  #tail: Waiter<T> | null = null;
+  #size = 0;
+
+  /** How many waiters are queued. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Queues a waiter at the back. The promise settles with a value handed to
+   * {@link grant}, or rejects with `signal.reason` if the signal aborts first.
+   */
+  wait(signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter<T> = {
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        prev: this.#tail,
+        next: null,
+      };
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          this.#unlink(waiter);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      if (this.#tail === null) this.#head = waiter;
+      else this.#tail.next = waiter;
+      this.#tail = waiter;
+      this.#size++;
+    });
+  }
+
+  /** Hands `value` to the oldest waiter. Returns false if nobody waits. */
+  grant(value: T): boolean {
+    const waiter = this.#head;
+    if (waiter === null) return false;
+    this.#unlink(waiter);
+    if (waiter.onAbort !== undefined) {
+      waiter.signal!.removeEventListener("abort", waiter.onAbort);
+    }
+    waiter.resolve(value);
+    return true;
+  }
+
+  #unlink(waiter: Waiter<T>): void {
+    if (waiter.prev === null) this.#head = waiter.next;
+    else waiter.prev.next = waiter.next;
+    if (waiter.next === null) this.#tail = waiter.prev;
+    else waiter.next.prev = waiter.prev;
+    waiter.prev = waiter.next = null;
+    this.#size--;
+  }
+}
