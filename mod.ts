@@ -46,3 +46,4 @@ export * from "./src/buffer_pool.ts";
 export * from "./src/errors.ts";
 export * from "./src/packet.ts";
 export * from "./src/pooled_buffer.ts";
+export * from "./src/send_packet.ts";

@@ -58,3 +58,62 @@ export class LocalFreeStack implements FreeStack {
     return this.#words[C_FREE_COUNT]!;
   }
 }
+
+const LOW = 0xffffffffn;
+
+/**
+ * The free stack of a pool shared by workers: a lock-free (Treiber) stack of
+ * batches. The top word pair (C_FREE_TOP, C_FREE_TAG) is swapped as one 64-bit value, the low half
+ * holding the head and the high half a tag bumped by every push, so a pop
+ * that read a head which was popped and pushed back meanwhile fails its CAS.
+ * BigInt arithmetic allocates, but only once per batch, never per buffer.
+ */
+export class SharedFreeStack implements FreeStack {
+  readonly #words: Int32Array;
+  readonly #top: BigInt64Array;
+  readonly #headers: number;
+
+  constructor(words: Int32Array, headersWord: number) {
+    this.#words = words;
+    this.#top = new BigInt64Array(words.buffer, words.byteOffset + C_FREE_TOP * 4, 1);
+    this.#headers = headersWord;
+  }
+
+  pop(): number {
+    const words = this.#words;
+    for (;;) {
+      const old = Atomics.load(this.#top, 0);
+      const top = Number(old & LOW);
+      if (top === 0) return -1;
+      const h = this.#headers + (top - 1) * HEADER_WORDS;
+      // Garbage if another worker popped this batch meanwhile; the CAS then fails.
+      const next = Atomics.load(words, h + H_BATCH_NEXT);
+      if (Atomics.compareExchange(this.#top, 0, old, (old & ~LOW) | BigInt(next)) === old) {
+        Atomics.sub(words, C_FREE_COUNT, words[h + H_BATCH_LEN]!);
+        return top - 1;
+      }
+    }
+  }
+
+  batchLength(head: number): number {
+    return this.#words[this.#headers + head * HEADER_WORDS + H_BATCH_LEN]!;
+  }
+
+  push(head: number, length: number): void {
+    const words = this.#words;
+    const h = this.#headers + head * HEADER_WORDS;
+    words[h + H_BATCH_LEN] = length;
+    // Counted before it is visible, so a racing pop never drives the count negative.
+    Atomics.add(words, C_FREE_COUNT, length);
+    for (;;) {
+      const old = Atomics.load(this.#top, 0);
+      Atomics.store(words, h + H_BATCH_NEXT, Number(old & LOW));
+      const tagged = BigInt.asIntN(64, ((old >> 32n) + 1n) << 32n) | BigInt(head + 1);
+      if (Atomics.compareExchange(this.#top, 0, old, tagged) === old) return;
+    }
+  }
+
+  count(): number {
+    return Atomics.load(this.#words, C_FREE_COUNT);
+  }
+}

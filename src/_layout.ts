@@ -3,7 +3,7 @@
 // here is fixed when the pool is built so that any worker can compute them
 // from the five numbers stored in the control words.
 //
-//   [control words][worker slots][buffer headers][data]
+//   [control words][worker slots][send tickets][buffer headers][data]
 //
 // Words are Int32. Anything two workers may touch at once sits on its own
 // 64-byte line so that one worker's traffic does not stall another's.
@@ -25,11 +25,18 @@ export const C_BUFFER_SIZE = 2;
 export const C_BUFFER_COUNT = 3;
 export const C_BATCH_SIZE = 4;
 export const C_MAX_WORKERS = 5;
+/** A random id, so a SendPacket from another pool is refused. */
+export const C_POOL_ID = 6;
+/** Send tickets per worker slot. */
+export const C_MAX_IN_FLIGHT = 7;
 
 // -- Line 1: the free stack of batches --
 /** Index + 1 of the buffer heading the top batch; 0 when empty. */
 export const C_FREE_TOP = LINE_WORDS;
-/** Bumped on every push, so a stale pop cannot succeed (ABA). */
+/**
+ * Shared pools only: bumped by every push, so a stale pop cannot succeed
+ * (ABA). Together with C_FREE_TOP it forms one 8-byte-aligned 64-bit word.
+ */
 export const C_FREE_TAG = LINE_WORDS + 1;
 /** Buffers on the free stack, updated once per batch. */
 export const C_FREE_COUNT = LINE_WORDS + 2;
@@ -43,9 +50,21 @@ export const C_WAITING = 2 * LINE_WORDS + 1;
 /** Control lines in front of the worker slots. */
 export const CONTROL_WORDS = 4 * LINE_WORDS;
 
-// -- Per-worker slot: one line each --
+// -- Per-worker slot: one line each, written mostly by its owner --
+/** 0 when the slot is free, 1 while a worker is attached through it. */
+export const S_STATE = 0;
+/** Free buffers in the owner's cache, published for stats. */
+export const S_CACHED = 1;
+/** The last send stamp used through this slot, kept across owners. */
+export const S_STAMP = 2;
+/** Bumped to ask the owner to give its cached buffers back. */
+export const S_TRIM = 3;
 /** Words per worker slot. */
 export const SLOT_WORDS = LINE_WORDS;
+
+// -- Send tickets: maxInFlight words per slot --
+// A ticket holds the stamp of a SendPacket in flight and 0 once it was
+// received, so a second receive of the same SendPacket is caught.
 
 // -- Per-buffer header: one line each --
 /** Next buffer in whatever chain holds this one (cache, batch, flush list). */
@@ -61,6 +80,10 @@ export const HEADER_WORDS = LINE_WORDS;
 
 /** Largest buffer: frame and cursor words keep byte offsets in 30 bits. */
 export const MAX_BUFFER_SIZE = 2 ** 30;
+/** Most workers attached to one pool at once. */
+export const MAX_WORKERS = 4096;
+/** Most SendPackets one worker may have in flight. */
+export const MAX_IN_FLIGHT = 2 ** 20;
 /** Most buffers in one pool: header indices must stay Int32. */
 export const MAX_BUFFER_COUNT = 2 ** 24;
 /**
@@ -75,10 +98,13 @@ export interface Layout {
   readonly bufferCount: number;
   readonly batchSize: number;
   readonly maxWorkers: number;
+  readonly maxInFlight: number;
   /** Bytes between the starts of two consecutive buffers. */
   readonly bufferStride: number;
   /** Int32 index of the first worker slot. */
   readonly slotsWord: number;
+  /** Int32 index of slot 0's first send ticket. */
+  readonly ticketsWord: number;
   /** Int32 index of buffer 0's header. */
   readonly headersWord: number;
   /** Byte offset of buffer 0's data. */
@@ -97,18 +123,22 @@ export function computeLayout(
   bufferCount: number,
   batchSize: number,
   maxWorkers: number,
+  maxInFlight: number,
 ): Layout {
   const bufferStride = alignUp(bufferSize, LINE_BYTES);
   const slotsWord = CONTROL_WORDS;
-  const headersWord = slotsWord + maxWorkers * SLOT_WORDS;
+  const ticketsWord = slotsWord + maxWorkers * SLOT_WORDS;
+  const headersWord = alignUp(ticketsWord + maxWorkers * maxInFlight, LINE_WORDS);
   const dataByte = (headersWord + bufferCount * HEADER_WORDS) * 4;
   return {
     bufferSize,
     bufferCount,
     batchSize,
     maxWorkers,
+    maxInFlight,
     bufferStride,
     slotsWord,
+    ticketsWord,
     headersWord,
     dataByte,
     blockBytes: dataByte + bufferCount * bufferStride,

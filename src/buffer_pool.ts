@@ -1,20 +1,26 @@
 /**
  * {@linkcode BufferPool}: fixed-size buffers in one block of memory allocated
- * once, acquired and released with no allocation afterwards.
+ * once, acquired and released with no allocation afterwards, and shared by
+ * workers when the block is a `SharedArrayBuffer`.
  *
  * @module
  */
 
-import { type FreeStack, LocalFreeStack } from "./_free_stack.ts";
+import { type FreeStack, LocalFreeStack, SharedFreeStack } from "./_free_stack.ts";
 import {
   C_BATCH_SIZE,
   C_BUFFER_COUNT,
   C_BUFFER_SIZE,
   C_MAGIC,
+  C_MAX_IN_FLIGHT,
   C_MAX_WORKERS,
+  C_POOL_ID,
   C_VERSION,
+  C_WAIT_SEQ,
+  C_WAITING,
   computeLayout,
   H_NEXT,
+  H_SHARED_REFS,
   HEADER_WORDS,
   type Layout,
   LAYOUT_VERSION,
@@ -22,8 +28,18 @@ import {
   MAX_BLOCK_BYTES,
   MAX_BUFFER_COUNT,
   MAX_BUFFER_SIZE,
+  MAX_IN_FLIGHT,
+  MAX_WORKERS,
+  S_CACHED,
+  S_STAMP,
+  S_STATE,
+  S_TRIM,
+  SLOT_WORDS,
 } from "./_layout.ts";
+import { DetachedError, ReleasedError } from "./errors.ts";
+import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
+import type { SendBatch, SendPacket } from "./send_packet.ts";
 import { WaiterQueue } from "./waiter_queue.ts";
 
 /** Options for {@linkcode BufferPool}. */
@@ -33,11 +49,39 @@ export interface BufferPoolOptions {
   /** How many buffers the pool holds: an integer from 1 to 2^24. */
   bufferCount: number;
   /**
-   * Buffers moved at a time between this worker's cache and the pool's free
-   * stack: an integer from 1 to `bufferCount`. The cache holds up to twice
+   * Buffers moved at a time between a worker's cache and the pool's free
+   * stack: an integer from 1 to `bufferCount`. A cache holds up to twice
    * this many. Defaults to `bufferCount / 16`, clamped to 1..64.
    */
   batchSize?: number;
+  /**
+   * Back the pool with a `SharedArrayBuffer`, so that workers can attach to
+   * it with {@linkcode BufferPool.attach} and pass packets with
+   * {@linkcode Packet.send}. Defaults to false: a plain `ArrayBuffer`, and
+   * no `Atomics` anywhere.
+   */
+  shared?: boolean;
+  /**
+   * Shared pools: how many workers (this one included) may be attached at
+   * once; a detached worker's slot is reused. An integer from 1 to 4096.
+   * Defaults to 16.
+   */
+  maxWorkers?: number;
+  /**
+   * Shared pools: how many sent packets one worker may have in flight, not
+   * yet received. An integer from 1 to 2^20. Defaults to 16384.
+   */
+  maxInFlight?: number;
+}
+
+/**
+ * The plain, structured-cloneable value that lets another worker attach to a
+ * shared pool: `worker.postMessage(pool.handle)`, then
+ * {@linkcode BufferPool.attach} there.
+ */
+export interface BufferPoolHandle {
+  /** The pool's whole block of memory. */
+  readonly block: SharedArrayBuffer;
 }
 
 /** Options for {@linkcode BufferPool.acquire}. */
@@ -54,17 +98,28 @@ export interface BufferPoolStats {
   bufferCount: number;
   /** Buffers moved per refill or spill. */
   batchSize: number;
-  /** Buffers nobody holds: on the free stack or in a cache. */
+  /** Buffers nobody holds: on the free stack or in any worker's cache. */
   free: number;
-  /** Buffers held by a handle or a packet: `bufferCount - free`. */
+  /** Buffers held by a handle, a packet or a packet in flight: `bufferCount - free`. */
   inUse: number;
   /** Free buffers in this worker's cache. */
   cached: number;
-  /** Calls to `acquire` waiting for a buffer. */
+  /** Free buffers in each attached worker's cache, by worker slot; `-1` for a free slot. */
+  cachedByWorker: number[];
+  /** Workers attached to the pool, this one included. */
+  workers: number;
+  /** Calls to `acquire` in this worker waiting for a buffer. */
   waiters: number;
+  /** Workers with at least one `acquire` waiting. */
+  waitingWorkers: number;
 }
 
 const MAX_DEFAULT_BATCH = 64;
+const DEFAULT_MAX_WORKERS = 16;
+const DEFAULT_MAX_IN_FLIGHT = 16384;
+/** Smallest slice of a keepalive timer that never fires in practice. */
+const KEEPALIVE_MS = 2 ** 30;
+const ATTACH = Symbol("attach");
 
 /**
  * A pool of `bufferCount` buffers of `bufferSize` bytes, all in one block of
@@ -75,6 +130,12 @@ const MAX_DEFAULT_BATCH = 64;
  * When the pool is empty, {@linkcode BufferPool.tryAcquire} returns `null`
  * and {@linkcode BufferPool.acquire} waits; waiters are served first come,
  * first served.
+ *
+ * With `shared: true` the block is a `SharedArrayBuffer`: post
+ * {@linkcode BufferPool.handle} to a worker and {@linkcode BufferPool.attach}
+ * it there. Each worker then has its own pool object and cache over the same
+ * memory, and packets move between workers with {@linkcode Packet.send} and
+ * {@linkcode BufferPool.receive}, with no copy.
  *
  * @example Acquire, write, release
  * ```ts
@@ -102,6 +163,19 @@ const MAX_DEFAULT_BATCH = 64;
  * (await next).release();
  * assert.equal(pool.stats().inUse, 0);
  * ```
+ *
+ * @example Sharing a pool with a worker
+ * ```ts ignore
+ * // main.ts
+ * const pool = new BufferPool({ bufferSize: 8192, bufferCount: 1024, shared: true });
+ * const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+ * worker.postMessage(pool.handle);
+ *
+ * // worker.ts
+ * self.onmessage = (event) => {
+ *   const pool = BufferPool.attach(event.data); // its own cache, the same memory
+ * };
+ * ```
  */
 export class BufferPool {
   /** Bytes in each buffer. */
@@ -110,76 +184,145 @@ export class BufferPool {
   readonly bufferCount: number;
   /** Buffers moved at a time between a worker's cache and the free stack. */
   readonly batchSize: number;
+  /** Whether the pool's memory is a `SharedArrayBuffer` that workers can attach to. */
+  readonly shared: boolean;
 
   readonly #layout: Layout;
-  readonly #block: ArrayBuffer;
+  readonly #block: ArrayBuffer | SharedArrayBuffer;
   readonly #words: Int32Array;
   readonly #free: FreeStack;
-  /** This worker's handle for each buffer, made on first acquire. */
+  readonly #poolId: number;
+  /** Int32 index of this worker's slot. */
+  readonly #slot: number;
+  /** This worker's handle for each buffer, made on first use. */
   readonly #handles: (PooledBuffer | undefined)[];
   /** This worker's free buffers, a stack; the top is the next acquired. */
   readonly #cache: PooledBuffer[];
   #cached = 0;
-  readonly #waiters: WaiterQueue<PooledBuffer> = new WaiterQueue();
+  readonly #waiters: WaiterQueue<PooledBuffer>;
+  #detached = false;
+  // Shared pools only: cross-worker waiting and send tickets.
+  /** Bumped to invalidate a pending waitAsync registration. */
+  #waitToken = 0;
+  #registered = false;
+  #keepalive: ReturnType<typeof setTimeout> | undefined = undefined;
+  /**
+   * Freed buffers bypass the cache for the free stack: another worker waits
+   * for buffers, or this one detached. A plain field, so the release path
+   * reads no shared word until someone actually waits.
+   */
+  #handoff = false;
+  #ticketCursor = 0;
+  #sendMark = 0;
 
   /**
    * Allocates the pool's whole block of memory.
    *
-   * @param options Sizes of the pool.
+   * @param options Sizes of the pool, and whether workers share it.
    * @throws {RangeError} If a size is not an integer in its range, or the
    * block would be larger than one ArrayBuffer may be.
    */
   constructor(options: BufferPoolOptions) {
-    const { bufferSize, bufferCount } = options;
-    checkSize("bufferSize", bufferSize, 1, MAX_BUFFER_SIZE);
-    checkSize("bufferCount", bufferCount, 1, MAX_BUFFER_COUNT);
-    const batchSize = options.batchSize ??
-      Math.max(1, Math.min(MAX_DEFAULT_BATCH, Math.floor(bufferCount / 16)));
-    checkSize("batchSize", batchSize, 1, bufferCount, "bufferCount");
-
-    const layout = computeLayout(bufferSize, bufferCount, batchSize, 1);
-    if (layout.blockBytes > MAX_BLOCK_BYTES) {
-      throw new RangeError(
-        `Cannot create buffer pool: ${bufferCount} buffers of ${bufferSize} bytes need a ${layout.blockBytes}-byte block, over the limit of ${MAX_BLOCK_BYTES} bytes`,
+    const attachTo = (options as { [ATTACH]?: SharedArrayBuffer })[ATTACH];
+    let block: ArrayBuffer | SharedArrayBuffer;
+    if (attachTo !== undefined) {
+      block = attachTo;
+      const control = new Int32Array(block, 0, 8);
+      this.#layout = computeLayout(
+        control[C_BUFFER_SIZE]!,
+        control[C_BUFFER_COUNT]!,
+        control[C_BATCH_SIZE]!,
+        control[C_MAX_WORKERS]!,
+        control[C_MAX_IN_FLIGHT]!,
       );
+    } else {
+      const shared = options.shared ?? false;
+      const { bufferSize, bufferCount } = options;
+      checkSize("bufferSize", bufferSize, 1, MAX_BUFFER_SIZE);
+      checkSize("bufferCount", bufferCount, 1, MAX_BUFFER_COUNT);
+      const batchSize = options.batchSize ??
+        Math.max(1, Math.min(MAX_DEFAULT_BATCH, Math.floor(bufferCount / 16)));
+      checkSize("batchSize", batchSize, 1, bufferCount, "bufferCount");
+      const maxWorkers = shared ? options.maxWorkers ?? DEFAULT_MAX_WORKERS : 1;
+      checkSize("maxWorkers", maxWorkers, 1, MAX_WORKERS);
+      const maxInFlight = shared ? options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT : 0;
+      if (shared) checkSize("maxInFlight", maxInFlight, 1, MAX_IN_FLIGHT);
+      this.#layout = computeLayout(bufferSize, bufferCount, batchSize, maxWorkers, maxInFlight);
+      block = allocate(this.#layout.blockBytes, bufferCount, bufferSize, shared);
     }
-    let block: ArrayBuffer;
-    try {
-      block = new ArrayBuffer(layout.blockBytes);
-    } catch (cause) {
-      throw new RangeError(
-        `Cannot create buffer pool: allocating ${layout.blockBytes} bytes failed`,
-        { cause },
-      );
-    }
-
-    this.bufferSize = bufferSize;
-    this.bufferCount = bufferCount;
-    this.batchSize = batchSize;
-    this.#layout = layout;
+    const layout = this.#layout;
+    this.bufferSize = layout.bufferSize;
+    this.bufferCount = layout.bufferCount;
+    this.batchSize = layout.batchSize;
+    this.shared = block instanceof SharedArrayBuffer;
     this.#block = block;
     this.#words = new Int32Array(block, 0, layout.dataByte / 4);
-    this.#free = new LocalFreeStack(this.#words, layout.headersWord);
-    this.#handles = new Array(bufferCount);
-    this.#cache = new Array(2 * batchSize);
+    this.#free = this.shared
+      ? new SharedFreeStack(this.#words, layout.headersWord)
+      : new LocalFreeStack(this.#words, layout.headersWord);
+    this.#handles = new Array(layout.bufferCount);
+    this.#cache = new Array(2 * layout.batchSize);
+    this.#waiters = new WaiterQueue(() => this.#afterLastWaiter());
 
     const words = this.#words;
-    words[C_MAGIC] = MAGIC;
-    words[C_VERSION] = LAYOUT_VERSION;
-    words[C_BUFFER_SIZE] = bufferSize;
-    words[C_BUFFER_COUNT] = bufferCount;
-    words[C_BATCH_SIZE] = batchSize;
-    words[C_MAX_WORKERS] = 1;
-    // Push the highest batch first so that buffer 0 heads the top batch.
-    const last = Math.ceil(bufferCount / batchSize) - 1;
-    for (let b = last; b >= 0; b--) {
-      const head = b * batchSize;
-      const length = Math.min(batchSize, bufferCount - head);
-      for (let i = head; i < head + length - 1; i++) {
-        words[this.#header(i) + H_NEXT] = i + 1;
-      }
-      this.#free.push(head, length);
+    if (attachTo === undefined) {
+      this.#poolId = (Math.random() * 0x7fffffff) | 1;
+      words[C_MAGIC] = MAGIC;
+      words[C_VERSION] = LAYOUT_VERSION;
+      words[C_BUFFER_SIZE] = layout.bufferSize;
+      words[C_BUFFER_COUNT] = layout.bufferCount;
+      words[C_BATCH_SIZE] = layout.batchSize;
+      words[C_MAX_WORKERS] = layout.maxWorkers;
+      words[C_MAX_IN_FLIGHT] = layout.maxInFlight;
+      words[C_POOL_ID] = this.#poolId;
+      this.#buildFreeStack();
+      words[layout.slotsWord + S_STATE] = 1;
+      this.#slot = layout.slotsWord;
+    } else {
+      this.#poolId = words[C_POOL_ID]!;
+      this.#slot = this.#claimSlot();
     }
+    if (this.shared) this.#armTrim();
+  }
+
+  /**
+   * Attaches this worker to a shared pool created in another worker (or in
+   * this one): a new pool object over the same memory, with its own cache.
+   *
+   * @param handle The pool's {@linkcode BufferPool.handle}, as posted to this worker.
+   * @returns This worker's pool object; {@linkcode BufferPool.detach} it when done.
+   * @throws {TypeError} If the handle is not a bab pool's.
+   * @throws {RangeError} If every worker slot is taken.
+   */
+  static attach(handle: BufferPoolHandle): BufferPool {
+    const block = handle?.block;
+    if (!(block instanceof SharedArrayBuffer) || block.byteLength < 64) {
+      throw new TypeError(
+        "Cannot attach to buffer pool: the handle holds no SharedArrayBuffer; pass pool.handle of a pool created with shared: true",
+      );
+    }
+    const control = new Int32Array(block, 0, 2);
+    if (control[C_MAGIC] !== MAGIC || control[C_VERSION] !== LAYOUT_VERSION) {
+      throw new TypeError(
+        `Cannot attach to buffer pool: the block is not a bab pool of layout version ${LAYOUT_VERSION}`,
+      );
+    }
+    const options = { bufferSize: 0, bufferCount: 0, [ATTACH]: block };
+    return new BufferPool(options);
+  }
+
+  /**
+   * The value to post to a worker so it can {@linkcode BufferPool.attach}.
+   *
+   * @throws {TypeError} If the pool was not created with `shared: true`.
+   */
+  get handle(): BufferPoolHandle {
+    if (!(this.#block instanceof SharedArrayBuffer)) {
+      throw new TypeError(
+        "Cannot share buffer pool: it was created without shared: true, so its memory is not shared",
+      );
+    }
+    return { block: this.#block };
   }
 
   /**
@@ -187,10 +330,15 @@ export class BufferPool {
    *
    * @returns The buffer's handle, holding one reference, or `null` when the
    * pool is empty.
+   * @throws {DetachedError} If this worker detached from the pool.
    */
   tryAcquire(): PooledBuffer | null {
-    if (this.#cached === 0 && !this.#refill()) return null;
+    if (this.#cached === 0) {
+      if (this.#detached) throw this.#detachedError("acquire");
+      if (!this.#refill()) return null;
+    }
     const buffer = this.#cache[--this.#cached]!;
+    this.#words[this.#slot + S_CACHED] = this.#cached;
     buffer._held = true;
     buffer._refs = 1;
     return buffer;
@@ -198,27 +346,93 @@ export class BufferPool {
 
   /**
    * Acquires a buffer, waiting for one to be released if the pool is empty.
-   * Waiters are served in the order they called.
+   * Waiters in one worker are served in the order they called; a buffer
+   * released in any worker can serve a waiter in any other.
    *
    * @param options An optional `signal` to give up the wait.
    * @returns The buffer's handle, holding one reference.
    * @throws The signal's reason, if it aborts before a buffer is handed over.
+   * @throws {DetachedError} If this worker detached from the pool.
    */
   acquire(options?: AcquireOptions): Promise<PooledBuffer> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const buffer = this.tryAcquire();
-    if (buffer !== null) return Promise.resolve(buffer);
-    return this.#waiters.wait(signal);
+    if (this.#waiters.size === 0) {
+      const buffer = this.tryAcquire();
+      if (buffer !== null) return Promise.resolve(buffer);
+    } else if (this.#detached) {
+      return Promise.reject(this.#detachedError("acquire"));
+    }
+    const waiting = this.#waiters.wait(signal);
+    if (this.shared && !this.#registered) this.#startWaiting();
+    return waiting;
   }
 
   /**
-   * Counts the pool's buffers now.
+   * Turns a {@linkcode SendPacket} from any worker into a packet in this one,
+   * on the same memory. Each SendPacket can be received once.
+   *
+   * @param sent The value {@linkcode Packet.send} returned, as posted here.
+   * @returns A packet holding its own reference.
+   * @throws {ReleasedError} If the SendPacket was already received.
+   * @throws {TypeError} If it belongs to another pool, or this pool is not shared.
+   * @throws {DetachedError} If this worker detached from the pool.
+   */
+  receive(sent: SendPacket): Packet {
+    const { index, offset, length } = sent;
+    this.#checkRegion(index, offset, length);
+    this.#takeTicket(sent, index);
+    const buffer = this.#handle(index);
+    buffer._refs++;
+    buffer._units++;
+    return new Packet(buffer, offset, length);
+  }
+
+  /**
+   * Gives this worker's cached buffers back to the shared pool and frees its
+   * worker slot for another worker. Buffers and packets still held here stay
+   * valid; each goes straight back to the shared pool when released.
+   * Acquiring through this object afterwards throws.
+   *
+   * @throws {TypeError} If the pool is not shared.
+   */
+  detach(): void {
+    if (!this.shared) {
+      throw new TypeError("Cannot detach from buffer pool: it is not shared");
+    }
+    if (this.#detached) return;
+    this.#detached = true;
+    this.#handoff = true;
+    this.#spillAll();
+    this.#waiters.rejectAll(this.#detachedError("acquire"));
+    this.#afterLastWaiter();
+    const words = this.#words;
+    // Wake this worker's trim listener so it does not outlive the slot.
+    Atomics.add(words, this.#slot + S_TRIM, 1);
+    Atomics.notify(words, this.#slot + S_TRIM);
+    Atomics.store(words, this.#slot + S_STATE, 0);
+  }
+
+  /**
+   * Counts the pool's buffers now. In a shared pool the counts of other
+   * workers' caches are read as they are this instant.
    *
    * @returns A new snapshot object.
    */
   stats(): BufferPoolStats {
-    const free = this.#free.count() + this.#cached;
+    const { slotsWord, maxWorkers } = this.#layout;
+    const words = this.#words;
+    const cachedByWorker: number[] = [];
+    let free = this.#free.count();
+    let workers = 0;
+    for (let i = 0; i < maxWorkers; i++) {
+      const slot = slotsWord + i * SLOT_WORDS;
+      const cached = slot === this.#slot ? this.#cached : Atomics.load(words, slot + S_CACHED);
+      free += cached;
+      const attached = Atomics.load(words, slot + S_STATE) === 1;
+      if (attached) workers++;
+      cachedByWorker.push(attached ? cached : -1);
+    }
     return {
       bufferSize: this.bufferSize,
       bufferCount: this.bufferCount,
@@ -226,23 +440,178 @@ export class BufferPool {
       free,
       inUse: this.bufferCount - free,
       cached: this.#cached,
+      cachedByWorker,
+      workers,
       waiters: this.#waiters.size,
+      waitingWorkers: Atomics.load(words, C_WAITING),
     };
   }
 
   /**
+   * Hands packets to another worker in one go: a {@linkcode SendBatch} is a
+   * small object around one `Int32Array`, so posting a thousand packets costs
+   * about what posting one does. Each packet counts as released afterwards.
+   *
+   * @param packets Live packets of this pool; the array itself is not kept.
+   * @returns The batch, to be received once with {@linkcode BufferPool.receiveBatch}.
+   * @throws {TypeError} If the pool is not shared or a packet is from another pool.
+   * @throws {ReleasedError} If a packet was released; no packet is sent then.
+   * @throws {RangeError} If this worker already has `maxInFlight` sends in flight.
+   */
+  sendBatch(packets: readonly Packet[]): SendBatch {
+    this.#checkCanSend();
+    // Check everything before changing anything, duplicates included.
+    const mark = ++this.#sendMark;
+    for (const packet of packets) {
+      if (packet._buffer().pool !== this) {
+        throw new TypeError("Cannot send packets: one belongs to another pool object");
+      }
+      if (packet._mark === mark) {
+        throw new TypeError("Cannot send packets: the same packet is in the batch twice");
+      }
+      packet._mark = mark;
+    }
+    const ticket = this.#claimTicket();
+    const regions = new Int32Array(packets.length * 3);
+    let run: PooledBuffer | undefined = undefined;
+    let runLength = 0;
+    for (let i = 0; i < packets.length; i++) {
+      const packet = packets[i]!;
+      const buffer = packet._buffer();
+      regions[3 * i] = buffer.index;
+      regions[3 * i + 1] = packet._offset();
+      regions[3 * i + 2] = packet.length;
+      packet._forget();
+      if (buffer !== run) {
+        if (run !== undefined) this.#moveRefs(run, runLength);
+        run = buffer;
+        runLength = 0;
+      }
+      runLength++;
+    }
+    if (run !== undefined) this.#moveRefs(run, runLength);
+    const stamp = this.#publishTicket(ticket);
+    return { pool: this.#poolId, ticket, stamp, regions };
+  }
+
+  /**
+   * Turns a {@linkcode SendBatch} from any worker into packets in this one,
+   * on the same memory, in the order they were sent. Each batch can be
+   * received once.
+   *
+   * @param batch The value {@linkcode BufferPool.sendBatch} returned, as posted here.
+   * @returns A new array of packets, each holding its own reference.
+   * @throws {ReleasedError} If the batch was already received.
+   * @throws {TypeError} If it belongs to another pool, or this pool is not shared.
+   * @throws {DetachedError} If this worker detached from the pool.
+   */
+  receiveBatch(batch: SendBatch): Packet[] {
+    const { regions } = batch;
+    const count = regions.length / 3;
+    if (!(regions instanceof Int32Array) || !Number.isInteger(count)) {
+      throw new TypeError("Cannot receive batch: its regions are not triples in an Int32Array");
+    }
+    for (let i = 0; i < regions.length; i += 3) {
+      this.#checkRegion(regions[i]!, regions[i + 1]!, regions[i + 2]!);
+    }
+    this.#takeTicket(batch, -1);
+    const packets: Packet[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const buffer = this.#handle(regions[3 * i]!);
+      buffer._refs++;
+      buffer._units++;
+      packets[i] = new Packet(buffer, regions[3 * i + 1]!, regions[3 * i + 2]!);
+    }
+    return packets;
+  }
+
+  /**
+   * @ignore Makes a SendPacket of a packet's region, moving one of this
+   * worker's references to it.
+   */
+  _send(buffer: PooledBuffer, offset: number, length: number): SendPacket {
+    this.#checkCanSend();
+    const ticket = this.#claimTicket();
+    this.#moveRefs(buffer, 1);
+    const stamp = this.#publishTicket(ticket);
+    return { pool: this.#poolId, index: buffer.index, offset, length, ticket, stamp };
+  }
+
+  #checkCanSend(): void {
+    if (!this.shared) {
+      throw new TypeError(
+        "Cannot send packet: its pool was created without shared: true, so no other worker can see it",
+      );
+    }
+  }
+
+  /**
+   * Moves `n` of this worker's references to a buffer into flight: the
+   * shared count gains the travelling units, and this worker's own unit
+   * leaves with them when no local reference remains.
+   */
+  #moveRefs(buffer: PooledBuffer, n: number): void {
+    const words = this.#words;
+    const refs = this.#header(buffer.index) + H_SHARED_REFS;
+    if (buffer._units === 0) {
+      // Exclusive until now, so nobody else reads the count yet.
+      if (buffer._refs === n) {
+        Atomics.store(words, refs, n);
+      } else {
+        Atomics.store(words, refs, n + 1);
+        buffer._units = 1;
+      }
+    } else if (buffer._refs === n) {
+      const delta = n - buffer._units;
+      if (delta !== 0) Atomics.add(words, refs, delta);
+      buffer._units = 0;
+    } else {
+      Atomics.add(words, refs, n);
+    }
+    buffer._refs -= n;
+  }
+
+  /**
    * @ignore Called when the last reference to a buffer in this worker is
-   * dropped: the oldest waiter gets it, or else the cache does.
+   * dropped: the buffer is free once no other worker holds it, and goes to
+   * the oldest waiter here, or to another worker that waits, or the cache.
    */
   _recycle(buffer: PooledBuffer): void {
+    const units = buffer._units;
+    if (units !== 0) {
+      buffer._units = 0;
+      const refs = this.#header(buffer.index) + H_SHARED_REFS;
+      if (Atomics.sub(this.#words, refs, units) !== units) return;
+    }
     if (this.#waiters.size !== 0) {
       buffer._held = true;
       buffer._refs = 1;
       this.#waiters.grant(buffer);
+      this.#afterLastWaiter();
       return;
     }
+    if (this.#handoff && this.#handOff(buffer)) return;
     this.#cache[this.#cached++] = buffer;
     if (this.#cached === this.#cache.length) this.#spill();
+    else this.#words[this.#slot + S_CACHED] = this.#cached;
+  }
+
+  /** Gives a freed buffer to the free stack while hand-off lasts; false once it is over. */
+  #handOff(buffer: PooledBuffer): boolean {
+    if (this.#detached) {
+      // The slot may have a new owner: no cache, no published count.
+      this.#free.push(buffer.index, 1);
+      this.#wakeWaiters();
+      return true;
+    }
+    if (Atomics.load(this.#words, C_WAITING) !== 0) {
+      this.#cache[this.#cached++] = buffer;
+      this.#spillAll();
+      return true;
+    }
+    this.#handoff = false;
+    this.#armTrim();
+    return false;
   }
 
   #header(index: number): number {
@@ -253,14 +622,36 @@ export class BufferPool {
     let handle = this.#handles[index];
     if (handle === undefined) {
       const { dataByte, bufferStride, bufferSize } = this.#layout;
-      const view = new Uint8Array(
-        this.#block,
-        dataByte + index * bufferStride,
-        bufferSize,
-      );
+      const view = new Uint8Array(this.#block, dataByte + index * bufferStride, bufferSize);
       handle = this.#handles[index] = new PooledBuffer(this, index, view);
     }
     return handle;
+  }
+
+  #buildFreeStack(): void {
+    const { bufferCount, batchSize } = this.#layout;
+    const words = this.#words;
+    // Push the highest batch first so that buffer 0 heads the top batch.
+    for (let b = Math.ceil(bufferCount / batchSize) - 1; b >= 0; b--) {
+      const head = b * batchSize;
+      const length = Math.min(batchSize, bufferCount - head);
+      for (let i = head; i < head + length - 1; i++) words[this.#header(i) + H_NEXT] = i + 1;
+      this.#free.push(head, length);
+    }
+  }
+
+  #claimSlot(): number {
+    const { slotsWord, maxWorkers } = this.#layout;
+    for (let i = 0; i < maxWorkers; i++) {
+      const slot = slotsWord + i * SLOT_WORDS;
+      if (Atomics.compareExchange(this.#words, slot + S_STATE, 0, 1) === 0) {
+        Atomics.store(this.#words, slot + S_CACHED, 0);
+        return slot;
+      }
+    }
+    throw new RangeError(
+      `Cannot attach to buffer pool: all ${maxWorkers} worker slots are taken; detach a worker or create the pool with a larger maxWorkers`,
+    );
   }
 
   /** Takes one batch from the free stack into the empty cache. */
@@ -280,15 +671,221 @@ export class BufferPool {
 
   /** Moves the top batch of the full cache to the free stack. */
   #spill(): void {
+    this.#pushTop(this.batchSize);
+  }
+
+  /** Moves the whole cache to the free stack and wakes waiting workers. */
+  #spillAll(): void {
+    if (this.#cached !== 0) this.#pushTop(this.#cached);
+    this.#wakeWaiters();
+  }
+
+  #pushTop(count: number): void {
     const words = this.#words;
-    const top = this.#cached;
-    const bottom = top - this.batchSize;
     const cache = this.#cache;
+    const top = this.#cached;
+    const bottom = top - count;
     for (let i = bottom; i < top - 1; i++) {
       words[this.#header(cache[i]!.index) + H_NEXT] = cache[i + 1]!.index;
     }
-    this.#free.push(cache[bottom]!.index, this.batchSize);
+    this.#free.push(cache[bottom]!.index, count);
     this.#cached = bottom;
+    words[this.#slot + S_CACHED] = bottom;
+  }
+
+  #wakeWaiters(): void {
+    if (this.shared && Atomics.load(this.#words, C_WAITING) !== 0) {
+      Atomics.add(this.#words, C_WAIT_SEQ, 1);
+      Atomics.notify(this.#words, C_WAIT_SEQ);
+    }
+  }
+
+  // -- Waiting across workers (shared pools) --
+  // A worker with waiters holds one registration: it counts itself in
+  // C_WAITING, asks the other workers to give back their cached buffers, and
+  // waits on C_WAIT_SEQ, which every push of free buffers bumps while anyone
+  // waits. Its other waiters queue locally, in order.
+
+  #startWaiting(): void {
+    this.#registered = true;
+    Atomics.add(this.#words, C_WAITING, 1);
+    // Keep the event loop alive: a pending waitAsync alone does not.
+    this.#keepalive = setTimeout(() => {}, KEEPALIVE_MS);
+    this.#requestTrim();
+    this.#pump(++this.#waitToken);
+  }
+
+  #stopWaiting(): void {
+    this.#registered = false;
+    this.#waitToken++;
+    Atomics.sub(this.#words, C_WAITING, 1);
+    clearTimeout(this.#keepalive);
+    this.#keepalive = undefined;
+  }
+
+  /** Serves local waiters from the free stack, then sleeps until more is pushed. */
+  #pump(token: number): void {
+    if (token !== this.#waitToken) return;
+    const words = this.#words;
+    for (;;) {
+      const seq = Atomics.load(words, C_WAIT_SEQ);
+      while (this.#waiters.size !== 0 && (this.#cached !== 0 || this.#refill())) {
+        const buffer = this.#cache[--this.#cached]!;
+        buffer._held = true;
+        buffer._refs = 1;
+        this.#waiters.grant(buffer);
+      }
+      words[this.#slot + S_CACHED] = this.#cached;
+      if (this.#waiters.size === 0) {
+        this.#stopWaiting();
+        // Surplus from the last batch may be what another worker waits for.
+        if (this.#cached !== 0 && Atomics.load(words, C_WAITING) !== 0) this.#spillAll();
+        return;
+      }
+      const result = Atomics.waitAsync(words, C_WAIT_SEQ, seq);
+      if (result.async) {
+        result.value.then(() => this.#pump(token));
+        return;
+      }
+    }
+  }
+
+  /** Ends the registration once no local waiter is left (served here or aborted). */
+  #afterLastWaiter(): void {
+    if (this.#registered && this.#waiters.size === 0) {
+      this.#stopWaiting();
+      // Resolve our now useless waitAsync rather than leave it pending.
+      Atomics.add(this.#words, C_WAIT_SEQ, 1);
+      Atomics.notify(this.#words, C_WAIT_SEQ);
+    }
+  }
+
+  /** Asks every other attached worker to give back its cached buffers. */
+  #requestTrim(): void {
+    const { slotsWord, maxWorkers } = this.#layout;
+    const words = this.#words;
+    for (let i = 0; i < maxWorkers; i++) {
+      const slot = slotsWord + i * SLOT_WORDS;
+      if (slot === this.#slot || Atomics.load(words, slot + S_STATE) !== 1) continue;
+      if (Atomics.load(words, slot + S_CACHED) === 0) continue;
+      Atomics.add(words, slot + S_TRIM, 1);
+      Atomics.notify(words, slot + S_TRIM);
+    }
+  }
+
+  /**
+   * Listens for a trim request, so that an idle worker's cache cannot starve
+   * a waiter elsewhere: on one, the cache goes to the free stack and hand-off
+   * starts, until nobody waits. No keepalive: an idle worker that would exit
+   * anyway need not stay for this.
+   */
+  #armTrim(): void {
+    const words = this.#words;
+    const at = this.#slot + S_TRIM;
+    const result = Atomics.waitAsync(words, at, Atomics.load(words, at));
+    const onTrim = () => {
+      if (this.#detached) return;
+      if (Atomics.load(words, C_WAITING) !== 0 && this.#waiters.size === 0) {
+        this.#handoff = true;
+        this.#spillAll();
+      } else {
+        this.#armTrim();
+      }
+    };
+    if (result.async) result.value.then(onTrim);
+    else onTrim();
+  }
+
+  /** Finds a free send ticket of this worker's; it is not taken until published. */
+  #claimTicket(): number {
+    const { maxInFlight, ticketsWord, slotsWord } = this.#layout;
+    const words = this.#words;
+    const first = ((this.#slot - slotsWord) / SLOT_WORDS) * maxInFlight;
+    for (let tried = 0; tried < maxInFlight; tried++) {
+      const ticket = first + this.#ticketCursor;
+      this.#ticketCursor = this.#ticketCursor + 1 === maxInFlight ? 0 : this.#ticketCursor + 1;
+      if (Atomics.load(words, ticketsWord + ticket) === 0) return ticket;
+    }
+    throw new RangeError(
+      `Cannot send packet: this worker already has ${maxInFlight} sends in flight (maxInFlight); receive some first or create the pool with a larger maxInFlight`,
+    );
+  }
+
+  /**
+   * Marks a ticket in flight with a fresh stamp. The store also publishes
+   * every write made before it to the worker whose receive swaps it back.
+   */
+  #publishTicket(ticket: number): number {
+    const words = this.#words;
+    // Stamps keep counting across the slot's owners, so a stale send never matches.
+    let stamp = (words[this.#slot + S_STAMP]! + 1) & 0x7fffffff;
+    if (stamp === 0) stamp = 1;
+    words[this.#slot + S_STAMP] = stamp;
+    Atomics.store(words, this.#layout.ticketsWord + ticket, stamp);
+    return stamp;
+  }
+
+  /** Checks that a sent region lies within this pool. */
+  #checkRegion(index: number, offset: number, length: number): void {
+    const { bufferCount, bufferSize } = this.#layout;
+    if (
+      index >>> 0 !== index || index >= bufferCount || offset >>> 0 !== offset ||
+      length >>> 0 !== length || offset + length > bufferSize
+    ) {
+      throw new TypeError(
+        `Cannot receive packet: buffer ${index} at [${offset}, ${
+          offset + length
+        }) is outside this pool of ${bufferCount} buffers of ${bufferSize} bytes`,
+      );
+    }
+  }
+
+  /**
+   * Takes a send's ticket back: exactly one receive anywhere succeeds.
+   * `index` names the packet's buffer for messages; -1 for a batch.
+   */
+  #takeTicket(sent: { pool: number; ticket: number; stamp: number }, index: number): void {
+    if (this.#detached) throw this.#detachedError("receive");
+    const what = index < 0 ? "batch" : `packet of buffer ${index}`;
+    if (!this.shared || sent.pool !== this.#poolId) {
+      throw new TypeError(
+        `Cannot receive ${what}: it was sent from pool ${sent.pool}, and this is ${
+          this.shared ? `pool ${this.#poolId}` : "a pool that is not shared"
+        }`,
+      );
+    }
+    const { ticket, stamp } = sent;
+    const { maxWorkers, maxInFlight, ticketsWord } = this.#layout;
+    if (
+      ticket >>> 0 !== ticket || ticket >= maxWorkers * maxInFlight ||
+      Atomics.compareExchange(this.#words, ticketsWord + ticket, stamp, 0) !== stamp
+    ) {
+      throw new ReleasedError(`Cannot receive ${what}: it was already received`);
+    }
+  }
+
+  #detachedError(action: string): DetachedError {
+    return new DetachedError(
+      `Cannot ${action} through this pool object: this worker detached from the pool; attach again with BufferPool.attach()`,
+    );
+  }
+}
+
+function allocate(
+  bytes: number,
+  bufferCount: number,
+  bufferSize: number,
+  shared: boolean,
+): ArrayBuffer | SharedArrayBuffer {
+  if (bytes > MAX_BLOCK_BYTES) {
+    throw new RangeError(
+      `Cannot create buffer pool: ${bufferCount} buffers of ${bufferSize} bytes need a ${bytes}-byte block, over the limit of ${MAX_BLOCK_BYTES} bytes`,
+    );
+  }
+  try {
+    return shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+  } catch (cause) {
+    throw new RangeError(`Cannot create buffer pool: allocating ${bytes} bytes failed`, { cause });
   }
 }
 

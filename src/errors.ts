@@ -34,3 +34,31 @@ export class ReleasedError extends Error {
     this.name = "ReleasedError";
   }
 }
+
+/**
+ * Thrown when a pool object is used after {@linkcode BufferPool.detach}: the
+ * worker gave its slot back, so it can no longer acquire or receive through
+ * that object. Buffers and packets it still holds stay valid.
+ *
+ * @example Using a detached pool
+ * ```ts
+ * import { BufferPool, DetachedError } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 64, bufferCount: 4, shared: true });
+ * const worker = BufferPool.attach(pool.handle);
+ * worker.detach();
+ * assert.throws(() => worker.tryAcquire(), DetachedError);
+ * ```
+ */
+export class DetachedError extends Error {
+  /**
+   * Makes the error.
+   *
+   * @param message What was attempted through the detached pool object.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "DetachedError";
+  }
+}

@@ -5,6 +5,7 @@
  */
 
 import type { PooledBuffer } from "./pooled_buffer.ts";
+import type { SendPacket } from "./send_packet.ts";
 import { checkRange } from "./_range.ts";
 import { ReleasedError } from "./errors.ts";
 
@@ -42,6 +43,8 @@ export class Packet {
   readonly #offset: number;
   readonly #length: number;
   #bytes: Uint8Array | undefined = undefined;
+  /** @ignore Set by BufferPool.sendBatch to catch a packet listed twice. */
+  _mark = 0;
 
   /**
    * @ignore Made by {@linkcode PooledBuffer.toPacket} and friends, which take
@@ -127,6 +130,42 @@ export class Packet {
     this.#buffer = null;
     this.#bytes = undefined;
     if (--buffer._refs === 0) buffer.pool._recycle(buffer);
+  }
+
+  /**
+   * Turns this packet into a {@linkcode SendPacket} for another worker: plain
+   * data to post, which {@linkcode BufferPool.receive} there turns back into
+   * a packet on the same memory. This packet counts as released afterwards;
+   * its reference travels with the SendPacket.
+   *
+   * @returns The SendPacket, to be received exactly once.
+   * @throws {TypeError} If the pool is not shared.
+   * @throws {RangeError} If this worker already has `maxInFlight` packets in flight.
+   * @throws {ReleasedError} If the packet was released.
+   */
+  send(): SendPacket {
+    const buffer = this.#buffer;
+    if (buffer === null) throw released("send");
+    const sent = buffer.pool._send(buffer, this.#offset, this.#length);
+    this._forget();
+    return sent;
+  }
+
+  /** @ignore The packet's buffer handle; throws if released. */
+  _buffer(): PooledBuffer {
+    if (this.#buffer === null) throw released("send");
+    return this.#buffer;
+  }
+
+  /** @ignore The packet's offset in its buffer. */
+  _offset(): number {
+    return this.#offset;
+  }
+
+  /** @ignore Marks the packet released without touching counts: its reference moved. */
+  _forget(): void {
+    this.#buffer = null;
+    this.#bytes = undefined;
   }
 
   /** Releases the packet if it is still live, so `using` can own it. */

@@ -41,6 +41,8 @@ export class PooledBuffer {
   readonly _view: Uint8Array;
   /** @ignore References held in this worker: the acquirer's and its packets'. */
   _refs = 0;
+  /** @ignore Units of the shared count this worker holds (shared pools). */
+  _units = 0;
   /** @ignore Whether the acquirer's own reference is live. */
   _held = false;
 

@@ -16,6 +16,12 @@ export class WaiterQueue<T> {
   #head: Waiter<T> | null = null;
   #tail: Waiter<T> | null = null;
   #size = 0;
+  readonly #onAbort: () => void;
+
+  /** @param onAbort Called after an aborted waiter has left the queue. */
+  constructor(onAbort: () => void = () => {}) {
+    this.#onAbort = onAbort;
+  }
 
   /** How many waiters are queued. */
   get size(): number {
@@ -41,6 +47,7 @@ export class WaiterQueue<T> {
         waiter.onAbort = () => {
           this.#unlink(waiter);
           reject(signal.reason);
+          this.#onAbort();
         };
         signal.addEventListener("abort", waiter.onAbort, { once: true });
       }
@@ -61,6 +68,18 @@ export class WaiterQueue<T> {
     }
     waiter.resolve(value);
     return true;
+  }
+
+  /** Rejects every waiter with `reason`, oldest first, and empties the queue. */
+  rejectAll(reason: unknown): void {
+    while (this.#head !== null) {
+      const waiter = this.#head;
+      this.#unlink(waiter);
+      if (waiter.onAbort !== undefined) {
+        waiter.signal!.removeEventListener("abort", waiter.onAbort);
+      }
+      waiter.reject(reason);
+    }
   }
 
   #unlink(waiter: Waiter<T>): void {
