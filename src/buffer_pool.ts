@@ -357,11 +357,10 @@ export class BufferPool {
   acquire(options?: AcquireOptions): Promise<PooledBuffer> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#detached) return Promise.reject(this.#detachedError("acquire"));
     if (this.#waiters.size === 0) {
       const buffer = this.tryAcquire();
       if (buffer !== null) return Promise.resolve(buffer);
-    } else if (this.#detached) {
-      return Promise.reject(this.#detachedError("acquire"));
     }
     const waiting = this.#waiters.wait(signal);
     if (this.shared && !this.#registered) this.#startWaiting();
@@ -427,7 +426,8 @@ export class BufferPool {
     let workers = 0;
     for (let i = 0; i < maxWorkers; i++) {
       const slot = slotsWord + i * SLOT_WORDS;
-      const cached = slot === this.#slot ? this.#cached : Atomics.load(words, slot + S_CACHED);
+      const mine = slot === this.#slot && !this.#detached;
+      const cached = mine ? this.#cached : Atomics.load(words, slot + S_CACHED);
       free += cached;
       const attached = Atomics.load(words, slot + S_STATE) === 1;
       if (attached) workers++;
@@ -857,7 +857,8 @@ export class BufferPool {
     const { ticket, stamp } = sent;
     const { maxWorkers, maxInFlight, ticketsWord } = this.#layout;
     if (
-      ticket >>> 0 !== ticket || ticket >= maxWorkers * maxInFlight ||
+      // A free ticket holds 0, which no send ever stamps.
+      stamp === 0 || ticket >>> 0 !== ticket || ticket >= maxWorkers * maxInFlight ||
       Atomics.compareExchange(this.#words, ticketsWord + ticket, stamp, 0) !== stamp
     ) {
       throw new ReleasedError(`Cannot receive ${what}: it was already received`);
