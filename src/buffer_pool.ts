@@ -212,6 +212,7 @@ export class BufferPool {
    * reads no shared word until someone actually waits.
    */
   #handoff = false;
+  #trimArmed = false;
   #ticketCursor = 0;
   #sendMark = 0;
 
@@ -677,7 +678,7 @@ export class BufferPool {
   /** Moves the whole cache to the free stack and wakes waiting workers. */
   #spillAll(): void {
     if (this.#cached !== 0) this.#pushTop(this.#cached);
-    this.#wakeWaiters();
+    else this.#wakeWaiters();
   }
 
   #pushTop(count: number): void {
@@ -691,6 +692,7 @@ export class BufferPool {
     this.#free.push(cache[bottom]!.index, count);
     this.#cached = bottom;
     words[this.#slot + S_CACHED] = bottom;
+    this.#wakeWaiters();
   }
 
   #wakeWaiters(): void {
@@ -767,7 +769,6 @@ export class BufferPool {
     for (let i = 0; i < maxWorkers; i++) {
       const slot = slotsWord + i * SLOT_WORDS;
       if (slot === this.#slot || Atomics.load(words, slot + S_STATE) !== 1) continue;
-      if (Atomics.load(words, slot + S_CACHED) === 0) continue;
       Atomics.add(words, slot + S_TRIM, 1);
       Atomics.notify(words, slot + S_TRIM);
     }
@@ -780,17 +781,20 @@ export class BufferPool {
    * anyway need not stay for this.
    */
   #armTrim(): void {
+    if (this.#trimArmed) return;
+    this.#trimArmed = true;
     const words = this.#words;
     const at = this.#slot + S_TRIM;
     const result = Atomics.waitAsync(words, at, Atomics.load(words, at));
     const onTrim = () => {
+      this.#trimArmed = false;
       if (this.#detached) return;
       if (Atomics.load(words, C_WAITING) !== 0 && this.#waiters.size === 0) {
         this.#handoff = true;
         this.#spillAll();
-      } else {
-        this.#armTrim();
       }
+      // Stay armed: a cache refilled later may be what the next waiter needs.
+      this.#armTrim();
     };
     if (result.async) result.value.then(onTrim);
     else onTrim();
