@@ -43,6 +43,7 @@
  */
 
 export * from "./src/buffer_pool.ts";
+export * from "./src/codec.ts";
 export * from "./src/errors.ts";
 export * from "./src/packet.ts";
 export * from "./src/pooled_buffer.ts";

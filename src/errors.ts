@@ -62,3 +62,52 @@ export class DetachedError extends Error {
     this.name = "DetachedError";
   }
 }
+
+/**
+ * Thrown when a byte stream cannot be cut into frames: a header announces a
+ * payload longer than the reader's `maxFrameLength`, no delimiter turns up
+ * within that many bytes, or a header is malformed. It is thrown as soon as
+ * the header shows it, before the payload is buffered. The stream cannot be
+ * resynchronised after it; close the connection.
+ *
+ * @example An oversized length prefix
+ * ```ts
+ * import { FrameBounds, FrameError, lengthPrefix } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const header = new Uint8Array([0, 0, 0x10, 0]); // announces 4096 bytes
+ * assert.throws(
+ *   () => lengthPrefix(4).decode(header, 0, 4, 1024, new FrameBounds()),
+ *   (error: unknown) => {
+ *     assert.ok(error instanceof FrameError);
+ *     assert.equal(error.frameLength, 4096);
+ *     assert.equal(error.maxFrameLength, 1024);
+ *     return true;
+ *   },
+ * );
+ * ```
+ */
+export class FrameError extends Error {
+  /**
+   * The payload length the header announced, or for a delimiter the bytes
+   * searched without finding one; `NaN` when the header is malformed.
+   */
+  readonly frameLength: number;
+  /** The longest payload the reader accepts, in bytes. */
+  readonly maxFrameLength: number;
+
+  /**
+   * Makes the error.
+   *
+   * @param message What was wrong with the frame and what the limit is.
+   * @param frameLength The announced or searched length; `NaN` if unknown.
+   * @param maxFrameLength The limit it broke.
+   */
+  constructor(message: string, frameLength: number, maxFrameLength: number) {
+    super(message);
+    this.name = "FrameError";
+    this.frameLength = frameLength;
+    this.maxFrameLength = maxFrameLength;
+  }
+}
+
