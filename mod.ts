@@ -47,4 +47,8 @@ export * from "./src/codec.ts";
 export * from "./src/errors.ts";
 export * from "./src/packet.ts";
 export * from "./src/pooled_buffer.ts";
+export * from "./src/reservation.ts";
+export * from "./src/flush_region.ts";
 export * from "./src/send_packet.ts";
+export * from "./src/write_flusher.ts";
+export * from "./src/writer.ts";

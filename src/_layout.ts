@@ -16,7 +16,7 @@ export const LINE_WORDS = LINE_BYTES / 4;
 /** Identifies a bab block, so that attaching to foreign memory fails loudly. */
 export const MAGIC = 0x62616221; // "bab!"
 /** Bumped whenever the layout below changes. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 // -- Control words (line 0: read-only after construction) --
 export const C_MAGIC = 0;
@@ -75,8 +75,25 @@ export const H_BATCH_NEXT = 1;
 export const H_BATCH_LEN = 2;
 /** Shared count: workers holding the buffer plus packets in flight. */
 export const H_SHARED_REFS = 3;
+/**
+ * Writers: the committed end a writer handed to its flusher (bits 0-29),
+ * with {@link PUBLISH_DONE} and {@link PUBLISH_LISTED}. One word, so that a
+ * writer's publish and the flusher's take are each a single atomic step.
+ */
+export const H_PUBLISH = 4;
+/** The flusher's cursor: bytes already delivered; -1 until it claimed the buffer. */
+export const H_FLUSHED = 5;
+/** The id of the writer that filled the buffer. */
+export const H_WRITER = 6;
 /** Words per buffer header. */
 export const HEADER_WORDS = LINE_WORDS;
+
+/** In H_PUBLISH: the writer is done with the buffer; nothing more will be published. */
+export const PUBLISH_DONE = 1 << 30;
+/** In H_PUBLISH: the buffer is on the flusher's list (its H_NEXT is in use). */
+export const PUBLISH_LISTED = 1 << 31;
+/** In H_PUBLISH: the committed end. */
+export const PUBLISH_END = PUBLISH_DONE - 1;
 
 /** Largest buffer: frame and cursor words keep byte offsets in 30 bits. */
 export const MAX_BUFFER_SIZE = 2 ** 30;

@@ -526,6 +526,40 @@ export class BufferPool {
     return packets;
   }
 
+  /** @ignore The block's Int32 words up to the data, for writers and flushers. */
+  get _words(): Int32Array {
+    return this.#words;
+  }
+
+  /** @ignore The pool's random id, shared by every worker's pool object. */
+  get _id(): number {
+    return this.#poolId;
+  }
+
+  /** @ignore The Int32 index of a buffer's header words. */
+  _headerOf(index: number): number {
+    return this.#header(index);
+  }
+
+  /**
+   * @ignore Adds a reference to a buffer that {@linkcode BufferPool._claim}
+   * takes over later, perhaps in another worker: a flusher's token.
+   */
+  _lend(buffer: PooledBuffer): void {
+    buffer._refs++;
+    if (this.shared) this.#moveRefs(buffer, 1);
+  }
+
+  /** @ignore Takes over a reference lent with `_lend`, as this worker's handle. */
+  _claim(index: number): PooledBuffer {
+    const buffer = this.#handle(index);
+    if (this.shared) {
+      buffer._refs++;
+      buffer._units++;
+    }
+    return buffer;
+  }
+
   /**
    * @ignore Makes a SendPacket of a packet's region, moving one of this
    * worker's references to it.

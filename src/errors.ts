@@ -111,3 +111,32 @@ export class FrameError extends Error {
   }
 }
 
+/**
+ * Thrown when a {@linkcode Writer} is used after it or its
+ * {@linkcode WriteFlusher} was closed: nothing written now could reach the
+ * flusher. What was committed before the close is still delivered.
+ *
+ * @example Reserving after close
+ * ```ts
+ * import { BufferPool, ClosedError, WriteFlusher, Writer } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 256, bufferCount: 4 });
+ * const flusher = new WriteFlusher(pool);
+ * const writer = new Writer(pool, flusher);
+ * writer.close();
+ * assert.throws(() => writer.tryReserve(8), ClosedError);
+ * flusher.close();
+ * ```
+ */
+export class ClosedError extends Error {
+  /**
+   * Makes the error.
+   *
+   * @param message What was attempted, and what was closed.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "ClosedError";
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Space a {@linkcode Writer} reserved for one message.
+ *
+ * @module
+ */
+
+import type { Packet } from "./packet.ts";
+import type { Chunk, Writer } from "./writer.ts";
+import { ReleasedError } from "./errors.ts";
+
+/**
+ * Space for one message inside a pooled buffer, from
+ * {@linkcode Writer.tryReserve} or {@linkcode Writer.reserve}: fill
+ * {@linkcode Reservation.bytes}, then {@linkcode Reservation.commit} it (or
+ * {@linkcode Reservation.toPacket} to keep the message as a packet too).
+ *
+ * Reservations may be committed in any order; the flusher gets bytes only up
+ * to the oldest one still open. One left open holds back the later bytes of
+ * its buffer, never the writer: {@linkcode Reservation.cancel} it (or let
+ * `using` dispose it), and it is taken back if nothing was reserved after
+ * it, or else sent as that many zero bytes (a frame of zeros under a codec)
+ * so that the messages after it keep their place.
+ *
+ * @example Serializing straight into pool memory
+ * ```ts
+ * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 256, bufferCount: 4 });
+ * const flusher = new WriteFlusher(pool);
+ * const writer = new Writer(pool, flusher);
+ *
+ * const reservation = writer.tryReserve(8)!;
+ * new DataView(reservation.bytes.buffer, reservation.bytes.byteOffset, 8)
+ *   .setFloat64(0, Math.PI);
+ * reservation.commit();
+ *
+ * writer.close();
+ * flusher.close();
+ * for await (const batch of flusher.readable) {
+ *   for (const region of batch) {
+ *     assert.equal(new DataView(region.bytes.buffer, region.bytes.byteOffset).getFloat64(0), Math.PI);
+ *     region.release();
+ *   }
+ * }
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class Reservation {
+  /** Bytes reserved for the message (its payload, without a codec's framing). */
+  readonly length: number;
+  /** @ignore The writer, until the reservation is committed or cancelled. */
+  _writer: Writer | null;
+  /** @ignore The writer's record of the buffer the space is in. */
+  readonly _chunk: Chunk;
+  /** @ignore Offset of the frame (header included) in the buffer. */
+  readonly _frameStart: number;
+  /** @ignore Offset just past the frame (trailer included). */
+  readonly _frameEnd: number;
+  /** @ignore Offset of the payload in the buffer. */
+  readonly _payloadStart: number;
+  /** @ignore The previous and next reservations still open in the writer. */
+  _prev: Reservation | null = null;
+  /** @ignore See `_prev`. */
+  _next: Reservation | null = null;
+  #bytes: Uint8Array | undefined = undefined;
+
+  /** @ignore Made by the writer. */
+  constructor(
+    writer: Writer,
+    chunk: Chunk,
+    frameStart: number,
+    payloadStart: number,
+    length: number,
+    frameEnd: number,
+  ) {
+    this._writer = writer;
+    this._chunk = chunk;
+    this._frameStart = frameStart;
+    this._payloadStart = payloadStart;
+    this.length = length;
+    this._frameEnd = frameEnd;
+  }
+
+  /**
+   * Exactly {@linkcode Reservation.length} writable bytes of pool memory.
+   * They hold whatever an earlier message left there: write all of them.
+   *
+   * @throws {ReleasedError} If the reservation was committed or cancelled.
+   */
+  get bytes(): Uint8Array {
+    if (this._writer === null) throw settled("read the bytes of");
+    return this.#bytes ??= this._chunk.view.subarray(
+      this._payloadStart,
+      this._payloadStart + this.length,
+    );
+  }
+
+  /** Whether the reservation is still open: neither committed nor cancelled. */
+  get open(): boolean {
+    return this._writer !== null;
+  }
+
+  /**
+   * Marks the message written: the flusher gets it with the next flush once
+   * every reservation before it was committed too.
+   *
+   * @throws {ReleasedError} If it was already committed or cancelled.
+   */
+  commit(): void {
+    const writer = this._writer;
+    if (writer === null) throw settled("commit");
+    writer._commit(this);
+  }
+
+  /**
+   * Commits the message and returns it as a packet as well, holding its own
+   * reference: e.g. to keep a copy-free record of what was sent.
+   *
+   * @returns A packet of the payload's bytes.
+   * @throws {ReleasedError} If it was already committed or cancelled.
+   */
+  toPacket(): Packet {
+    const writer = this._writer;
+    if (writer === null) throw settled("make a packet of");
+    return writer._commitToPacket(this);
+  }
+
+  /**
+   * Gives the space up: taken back when nothing was reserved after it,
+   * otherwise sent as zero bytes so later messages keep their place.
+   *
+   * @throws {ReleasedError} If it was already committed or cancelled.
+   */
+  cancel(): void {
+    const writer = this._writer;
+    if (writer === null) throw settled("cancel");
+    writer._cancel(this);
+  }
+
+  /** Cancels the reservation if it is still open: `using` support. */
+  [Symbol.dispose](): void {
+    if (this._writer !== null) this._writer._cancel(this);
+  }
+}
+
+function settled(action: string): ReleasedError {
+  return new ReleasedError(
+    `Cannot ${action} a reservation: it was already committed or cancelled, or its writer closed`,
+  );
+}
