@@ -181,7 +181,7 @@ Deno.test("BufferPool.attach() rejects a bogus handle with a TypeError", () => {
   new Int32Array(versioned)[1] = 99;
 
   const noBlock = /holds no SharedArrayBuffer/;
-  const notBab = /not a bab pool of layout version 1/;
+  const notBab = /not a bab pool of layout version \d+/;
   const cases: [what: string, handle: unknown, pattern: RegExp][] = [
     ["undefined", undefined, noBlock],
     ["null", null, noBlock],
