@@ -52,3 +52,6 @@ export * from "./src/flush_region.ts";
 export * from "./src/send_packet.ts";
 export * from "./src/write_flusher.ts";
 export * from "./src/writer.ts";
+export * from "./src/frame_cutter.ts";
+export * from "./src/framer.ts";
+export * from "./src/read_frames.ts";

@@ -140,3 +140,52 @@ export class ClosedError extends Error {
     this.name = "ClosedError";
   }
 }
+
+/**
+ * Thrown when a byte stream ends in the middle of a frame: the peer closed
+ * the connection after sending part of a header, payload or delimited
+ * frame. The complete frames before it were delivered; the partial one is
+ * dropped, and its buffer released, before this is thrown.
+ *
+ * @example A stream that stops 2 bytes into a 4-byte payload
+ * ```ts
+ * import { BufferPool, FrameCutter, lengthPrefix, type Packet, TruncatedError } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 256, bufferCount: 2 });
+ * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+ * const packets: Packet[] = [];
+ * cutter.push(new Uint8Array([4, 1, 2]), packets);
+ * assert.throws(() => cutter.end(packets), (error: unknown) => {
+ *   assert.ok(error instanceof TruncatedError);
+ *   assert.equal(error.received, 3);
+ *   assert.equal(error.expected, 5);
+ *   return true;
+ * });
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class TruncatedError extends Error {
+  /** Bytes of the unfinished frame that arrived, header included. */
+  readonly received: number;
+  /**
+   * The whole frame's length in bytes, header and trailer included, as far
+   * as its header told; `NaN` when the header was incomplete or the codec
+   * marks frame ends with a delimiter.
+   */
+  readonly expected: number;
+
+  /**
+   * Makes the error.
+   *
+   * @param message Where the stream stopped.
+   * @param received Bytes of the unfinished frame that arrived.
+   * @param expected The frame's full length; `NaN` if unknown.
+   */
+  constructor(message: string, received: number, expected: number) {
+    super(message);
+    this.name = "TruncatedError";
+    this.received = received;
+    this.expected = expected;
+  }
+}

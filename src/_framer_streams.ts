@@ -1,0 +1,213 @@
+// The machinery behind Framer and BatchFramer: a writable side that feeds a
+// FrameCutter and a readable side that hands out what it cut.
+//
+// It is a pair of streams rather than a TransformStream because cutting
+// frames makes packets that hold pool buffers: a TransformStream keeps
+// enqueued chunks in its readable queue, and cancelling the readable drops
+// that queue without a word, stranding their buffers. Here the packets wait
+// in a queue of our own and are enqueued one per read (the readable's
+// high-water mark is 0), so whatever has not been read when either side is
+// cancelled or aborted is still in our hands, and is released.
+
+import type { BufferPool } from "./buffer_pool.ts";
+import { FrameCutter, type FrameCutterOptions } from "./frame_cutter.ts";
+import type { Packet } from "./packet.ts";
+
+/** The two sides, as a `TransformStream` would have them. */
+export interface FramerSides<T> {
+  readable: ReadableStream<T>;
+  writable: WritableStream<Uint8Array>;
+}
+
+/** Releases a packet or each packet of a batch. */
+function releaseItem(item: Packet | Packet[]): void {
+  if (Array.isArray(item)) {
+    for (let i = 0; i < item.length; i++) item[i]!.release();
+  } else {
+    item.release();
+  }
+}
+
+/**
+ * Builds the sides. With `batch`, each input chunk's packets go out as one
+ * array (none when it completed no frame); without, one packet per read.
+ */
+export function framerSides(
+  pool: BufferPool,
+  options: FrameCutterOptions,
+  batch: true,
+): FramerSides<Packet[]>;
+export function framerSides(
+  pool: BufferPool,
+  options: FrameCutterOptions,
+  batch: false,
+): FramerSides<Packet>;
+export function framerSides(
+  pool: BufferPool,
+  options: FrameCutterOptions,
+  batch: boolean,
+): FramerSides<Packet | Packet[]> {
+  const cutter = new FrameCutter(pool, options);
+  const stop = new AbortController();
+  const acquireOptions = { signal: stop.signal };
+  /** Cut but not yet read: packets, or batches of them. `head` is the next out. */
+  let queue: (Packet | Packet[])[] = [];
+  let head = 0;
+  /** A read is waiting and the queue was empty when it asked. */
+  let reading = false;
+  /** The writable side closed: close the readable once the queue is empty. */
+  let closing = false;
+  let finished = false;
+  /** Settles the write (or close) waiting for the queue to drain. */
+  let drained: { resolve: () => void; reject: (reason: unknown) => void } | null = null;
+  /** The per-packet form reuses one array for each chunk's packets. */
+  const scratch: Packet[] = [];
+  let readableController!: ReadableStreamDefaultController<Packet | Packet[]>;
+  let writableController!: WritableStreamDefaultController;
+
+  /** Queues what one step cut, handing the first item to a waiting read. */
+  function deliver(packets: Packet[]): void {
+    if (packets.length === 0) return;
+    if (batch) {
+      if (reading) {
+        reading = false;
+        readableController.enqueue(packets);
+      } else {
+        queue.push(packets);
+      }
+      return;
+    }
+    let i = 0;
+    if (reading) {
+      reading = false;
+      readableController.enqueue(packets[0]!);
+      i = 1;
+    }
+    for (; i < packets.length; i++) queue.push(packets[i]!);
+    packets.length = 0;
+  }
+
+  /** Resolves when every queued item has been read. */
+  function whenDrained(): Promise<void> | undefined {
+    if (head === queue.length) return undefined;
+    return new Promise((resolve, reject) => {
+      drained = { resolve, reject };
+    });
+  }
+
+  /** Ends everything: releases the queue and the staging buffer, settles waits. */
+  function shutDown(reason: unknown): void {
+    if (finished) return;
+    finished = true;
+    cutter.close();
+    for (let i = head; i < queue.length; i++) releaseItem(queue[i]!);
+    queue = [];
+    head = 0;
+    stop.abort(reason);
+    const waiting = drained;
+    drained = null;
+    waiting?.reject(reason);
+  }
+
+  /** The bytes broke the framing, or the input ended mid-frame. */
+  function fail(error: unknown, cut: Packet[]): never {
+    for (let i = 0; i < cut.length; i++) cut[i]!.release();
+    cut.length = 0;
+    shutDown(error);
+    readableController.error(error);
+    throw error;
+  }
+
+  /** Pushes the rest of a chunk, waiting for buffers as the pool frees them. */
+  async function pushSlowly(chunk: Uint8Array, taken: number): Promise<void> {
+    while (taken < chunk.length) {
+      await cutter.waitForBuffer(acquireOptions);
+      const cut = batch ? [] : scratch;
+      try {
+        taken += cutter.push(chunk.subarray(taken), cut);
+      } catch (error) {
+        fail(error, cut);
+      }
+      deliver(cut);
+    }
+    await whenDrained();
+  }
+
+  const readable = new ReadableStream<Packet | Packet[]>({
+    start(controller) {
+      readableController = controller;
+    },
+    pull(controller) {
+      if (head === queue.length) {
+        reading = true;
+        return;
+      }
+      const item = queue[head]!;
+      queue[head++] = undefined!;
+      controller.enqueue(item);
+      if (head === queue.length) {
+        queue.length = 0;
+        head = 0;
+        if (closing) {
+          finished = true;
+          controller.close();
+        }
+        const waiting = drained;
+        drained = null;
+        waiting?.resolve();
+      }
+    },
+    cancel(reason) {
+      shutDown(reason);
+      writableController.error(reason);
+    },
+  }, { highWaterMark: 0 });
+
+  const writable = new WritableStream<Uint8Array>({
+    start(controller) {
+      writableController = controller;
+      // Fires at once on abort(), even while a write waits for the reader,
+      // which the sink's own abort() would not be called before.
+      controller.signal.addEventListener("abort", () => {
+        const reason: unknown = controller.signal.reason;
+        shutDown(reason);
+        readableController.error(reason);
+      }, { once: true });
+    },
+    write(chunk) {
+      const cut = batch ? [] : scratch;
+      let taken: number;
+      try {
+        taken = cutter.push(chunk, cut);
+      } catch (error) {
+        fail(error, cut);
+      }
+      deliver(cut);
+      if (taken < chunk.length) return pushSlowly(chunk, taken);
+      return whenDrained();
+    },
+    close() {
+      const cut = batch ? [] : scratch;
+      try {
+        cutter.end(cut);
+      } catch (error) {
+        fail(error, cut);
+      }
+      deliver(cut);
+      if (head === queue.length) {
+        finished = true;
+        readableController.close();
+        return;
+      }
+      closing = true;
+      return whenDrained();
+    },
+    abort(reason) {
+      // Already done by the signal; kept for runtimes without it.
+      shutDown(reason);
+      readableController.error(reason);
+    },
+  });
+
+  return { readable, writable };
+}

@@ -1,0 +1,431 @@
+/**
+ * {@linkcode FrameCutter}: the framer's synchronous core. Incoming bytes are
+ * staged in pooled buffers and cut into {@linkcode Packet}s by a
+ * {@linkcode FrameCodec}, with no streams and no promises on the way.
+ *
+ * @module
+ */
+
+import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
+import { FrameBounds, type FrameCodec } from "./codec.ts";
+import { ClosedError, FrameError, TruncatedError } from "./errors.ts";
+import type { Packet } from "./packet.ts";
+import type { PooledBuffer } from "./pooled_buffer.ts";
+
+/** The `maxFrameLength` used when none is given, unless the pool's buffers are smaller: 1 MiB. */
+const DEFAULT_MAX_FRAME_LENGTH = 1024 * 1024;
+
+const NO_BYTES = new Uint8Array(0);
+
+/** Options for {@linkcode FrameCutter} and the framers built on it. */
+export interface FrameCutterOptions {
+  /** How frames are marked in the byte stream. */
+  codec: FrameCodec;
+  /**
+   * The longest payload to accept, in bytes. A header announcing more, or a
+   * delimiter not found within this many bytes, is a {@linkcode FrameError}
+   * raised before the payload is buffered. At most the pool's buffer size
+   * less the codec's longest header and its trailer, since a frame must fit
+   * one buffer. Defaults to 1 MiB (1048576), lowered to that bound (and to the codec's `maxPayload`) when they are smaller.
+   */
+  maxFrameLength?: number;
+  /**
+   * What to do with an unfinished frame when the input ends: by default it
+   * is a {@linkcode TruncatedError}; with `allowPartial: true` its raw bytes,
+   * header included, become one last packet. For a delimiter codec that is
+   * the last payload, sent without its delimiter.
+   */
+  allowPartial?: boolean;
+}
+
+/**
+ * Cuts a byte stream into frames with a {@linkcode FrameCodec}, staging the
+ * bytes in buffers from a {@linkcode BufferPool}. Synchronous: the stream
+ * forms ({@linkcode Framer}, {@linkcode BatchFramer},
+ * {@linkcode readFrames}) are built on it.
+ *
+ * Each input byte is copied once, into the staging buffer
+ * ({@linkcode FrameCutter.push}), or not at all when a reader fills the
+ * staging memory itself ({@linkcode FrameCutter.writable} and
+ * {@linkcode FrameCutter.commit}). Every frame is then a packet on that
+ * memory: no copy out. A frame cut off by the end of a staging buffer is
+ * moved to the start of the next one, once; since `maxFrameLength` keeps
+ * every frame within one buffer, nothing is ever moved twice.
+ *
+ * The cutter holds one staging buffer; each packet holds its own reference,
+ * so a buffer goes back to the pool when the cutter has moved past it and
+ * its packets are released. When the pool has no buffer to give,
+ * {@linkcode FrameCutter.push} stops early and says how far it got; await
+ * {@linkcode FrameCutter.waitForBuffer} and push the rest. Memory never grows
+ * past the pool.
+ *
+ * After a {@linkcode FrameError} the cutter is closed: a stream that broke
+ * the framing cannot be resynchronised.
+ *
+ * @example Frames split across chunks
+ * ```ts
+ * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 4 });
+ * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+ * const packets: Packet[] = [];
+ * cutter.push(new Uint8Array([2, 10, 11, 3, 20]), packets);
+ * assert.equal(packets.length, 1); // the second frame is not complete yet
+ * cutter.push(new Uint8Array([21, 22]), packets);
+ * cutter.end(packets); // nothing left over: the input ended on a frame boundary
+ * assert.deepEqual(packets.map((p) => [...p.bytes]), [[10, 11], [20, 21, 22]]);
+ * for (const packet of packets) packet.release();
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ *
+ * @example Waiting when the pool is empty
+ * ```ts
+ * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
+ * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+ * const chunk = new Uint8Array([3, 1, 2, 3, 3, 4, 5, 6]);
+ * const packets: Packet[] = [];
+ * const taken = cutter.push(chunk, packets);
+ * assert.equal(taken, 8); // one buffer's worth; the next frame needs another
+ * assert.equal(cutter.needsBuffer, true);
+ * const waiting = cutter.waitForBuffer({ signal: AbortSignal.timeout(1000) });
+ * for (const packet of packets) packet.release(); // frees the first buffer
+ * await waiting;
+ * cutter.close();
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class FrameCutter {
+  /** The pool the staging buffers come from. */
+  readonly pool: BufferPool;
+  /** How frames are marked. */
+  readonly codec: FrameCodec;
+  /** The longest payload accepted, in bytes. */
+  readonly maxFrameLength: number;
+  /** Whether an unfinished frame at the end becomes a packet instead of an error. */
+  readonly allowPartial: boolean;
+
+  readonly #size: number;
+  readonly #bounds = new FrameBounds();
+  /** The staging buffer, holding the cutter's own reference; null when none is needed yet. */
+  #buffer: PooledBuffer | null = null;
+  #view: Uint8Array = NO_BYTES;
+  /** Where the unfinished frame starts in the staging buffer. */
+  #start = 0;
+  /** Byte after the last one staged. */
+  #end = 0;
+  /** Where a delimiter search resumes. */
+  #scan = 0;
+  /** Where the unfinished frame ends once complete, or -1 while unknown. */
+  #frameEnd = -1;
+  /** The unfinished frame has to move to a fresh buffer before more bytes come. */
+  #move = false;
+  #closed = false;
+
+  /**
+   * Makes a cutter. It acquires its first staging buffer when the first
+   * bytes arrive.
+   *
+   * @param pool Where staging buffers come from.
+   * @param options The codec, and optionally the longest payload and what
+   * an unfinished last frame means.
+   * @throws {RangeError} If `maxFrameLength` is not an integer from 0 to the
+   * pool's buffer size less the codec's framing, or the codec's frames can
+   * never fit (a {@linkcode fixedSize} over that bound).
+   */
+  constructor(pool: BufferPool, options: FrameCutterOptions) {
+    const codec = options.codec;
+    const framing = codec.headerLength(codec.maxPayload) + codec.trailerLength;
+    const limit = pool.bufferSize - framing;
+    const maxFrameLength = options.maxFrameLength ??
+      Math.max(0, Math.min(DEFAULT_MAX_FRAME_LENGTH, limit, codec.maxPayload));
+    if (!Number.isInteger(maxFrameLength) || maxFrameLength < 0 || maxFrameLength > limit) {
+      throw new RangeError(
+        `Cannot create frame cutter: maxFrameLength must be an integer from 0 to ${limit} (the pool's ${pool.bufferSize}-byte buffers less ${framing} bytes of ${codec.name} framing), received ${maxFrameLength}`,
+      );
+    }
+    try {
+      // A codec whose frames are longer than the limit fails on any input.
+      codec.decode(NO_BYTES, 0, 0, maxFrameLength, this.#bounds);
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      throw new RangeError(
+        `Cannot create frame cutter: ${codec.name} frames carry ${error.frameLength}-byte payloads, over the maxFrameLength of ${maxFrameLength} bytes`,
+      );
+    }
+    this.pool = pool;
+    this.codec = codec;
+    this.maxFrameLength = maxFrameLength;
+    this.allowPartial = options.allowPartial ?? false;
+    this.#size = pool.bufferSize;
+  }
+
+  /** Whether the cutter was closed, ended, or broken by a {@linkcode FrameError}. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes of the unfinished frame staged so far. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Whether the next bytes need a staging buffer the cutter does not hold:
+   * it has none yet, or the unfinished frame must move to a fresh one.
+   * {@linkcode FrameCutter.push} and {@linkcode FrameCutter.writable} take
+   * one from the pool themselves when it has one free.
+   */
+  get needsBuffer(): boolean {
+    return this.#buffer === null || this.#move;
+  }
+
+  /**
+   * Copies `chunk` into staging memory and appends to `packets` every frame
+   * completed by it, in order. Stops early only when it needs a buffer and
+   * the pool has none free: then await {@linkcode FrameCutter.waitForBuffer}
+   * and push the rest, `chunk.subarray(taken)`.
+   *
+   * @param chunk Bytes from the stream; not kept, so the caller may reuse it.
+   * @param packets Receives the packets; each must be released by whoever
+   * ends up holding it.
+   * @returns How many bytes of `chunk` were taken.
+   * @throws {FrameError} If the bytes break the framing; the cutter is then
+   * closed. Packets appended before the bad frame are still the caller's.
+   * @throws {ClosedError} If the cutter was closed.
+   */
+  push(chunk: Uint8Array, packets: Packet[]): number {
+    if (this.#closed) throw this.#closedError("push bytes into");
+    const length = chunk.length;
+    let taken = 0;
+    try {
+      while (taken < length) {
+        if ((this.#buffer === null || this.#move) && !this.#next()) break;
+        const end = this.#end;
+        const room = this.#size - end;
+        const rest = length - taken;
+        if (rest <= room) {
+          this.#view.set(taken === 0 ? chunk : chunk.subarray(taken), end);
+          this.#end = end + rest;
+          taken = length;
+        } else {
+          this.#view.set(chunk.subarray(taken, taken + room), end);
+          this.#end = end + room;
+          taken += room;
+        }
+        this.#cut(packets);
+      }
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    return taken;
+  }
+
+  /**
+   * The free staging memory to read the next bytes into, as a view of pool
+   * memory (e.g. for `conn.read(view)`), then {@linkcode FrameCutter.commit}
+   * what was written. Takes a buffer from the pool when it needs one.
+   *
+   * Do not hand the view to a byte stream or a BYOB reader: those detach or
+   * reject the memory behind it.
+   *
+   * @returns A non-empty view, or `null` if a buffer is needed and the pool
+   * has none free: await {@linkcode FrameCutter.waitForBuffer} and try again.
+   * @throws {ClosedError} If the cutter was closed.
+   */
+  writable(): Uint8Array | null {
+    if (this.#closed) throw this.#closedError("read into");
+    if ((this.#buffer === null || this.#move) && !this.#next()) return null;
+    return this.#view.subarray(this.#end);
+  }
+
+  /**
+   * Takes `length` bytes written at the start of the last
+   * {@linkcode FrameCutter.writable} view as input, and appends to
+   * `packets` every frame they complete.
+   *
+   * @param length Bytes written: from 0 to the view's length.
+   * @param packets Receives the packets.
+   * @throws {RangeError} If `length` is not an integer within the free
+   * staging memory.
+   * @throws {FrameError} If the bytes break the framing; the cutter is then
+   * closed.
+   * @throws {ClosedError} If the cutter was closed.
+   */
+  commit(length: number, packets: Packet[]): void {
+    if (this.#closed) throw this.#closedError("commit bytes to");
+    if (length === 0) return;
+    const room = this.#buffer === null || this.#move ? 0 : this.#size - this.#end;
+    if (!Number.isInteger(length) || length < 0 || length > room) {
+      throw new RangeError(
+        `Cannot commit ${length} bytes: the staging memory from writable() has ${room} free`,
+      );
+    }
+    this.#end += length;
+    try {
+      this.#cut(packets);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Waits for a buffer from the pool when {@linkcode FrameCutter.needsBuffer};
+   * resolves at once otherwise. Release packets you hold, or the pool may
+   * never have one to give.
+   *
+   * @param options An optional `signal` to give up the wait.
+   * @throws The signal's reason, if it aborts first.
+   * @throws {ClosedError} If the cutter is or gets closed.
+   */
+  async waitForBuffer(options?: AcquireOptions): Promise<void> {
+    if (this.#closed) throw this.#closedError("wait for a buffer for");
+    if (!this.needsBuffer) return;
+    const fresh = await this.pool.acquire(options);
+    if (this.#closed || !this.needsBuffer) {
+      fresh.release();
+      if (this.#closed) throw this.#closedError("wait for a buffer for");
+      return;
+    }
+    this.#install(fresh);
+  }
+
+  /**
+   * Ends the input: checks that it stopped on a frame boundary, then closes
+   * the cutter. With `allowPartial`, an unfinished frame becomes one last
+   * packet appended to `packets` instead of an error.
+   *
+   * @param packets Receives the unfinished frame's packet, with `allowPartial`.
+   * @throws {TruncatedError} If the input stopped inside a frame (and
+   * `allowPartial` is off). The cutter is closed and the frame released
+   * first.
+   * @throws {ClosedError} If the cutter was closed.
+   */
+  end(packets: Packet[]): void {
+    if (this.#closed) throw this.#closedError("end");
+    const buffer = this.#buffer;
+    const received = this.#end - this.#start;
+    if (buffer !== null && received > 0) {
+      if (!this.allowPartial) {
+        const expected = this.#frameEnd < 0 ? NaN : this.#frameEnd - this.#start;
+        this.close();
+        const frame = Number.isNaN(expected)
+          ? "a frame whose end was not yet known"
+          : `a ${expected}-byte frame`;
+        throw new TruncatedError(
+          `Cannot end ${this.codec.name} framing: the input stopped ${received} bytes into ${frame}; pass allowPartial: true to receive unfinished frames`,
+          received,
+          expected,
+        );
+      }
+      packets.push(buffer.toPacket(this.#start, this.#end));
+    }
+    this.close();
+  }
+
+  /**
+   * Releases the staging buffer and stops the cutter; an unfinished frame is
+   * dropped. Packets already cut stay valid. Calling it again does nothing.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const buffer = this.#buffer;
+    this.#buffer = null;
+    this.#view = NO_BYTES;
+    this.#start = this.#end = 0;
+    buffer?.release();
+  }
+
+  /** Closes the cutter, so `using` can own it. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Cuts every complete frame in the staging buffer; notes how the unfinished one stands. */
+  #cut(packets: Packet[]): void {
+    const codec = this.codec;
+    const view = this.#view;
+    const bounds = this.#bounds;
+    const max = this.maxFrameLength;
+    const buffer = this.#buffer!;
+    const end = this.#end;
+    let start = this.#start;
+    let scan = this.#scan;
+    while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
+      packets.push(buffer.toPacket(bounds.payloadStart, bounds.payloadEnd));
+      start = scan = bounds.frameEnd;
+    }
+    this.#start = start;
+    if (start === end) {
+      this.#scan = start;
+      this.#frameEnd = -1;
+      if (end === this.#size) {
+        // Full and nothing unfinished: the packets keep the buffer alive.
+        this.#buffer = null;
+        this.#view = NO_BYTES;
+        buffer.release();
+      }
+      return;
+    }
+    const frameEnd = bounds.frameEnd;
+    this.#scan = bounds.scanned;
+    this.#frameEnd = frameEnd;
+    // Move the unfinished frame now if it cannot end in this buffer: the
+    // fewer of its bytes are staged, the fewer are copied.
+    if (end === this.#size || frameEnd > this.#size) {
+      // Only a codec whose headerLength understates its headers gets here
+      // with a frame that would not fit a fresh buffer either.
+      if (start === 0) throw this.#tooLong(end - start);
+      this.#move = true;
+    }
+  }
+
+  /** Takes a fresh staging buffer if the pool has one. */
+  #next(): boolean {
+    const fresh = this.pool.tryAcquire();
+    if (fresh === null) return false;
+    this.#install(fresh);
+    return true;
+  }
+
+  /** Makes `fresh` the staging buffer, moving the unfinished frame into it. */
+  #install(fresh: PooledBuffer): void {
+    const old = this.#buffer;
+    const view = fresh.bytes;
+    if (old === null) {
+      this.#end = this.#scan = 0;
+      this.#frameEnd = -1;
+    } else {
+      const start = this.#start;
+      view.set(this.#view.subarray(start, this.#end));
+      old.release();
+      this.#end -= start;
+      this.#scan -= start;
+      if (this.#frameEnd >= 0) this.#frameEnd -= start;
+    }
+    this.#start = 0;
+    this.#move = false;
+    this.#buffer = fresh;
+    this.#view = view;
+  }
+
+  #tooLong(staged: number): FrameError {
+    return new FrameError(
+      `Cannot decode frame: ${staged} bytes of one ${this.codec.name} frame fill a whole ${this.#size}-byte buffer; the codec's headers are longer than its headerLength says`,
+      staged,
+      this.maxFrameLength,
+    );
+  }
+
+  #closedError(action: string): ClosedError {
+    return new ClosedError(
+      `Cannot ${action} the frame cutter: it was closed (by close(), end() or a framing error)`,
+    );
+  }
+}

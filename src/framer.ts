@@ -1,0 +1,122 @@
+/**
+ * {@linkcode Framer} and {@linkcode BatchFramer}: Web Streams that cut a byte
+ * stream into {@linkcode Packet}s on pool memory, for
+ * `conn.readable.pipeThrough(...)`.
+ *
+ * @module
+ */
+
+import type { BufferPool } from "./buffer_pool.ts";
+import type { FrameCutterOptions } from "./frame_cutter.ts";
+import type { Packet } from "./packet.ts";
+import { framerSides } from "./_framer_streams.ts";
+
+/**
+ * Options for {@linkcode Framer} and {@linkcode BatchFramer}: the codec, the
+ * longest payload, and what an unfinished last frame means, as for
+ * {@linkcode FrameCutter}.
+ */
+export type FramerOptions = FrameCutterOptions;
+
+/**
+ * A transform stream from bytes to {@linkcode Packet}s, one per frame, cut
+ * by a {@linkcode FrameCodec} from bytes staged in `pool` (see
+ * {@linkcode FrameCutter} for how). Every packet read must be released.
+ *
+ * The stream errors with a {@linkcode FrameError} when the bytes break the
+ * framing, and with a {@linkcode TruncatedError} when the input closes in
+ * the middle of a frame. On any error, cancel or abort, the staging buffer
+ * and every packet not yet read are released. When the pool is empty the
+ * writable side waits for a buffer, so a slow reader slows the writer rather
+ * than growing memory.
+ *
+ * One read per packet caps a Web Stream at a few million packets a second;
+ * {@linkcode BatchFramer} hands out each input chunk's packets in one array.
+ *
+ * Structurally a `TransformStream<Uint8Array, Packet>` (a `readable` and a
+ * `writable`), so `pipeThrough` takes it; it is not an instance of the
+ * `TransformStream` class.
+ *
+ * @example Cutting length-prefixed frames
+ * ```ts
+ * import { BufferPool, Framer, lengthPrefix } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 16 });
+ * const codec = lengthPrefix(2);
+ * const bytes = ReadableStream.from([codec.encode(new Uint8Array([1, 2])), new Uint8Array([0, 1, 3])]);
+ * const payloads: number[][] = [];
+ * for await (const packet of bytes.pipeThrough(new Framer(pool, { codec }))) {
+ *   payloads.push([...packet.bytes]);
+ *   packet.release();
+ * }
+ * assert.deepEqual(payloads, [[1, 2], [3]]);
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class Framer implements TransformStream<Uint8Array, Packet> {
+  /** Packets, one per frame, in stream order. */
+  readonly readable: ReadableStream<Packet>;
+  /** Bytes of the framed stream. */
+  readonly writable: WritableStream<Uint8Array>;
+
+  /**
+   * Makes the stream.
+   *
+   * @param pool Where staging buffers come from.
+   * @param options The codec, and optionally `maxFrameLength` and `allowPartial`.
+   * @throws {RangeError} If `maxFrameLength` does not fit the pool's buffers
+   * (see {@linkcode FrameCutter}).
+   */
+  constructor(pool: BufferPool, options: FramerOptions) {
+    const sides = framerSides(pool, options, false);
+    this.readable = sides.readable;
+    this.writable = sides.writable;
+  }
+}
+
+/**
+ * A transform stream from bytes to arrays of {@linkcode Packet}s: all the
+ * frames completed by one input chunk come out as one array, in order; a
+ * chunk that completes none produces nothing. The fast form of
+ * {@linkcode Framer}, which it otherwise matches in every respect. Every
+ * packet of every array read must be released.
+ *
+ * @example Batches of newline-delimited lines
+ * ```ts
+ * import { BatchFramer, BufferPool, delimiter } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 16 });
+ * const encoder = new TextEncoder();
+ * const decoder = new TextDecoder();
+ * const bytes = ReadableStream.from(["a\nbb\nc", "c\n"].map((s) => encoder.encode(s)));
+ * const batches: string[][] = [];
+ * for await (const batch of bytes.pipeThrough(new BatchFramer(pool, { codec: delimiter("\n") }))) {
+ *   batches.push(batch.map((packet) => decoder.decode(packet.bytes)));
+ *   for (const packet of batch) packet.release();
+ * }
+ * assert.deepEqual(batches, [["a", "bb"], ["cc"]]);
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class BatchFramer implements TransformStream<Uint8Array, Packet[]> {
+  /** Arrays of packets, one per input chunk that completed a frame. */
+  readonly readable: ReadableStream<Packet[]>;
+  /** Bytes of the framed stream. */
+  readonly writable: WritableStream<Uint8Array>;
+
+  /**
+   * Makes the stream.
+   *
+   * @param pool Where staging buffers come from.
+   * @param options The codec, and optionally `maxFrameLength` and `allowPartial`.
+   * @throws {RangeError} If `maxFrameLength` does not fit the pool's buffers
+   * (see {@linkcode FrameCutter}).
+   */
+  constructor(pool: BufferPool, options: FramerOptions) {
+    const sides = framerSides(pool, options, true);
+    this.readable = sides.readable;
+    this.writable = sides.writable;
+  }
+}
