@@ -78,7 +78,9 @@ export class Framer implements TransformStream<Uint8Array, Packet> {
 /**
  * A transform stream from bytes to arrays of {@linkcode Packet}s: all the
  * frames completed by one input chunk come out as one array, in order; a
- * chunk that completes none produces nothing. The fast form of
+ * chunk that completes none produces nothing. (When the pool runs out of
+ * buffers in the middle of a chunk, the frames cut so far go out first, so
+ * that the reader can release them.) The fast form of
  * {@linkcode Framer}, which it otherwise matches in every respect. Every
  * packet of every array read must be released.
  *
