@@ -6,6 +6,8 @@ const examples: [file: string, args: string[], expect: RegExp][] = [
   ["pool_and_packets.ts", ["--messages", "20000"], /20000/],
   ["workers.ts", ["--records", "5000"], /5000 records: .* pool in use: 0/],
   ["bson_writer.ts", ["--documents", "2000"], /2000 BSON documents .* pool in use: 0/],
+  ["framer_tcp.ts", ["--lines", "2000"], /2000 lines framed, echoed and checked; pool in use: 0/],
+  ["bus.ts", ["--messages", "100000", "--workers", "3"], /OK: every message arrived once/],
 ];
 
 for (const [file, args, expect] of examples) {
