@@ -153,13 +153,51 @@ function codecs() {
   assert.throws(() => big.decode(new Uint8Array([200]), 0, 1, 100, out), bab.FrameError);
 }
 
-// The checks, in order. The Framer's check joins this list when the Framer lands.
+async function framers() {
+  // 44-byte buffers: the 41-byte last frame cannot follow the first three in one.
+  const pool = new bab.BufferPool({ bufferSize: 44, bufferCount: 4 });
+  const codec = bab.lengthPrefix(1);
+  const frames = [[1, 2, 3], [], [4], new Array(40).fill(5)];
+  const stream = frames.flatMap((f) => [f.length, ...f]);
+  // Three chunks cutting frames and a buffer boundary apart.
+  const chunks = [stream.slice(0, 3), stream.slice(3, 30), stream.slice(30)].map((c) =>
+    new Uint8Array(c)
+  );
+  const batches = [];
+  for await (
+    const batch of ReadableStream.from(chunks).pipeThrough(new bab.BatchFramer(pool, { codec }))
+  ) {
+    for (const packet of batch) {
+      batches.push([...packet.bytes]);
+      packet.release();
+    }
+  }
+  assert.deepEqual(batches, frames);
+  const single = [];
+  for await (
+    const packet of ReadableStream.from(chunks).pipeThrough(new bab.Framer(pool, { codec }))
+  ) {
+    single.push(packet.length);
+    packet.release();
+  }
+  assert.deepEqual(single, frames.map((f) => f.length));
+  const truncated = ReadableStream.from([new Uint8Array([5, 1])]).pipeThrough(
+    new bab.Framer(pool, { codec }),
+  );
+  await assert.rejects(async () => {
+    for await (const packet of truncated) packet.release();
+  }, bab.TruncatedError);
+  assert.equal(pool.stats().inUse, 0, "every staging buffer went back to the pool");
+}
+
+// The checks, in order.
 const checks = [
   ["BufferPool: acquire, release and stats", poolAcquireRelease],
   ["Packet: clone, subarray, release and Symbol.dispose", packets],
   ["shared pool: attach in the same thread, send, receive and wait", sharedPool],
   ["Writer and WriteFlusher: framed messages read from flusher.readable", writerAndFlusher],
   ["codecs: decode frames of each codec", codecs],
+  ["Framer and BatchFramer: frames across chunks and buffers, truncation", framers],
 ];
 
 const watchdog = setTimeout(() => {
