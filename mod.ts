@@ -49,6 +49,7 @@ export * from "./src/packet.ts";
 export * from "./src/pooled_buffer.ts";
 export * from "./src/reservation.ts";
 export * from "./src/flush_region.ts";
+export * from "./src/leak_report.ts";
 export * from "./src/send_packet.ts";
 export * from "./src/write_flusher.ts";
 export * from "./src/writer.ts";

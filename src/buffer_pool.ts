@@ -41,6 +41,8 @@ import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
 import { WaiterQueue } from "./waiter_queue.ts";
+import { LeakDetector, reportLeak } from "./_leak_detector.ts";
+import type { LeakDetection, LeakReport } from "./leak_report.ts";
 
 /** Options for {@linkcode BufferPool}. */
 export interface BufferPoolOptions {
@@ -72,7 +74,19 @@ export interface BufferPoolOptions {
    * yet received. An integer from 1 to 2^20. Defaults to 16384.
    */
   maxInFlight?: number;
+  /**
+   * Watch for packets garbage-collected without `release()`: `"off"` (the
+   * default), `"sampled"` (one packet in 64) or `"paranoid"` (every packet,
+   * with the stack of where it was made). Applies to this pool object; pass
+   * it to {@linkcode BufferPool.attach} in workers too.
+   */
+  leakDetection?: LeakDetection;
+  /** Called for each leaked packet found; by default one line on stderr. */
+  onLeak?: (leak: LeakReport) => void;
 }
+
+/** Options for {@linkcode BufferPool.attach}: this worker's leak detection. */
+export type AttachOptions = Pick<BufferPoolOptions, "leakDetection" | "onLeak">;
 
 /**
  * The plain, structured-cloneable value that lets another worker attach to a
@@ -215,6 +229,8 @@ export class BufferPool {
   #trimArmed = false;
   #ticketCursor = 0;
   #sendMark = 0;
+  /** @ignore Watches this object's packets, when leak detection is on. */
+  readonly _leaks: LeakDetector | null;
 
   /**
    * Allocates the pool's whole block of memory.
@@ -264,6 +280,17 @@ export class BufferPool {
     this.#handles = new Array(layout.bufferCount);
     this.#cache = new Array(2 * layout.batchSize);
     this.#waiters = new WaiterQueue(() => this.#afterLastWaiter());
+    const detection = options.leakDetection ?? "off";
+    if (detection !== "off" && detection !== "sampled" && detection !== "paranoid") {
+      throw new RangeError(
+        `Cannot create buffer pool: leakDetection must be "off", "sampled" or "paranoid", received ${
+          String(detection)
+        }`,
+      );
+    }
+    this._leaks = detection === "off"
+      ? null
+      : new LeakDetector(detection, options.onLeak ?? reportLeak);
 
     const words = this.#words;
     if (attachTo === undefined) {
@@ -291,11 +318,12 @@ export class BufferPool {
    * this one): a new pool object over the same memory, with its own cache.
    *
    * @param handle The pool's {@linkcode BufferPool.handle}, as posted to this worker.
+   * @param options Leak detection for this worker's pool object.
    * @returns This worker's pool object; {@linkcode BufferPool.detach} it when done.
    * @throws {TypeError} If the handle is not a bab pool's.
    * @throws {RangeError} If every worker slot is taken.
    */
-  static attach(handle: BufferPoolHandle): BufferPool {
+  static attach(handle: BufferPoolHandle, options?: AttachOptions): BufferPool {
     const block = handle?.block;
     if (!(block instanceof SharedArrayBuffer) || block.byteLength < 64) {
       throw new TypeError(
@@ -308,8 +336,8 @@ export class BufferPool {
         `Cannot attach to buffer pool: the block is not a bab pool of layout version ${LAYOUT_VERSION}`,
       );
     }
-    const options = { bufferSize: 0, bufferCount: 0, [ATTACH]: block };
-    return new BufferPool(options);
+    const attaching = { ...options, bufferSize: 0, bufferCount: 0, [ATTACH]: block };
+    return new BufferPool(attaching);
   }
 
   /**

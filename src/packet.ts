@@ -45,6 +45,8 @@ export class Packet {
   #bytes: Uint8Array | undefined = undefined;
   /** @ignore Set by BufferPool.sendBatch to catch a packet listed twice. */
   _mark = 0;
+  /** Whether the pool's leak detector watches this packet. */
+  #tracked = false;
 
   /**
    * @ignore Made by {@linkcode PooledBuffer.toPacket} and friends, which take
@@ -54,6 +56,8 @@ export class Packet {
     this.#buffer = buffer;
     this.#offset = offset;
     this.#length = length;
+    const leaks = buffer.pool._leaks;
+    if (leaks !== null) this.#tracked = leaks.track(this, buffer.index, offset, length);
   }
 
   /**
@@ -129,6 +133,7 @@ export class Packet {
     if (buffer === null) throw released("release");
     this.#buffer = null;
     this.#bytes = undefined;
+    if (this.#tracked) this.#untrack(buffer);
     if (--buffer._refs === 0) buffer.pool._recycle(buffer);
   }
 
@@ -164,8 +169,15 @@ export class Packet {
 
   /** @ignore Marks the packet released without touching counts: its reference moved. */
   _forget(): void {
+    const buffer = this.#buffer;
     this.#buffer = null;
     this.#bytes = undefined;
+    if (this.#tracked && buffer !== null) this.#untrack(buffer);
+  }
+
+  #untrack(buffer: PooledBuffer): void {
+    this.#tracked = false;
+    buffer.pool._leaks!.untrack(this);
   }
 
   /** Releases the packet if it is still live, so `using` can own it. */
