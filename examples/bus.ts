@@ -14,7 +14,8 @@
 // checks it again where the server left it. Memory is the two pools, the
 // producers' and the server's: nothing grows with the number of messages.
 //
-//   deno task demo [--workers N] [--messages N] [--size BYTES] [--seconds S]
+//   deno task demo [--workers N] [--messages N] [--size BYTES] [--seconds S] [--memory]
+//   deno task soak    (10M messages with --memory)
 
 import { parseArgs } from "node:util";
 import { BatchFramer, BufferPool, lengthPrefix, type Packet, WriteFlusher } from "../mod.ts";
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     messages: { type: "string", default: "20000000" },
     size: { type: "string", default: "64" },
     seconds: { type: "string", default: "10" },
+    memory: { type: "boolean", default: false },
   },
 });
 const producers = Number(values.workers);
@@ -133,9 +135,21 @@ for (let producer = 0; producer < producers; producer++) {
 const tty = Deno.stdout.isTerminal();
 const encoder = new TextEncoder();
 let mostInUse = 0;
+// --memory: heap and RSS after warm-up (a quarter of the messages) and at
+// most afterwards, to show that memory stays flat however long it runs.
+const memory = { warmHeap: 0, warmRss: 0, maxHeap: 0, maxRss: 0, samples: 0 };
 const progress = setInterval(() => {
   const inUse = pool.stats().inUse + serverPool.stats().inUse;
   mostInUse = Math.max(mostInUse, inUse);
+  if (values.memory && received >= messages / 4) {
+    const { heapUsed, rss } = Deno.memoryUsage();
+    if (memory.samples++ === 0) {
+      memory.warmHeap = heapUsed;
+      memory.warmRss = rss;
+    }
+    memory.maxHeap = Math.max(memory.maxHeap, heapUsed);
+    memory.maxRss = Math.max(memory.maxRss, rss);
+  }
   if (!tty) return;
   const elapsed = (performance.now() - started) / 1000;
   const line =
@@ -192,6 +206,13 @@ console.table({
   "pools (producers, server)": `${pool.bufferCount} + ${serverPool.bufferCount} × 64 KiB`,
   "most buffers in use at once (sampled)": mostInUse,
   "buffers in use at the end": inUse,
+  ...(values.memory
+    ? {
+      "heap after warm-up / most after (MB)": `${mb(memory.warmHeap)} / ${mb(memory.maxHeap)}`,
+      "RSS after warm-up / most after (MB)": `${mb(memory.warmRss)} / ${mb(memory.maxRss)}`,
+      "memory samples after warm-up": memory.samples,
+    }
+    : {}),
 });
 if (failure !== undefined) {
   console.error(`FAILED: ${failure}`);
@@ -209,6 +230,10 @@ function reportOf<T>(worker: Worker, name: string): Promise<T> {
       reject(new Error(`${name} failed: ${event.message}`));
     };
   });
+}
+
+function mb(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(1);
 }
 
 function fmt(n: number): string {
