@@ -16,7 +16,7 @@ export const LINE_WORDS = LINE_BYTES / 4;
 /** Identifies a bab block, so that attaching to foreign memory fails loudly. */
 export const MAGIC = 0x62616221; // "bab!"
 /** Bumped whenever the layout below changes. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 // -- Control words (line 0: read-only after construction) --
 export const C_MAGIC = 0;
@@ -59,6 +59,8 @@ export const S_CACHED = 1;
 export const S_STAMP = 2;
 /** Bumped to ask the owner to give its cached buffers back. */
 export const S_TRIM = 3;
+/** 1 while the owner counts itself in C_WAITING, so a reclaim can undo it. */
+export const S_WAITING = 4;
 /** Words per worker slot. */
 export const SLOT_WORDS = LINE_WORDS;
 
@@ -85,6 +87,12 @@ export const H_PUBLISH = 4;
 export const H_FLUSHED = 5;
 /** The id of the writer that filled the buffer. */
 export const H_WRITER = 6;
+/**
+ * Shared pools: the worker slot number + 1 of the worker that has the
+ * buffer to itself (in its cache, or held with no shared count); 0 while
+ * the buffer is free on the stack or shared between workers.
+ */
+export const H_OWNER = 7;
 /** Words per buffer header. */
 export const HEADER_WORDS = LINE_WORDS;
 
@@ -122,6 +130,13 @@ export interface Layout {
   readonly slotsWord: number;
   /** Int32 index of slot 0's first send ticket. */
   readonly ticketsWord: number;
+  /**
+   * Int32 index of slot 0's holder bits: one bit per buffer, set while that
+   * worker holds a share of the buffer's shared count.
+   */
+  readonly holdersWord: number;
+  /** Int32 words of holder bits per slot. */
+  readonly holderWords: number;
   /** Int32 index of buffer 0's header. */
   readonly headersWord: number;
   /** Byte offset of buffer 0's data. */
@@ -145,7 +160,10 @@ export function computeLayout(
   const bufferStride = alignUp(bufferSize, LINE_BYTES);
   const slotsWord = CONTROL_WORDS;
   const ticketsWord = slotsWord + maxWorkers * SLOT_WORDS;
-  const headersWord = alignUp(ticketsWord + maxWorkers * maxInFlight, LINE_WORDS);
+  const holdersWord = alignUp(ticketsWord + maxWorkers * maxInFlight, LINE_WORDS);
+  // A pool no other worker attaches to needs no holder bits.
+  const holderWords = maxWorkers > 1 || maxInFlight > 0 ? alignUp(Math.ceil(bufferCount / 32), LINE_WORDS) : 0;
+  const headersWord = holdersWord + maxWorkers * holderWords;
   const dataByte = (headersWord + bufferCount * HEADER_WORDS) * 4;
   return {
     bufferSize,
@@ -156,6 +174,8 @@ export function computeLayout(
     bufferStride,
     slotsWord,
     ticketsWord,
+    holdersWord,
+    holderWords,
     headersWord,
     dataByte,
     blockBytes: dataByte + bufferCount * bufferStride,

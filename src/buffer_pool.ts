@@ -20,6 +20,7 @@ import {
   C_WAITING,
   computeLayout,
   H_NEXT,
+  H_OWNER,
   H_SHARED_REFS,
   HEADER_WORDS,
   type Layout,
@@ -34,6 +35,7 @@ import {
   S_STAMP,
   S_STATE,
   S_TRIM,
+  S_WAITING,
   SLOT_WORDS,
 } from "./_layout.ts";
 import { DetachedError, ReleasedError } from "./errors.ts";
@@ -208,6 +210,8 @@ export class BufferPool {
   readonly #poolId: number;
   /** Int32 index of this worker's slot. */
   readonly #slot: number;
+  /** This worker's slot number + 1, as H_OWNER holds it. */
+  readonly #owner: number;
   /** This worker's handle for each buffer, made on first use. */
   readonly #handles: (PooledBuffer | undefined)[];
   /** This worker's free buffers, a stack; the top is the next acquired. */
@@ -310,6 +314,7 @@ export class BufferPool {
       this.#poolId = words[C_POOL_ID]!;
       this.#slot = this.#claimSlot();
     }
+    this.#owner = (this.#slot - layout.slotsWord) / SLOT_WORDS + 1;
     if (this.shared) this.#armTrim();
   }
 
@@ -412,7 +417,7 @@ export class BufferPool {
     this.#takeTicket(sent, index);
     const buffer = this.#handle(index);
     buffer._refs++;
-    buffer._units++;
+    this.#takeUnits(buffer, 1);
     return new Packet(buffer, offset, length);
   }
 
@@ -429,16 +434,125 @@ export class BufferPool {
       throw new TypeError("Cannot detach from buffer pool: it is not shared");
     }
     if (this.#detached) return;
-    this.#detached = true;
     this.#handoff = true;
     this.#spillAll();
+    // The slot's next owner may be reclaimed one day: leave nothing of this
+    // object's marked as the slot's. What it still holds becomes a plain
+    // share of the shared count, released as usual.
+    const words = this.#words;
+    for (const buffer of this.#handles) {
+      if (buffer === undefined || buffer._refs === 0) continue;
+      if (buffer._units === 0) {
+        const header = this.#header(buffer.index);
+        words[header + H_OWNER] = 0;
+        Atomics.store(words, header + H_SHARED_REFS, 1);
+        buffer._units = 1;
+      } else {
+        this.#setHolder(buffer.index, false);
+      }
+    }
+    this.#detached = true;
     this.#waiters.rejectAll(this.#detachedError("acquire"));
     this.#afterLastWaiter();
-    const words = this.#words;
     // Wake this worker's trim listener so it does not outlive the slot.
     Atomics.add(words, this.#slot + S_TRIM, 1);
     Atomics.notify(words, this.#slot + S_TRIM);
     Atomics.store(words, this.#slot + S_STATE, 0);
+  }
+
+  /**
+   * This pool object's worker id in a shared pool: the number of the worker
+   * slot it holds, from 0 to `maxWorkers - 1`. Post it to the thread that
+   * may have to {@linkcode BufferPool.reclaim} this worker's buffers.
+   *
+   * @throws {TypeError} If the pool is not shared.
+   */
+  get workerId(): number {
+    if (!this.shared) throw new TypeError("Cannot tell worker id: the pool is not shared");
+    return this.#owner - 1;
+  }
+
+  /**
+   * Gives back everything a terminated worker held, so that the pool is
+   * whole again and nobody waits on buffers that will never be released:
+   * its cached buffers, the buffers it held alone (acquired, being written,
+   * cut into packets), and its share of buffers it held with other workers.
+   * Then frees its worker slot. Call it only after `worker.terminate()` (or
+   * once the worker is otherwise known to be gone): buffers it still used
+   * would be handed to others.
+   *
+   * Not recovered here: packets the dead worker sent that nobody will ever
+   * receive, and a flusher's token for a buffer its dead writer had begun to
+   * flush, which comes back when that flusher closes.
+   *
+   * @example Recovering from a crashed worker
+   * ```ts
+   * import { BufferPool } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 8, shared: true });
+   * // As a worker would: attach, take buffers, and die without releasing.
+   * const doomed = BufferPool.attach(pool.handle);
+   * const id = doomed.workerId;
+   * doomed.tryAcquire();
+   * doomed.tryAcquire()!.intoPacket().clone();
+   * assert.equal(pool.stats().inUse, 2);
+   *
+   * assert.equal(pool.reclaim(id), 2);
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   *
+   * @param workerId The dead worker's {@linkcode BufferPool.workerId}.
+   * @returns How many buffers came back to the free stack.
+   * @throws {TypeError} If the pool is not shared.
+   * @throws {RangeError} If the id is not another worker's slot number.
+   */
+  reclaim(workerId: number): number {
+    if (!this.shared) throw new TypeError("Cannot reclaim: the pool is not shared");
+    const { slotsWord, maxWorkers, bufferCount, batchSize, holdersWord, holderWords } =
+      this.#layout;
+    if (!Number.isInteger(workerId) || workerId < 0 || workerId >= maxWorkers) {
+      throw new RangeError(
+        `Cannot reclaim worker ${workerId}: worker ids run from 0 to maxWorkers - 1 (${
+          maxWorkers - 1
+        })`,
+      );
+    }
+    if (workerId === this.#owner - 1 && !this.#detached) {
+      throw new RangeError(`Cannot reclaim worker ${workerId}: it is this pool object's own`);
+    }
+    const words = this.#words;
+    const slot = slotsWord + workerId * SLOT_WORDS;
+    const owner = workerId + 1;
+    const bits = holdersWord + workerId * holderWords;
+    const freed: number[] = [];
+    for (let index = 0; index < bufferCount; index++) {
+      const header = this.#header(index);
+      if (words[header + H_OWNER] === owner) {
+        words[header + H_OWNER] = 0;
+        freed.push(index);
+        continue;
+      }
+      const word = bits + (index >>> 5);
+      const bit = 1 << (index & 31);
+      if (
+        (Atomics.and(words, word, ~bit) & bit) !== 0 &&
+        Atomics.sub(words, header + H_SHARED_REFS, 1) === 1
+      ) {
+        freed.push(index);
+      }
+    }
+    // Back to the free stack in batches, as a spill would.
+    for (let at = 0; at < freed.length; at += batchSize) {
+      const end = Math.min(at + batchSize, freed.length);
+      for (let i = at; i < end - 1; i++) words[this.#header(freed[i]!) + H_NEXT] = freed[i + 1]!;
+      this.#free.push(freed[at]!, end - at);
+    }
+    if (Atomics.exchange(words, slot + S_WAITING, 0) !== 0) Atomics.sub(words, C_WAITING, 1);
+    Atomics.store(words, slot + S_CACHED, 0);
+    Atomics.store(words, slot + S_STATE, 0);
+    this.#wakeWaiters();
+    return freed.length;
   }
 
   /**
@@ -545,12 +659,20 @@ export class BufferPool {
     }
     this.#takeTicket(batch, -1);
     const packets: Packet[] = new Array(count);
+    let run: PooledBuffer | undefined = undefined;
+    let runLength = 0;
     for (let i = 0; i < count; i++) {
       const buffer = this.#handle(regions[3 * i]!);
+      if (buffer !== run) {
+        if (run !== undefined) this.#takeUnits(run, runLength);
+        run = buffer;
+        runLength = 0;
+      }
+      runLength++;
       buffer._refs++;
-      buffer._units++;
       packets[i] = new Packet(buffer, regions[3 * i + 1]!, regions[3 * i + 2]!);
     }
+    if (run !== undefined) this.#takeUnits(run, runLength);
     return packets;
   }
 
@@ -583,7 +705,7 @@ export class BufferPool {
     const buffer = this.#handle(index);
     if (this.shared) {
       buffer._refs++;
-      buffer._units++;
+      this.#takeUnits(buffer, 1);
     }
     return buffer;
   }
@@ -598,6 +720,30 @@ export class BufferPool {
     this.#moveRefs(buffer, 1);
     const stamp = this.#publishTicket(ticket);
     return { pool: this.#poolId, index: buffer.index, offset, length, ticket, stamp };
+  }
+
+  /**
+   * Takes over `n` units of a buffer's shared count that travelled here. A
+   * worker keeps at most one: the rest go at once, so that a reclaim knows
+   * what a worker held from one bit.
+   */
+  #takeUnits(buffer: PooledBuffer, n: number): void {
+    if (buffer._units === 0) {
+      buffer._units = 1;
+      this.#setHolder(buffer.index, true);
+      n--;
+    }
+    if (n !== 0) Atomics.sub(this.#words, this.#header(buffer.index) + H_SHARED_REFS, n);
+  }
+
+  /** Sets or clears this worker's holder bit for a buffer. */
+  #setHolder(index: number, holds: boolean): void {
+    if (this.#detached) return;
+    const { holdersWord, holderWords } = this.#layout;
+    const word = holdersWord + (this.#owner - 1) * holderWords + (index >>> 5);
+    const bit = 1 << (index & 31);
+    if (holds) Atomics.or(this.#words, word, bit);
+    else Atomics.and(this.#words, word, ~bit);
   }
 
   #checkCanSend(): void {
@@ -618,16 +764,19 @@ export class BufferPool {
     const refs = this.#header(buffer.index) + H_SHARED_REFS;
     if (buffer._units === 0) {
       // Exclusive until now, so nobody else reads the count yet.
+      words[this.#header(buffer.index) + H_OWNER] = 0;
       if (buffer._refs === n) {
         Atomics.store(words, refs, n);
       } else {
         Atomics.store(words, refs, n + 1);
         buffer._units = 1;
+        this.#setHolder(buffer.index, true);
       }
     } else if (buffer._refs === n) {
       const delta = n - buffer._units;
       if (delta !== 0) Atomics.add(words, refs, delta);
       buffer._units = 0;
+      this.#setHolder(buffer.index, false);
     } else {
       Atomics.add(words, refs, n);
     }
@@ -643,8 +792,11 @@ export class BufferPool {
     const units = buffer._units;
     if (units !== 0) {
       buffer._units = 0;
-      const refs = this.#header(buffer.index) + H_SHARED_REFS;
-      if (Atomics.sub(this.#words, refs, units) !== units) return;
+      this.#setHolder(buffer.index, false);
+      const header = this.#header(buffer.index);
+      if (Atomics.sub(this.#words, header + H_SHARED_REFS, units) !== units) return;
+      // The last share anywhere: the buffer is this worker's alone now.
+      if (!this.#detached) this.#words[header + H_OWNER] = this.#owner;
     }
     if (this.#waiters.size !== 0) {
       buffer._held = true;
@@ -663,6 +815,7 @@ export class BufferPool {
   #handOff(buffer: PooledBuffer): boolean {
     if (this.#detached) {
       // The slot may have a new owner: no cache, no published count.
+      this.#words[this.#header(buffer.index) + H_OWNER] = 0;
       this.#free.push(buffer.index, 1);
       this.#wakeWaiters();
       return true;
@@ -724,9 +877,12 @@ export class BufferPool {
     const words = this.#words;
     const length = this.#free.batchLength(head);
     let index = head;
+    const owner = this.shared ? this.#owner : 0;
     for (let i = 0; i < length; i++) {
       this.#cache[i] = this.#handle(index);
-      index = words[this.#header(index) + H_NEXT]!;
+      const header = this.#header(index);
+      if (owner !== 0) words[header + H_OWNER] = owner;
+      index = words[header + H_NEXT]!;
     }
     this.#cached = length;
     return true;
@@ -751,6 +907,9 @@ export class BufferPool {
     for (let i = bottom; i < top - 1; i++) {
       words[this.#header(cache[i]!.index) + H_NEXT] = cache[i + 1]!.index;
     }
+    if (this.shared) {
+      for (let i = bottom; i < top; i++) words[this.#header(cache[i]!.index) + H_OWNER] = 0;
+    }
     this.#free.push(cache[bottom]!.index, count);
     this.#cached = bottom;
     words[this.#slot + S_CACHED] = bottom;
@@ -772,6 +931,7 @@ export class BufferPool {
 
   #startWaiting(): void {
     this.#registered = true;
+    Atomics.store(this.#words, this.#slot + S_WAITING, 1);
     Atomics.add(this.#words, C_WAITING, 1);
     // Keep the event loop alive: a pending waitAsync alone does not.
     this.#keepalive = setTimeout(() => {}, KEEPALIVE_MS);
@@ -783,6 +943,7 @@ export class BufferPool {
     this.#registered = false;
     this.#waitToken++;
     Atomics.sub(this.#words, C_WAITING, 1);
+    Atomics.store(this.#words, this.#slot + S_WAITING, 0);
     clearTimeout(this.#keepalive);
     this.#keepalive = undefined;
   }
