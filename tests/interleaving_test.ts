@@ -1,0 +1,87 @@
+// The shared-memory protocols run step by step in one thread under many
+// schedules (tests/explorer/). EXPLORE_SCHEDULES sets the seeded schedules
+// per protocol (default 10^4; `deno task explore` runs 10^6), EXPLORE_SEED
+// replays one failing seed alone.
+
+import assert from "node:assert/strict";
+import { exploreAll, exploreRandom, type Model, type Report } from "./explorer/scheduler.ts";
+import { flushListModel, type WriterScript } from "./explorer/flush_list_model.ts";
+import { freeStackModel, waitingModel } from "./explorer/free_stack_model.ts";
+
+const SCHEDULES = Number(Deno.env.get("EXPLORE_SCHEDULES") ?? 10_000);
+const SEED = Deno.env.get("EXPLORE_SEED");
+const DEPTH_FIRST = 3_000;
+
+/** Explores `model` at random (or the one seed asked for), then depth first; logs the count. */
+function explore(name: string, model: Model): void {
+  const random: Report = SEED === undefined
+    ? exploreRandom(name, model, SCHEDULES)
+    : exploreRandom(name, model, 1, Number(SEED));
+  const all = exploreAll(name, model, DEPTH_FIRST);
+  console.log(
+    `${name}: ${random.schedules} seeded + ${all.schedules} depth-first schedules` +
+      (all.complete ? " (every schedule)" : ""),
+  );
+}
+
+/** Asserts that exploring a broken variant fails, and logs the seed that shows it. */
+function catches(name: string, model: Model): void {
+  let message = "";
+  assert.throws(() => {
+    try {
+      exploreRandom(name, model, SCHEDULES);
+    } catch (error) {
+      message = (error as Error).message;
+      throw error;
+    }
+  });
+  console.log(`caught, as it must be: ${message.split("\n").slice(0, 2).join(" |")}`);
+}
+
+const WRITERS: WriterScript[] = [
+  {
+    buffers: [0, 1],
+    ops: [
+      { commit: 2 },
+      "flush",
+      { commit: 1 },
+      "flush",
+      "finish",
+      { commit: 2 },
+      "flush",
+      "finish",
+      "flush",
+    ],
+  },
+  { buffers: [2], ops: [{ commit: 1 }, "flush", { commit: 2 }, "flush", "finish", "flush"] },
+];
+
+Deno.test("interleavings: flush list, two writers and a flusher deliver every byte once, in order", () => {
+  explore("flush list (2 writers)", flushListModel(WRITERS));
+  explore("flush list (1 writer)", flushListModel([WRITERS[0]!]));
+});
+
+Deno.test("interleavings: flush list, clearing LISTED before reading the links is caught", () => {
+  catches("flush list (broken)", flushListModel(WRITERS, "clear-listed-before-links"));
+});
+
+// Thread 1 pops A then B and pushes A back: the ABA pattern against the others.
+const ABA = [["pop", "push"], ["pop", "pop", "push", "push"], ["pop", "push"]] as const;
+
+Deno.test("interleavings: free stack, batches popped and pushed keep every buffer in one place", () => {
+  explore("free stack (3 threads, batches of 1)", freeStackModel(3, 1, ABA));
+  explore("free stack (2 threads, batches of 2)", freeStackModel(5, 2, ABA.slice(0, 2)));
+});
+
+Deno.test("interleavings: free stack without the ABA tag is caught", () => {
+  catches("free stack (untagged)", freeStackModel(3, 1, ABA, "untagged"));
+});
+
+Deno.test("interleavings: waiting for a buffer across workers loses no wake-up", () => {
+  explore("waiting (2 buffers, 2 waiters)", waitingModel(2, 2));
+  explore("waiting (1 buffer, 1 waiter)", waitingModel(1, 1));
+});
+
+Deno.test("interleavings: reading the wait sequence after the re-check is caught", () => {
+  catches("waiting (seq read late)", waitingModel(2, 2, "seq-after-recheck"));
+});
