@@ -12,7 +12,8 @@ interface Record {
   bufferIndex: number;
   offset: number;
   length: number;
-  stack: string | undefined;
+  /** V8 formats an error's stack only when it is read: keep the error, not the text. */
+  origin: Error | undefined;
 }
 
 /** Registers packets of one pool object and reports the ones collected unreleased. */
@@ -25,20 +26,35 @@ export class LeakDetector {
 
   constructor(mode: Exclude<LeakDetection, "off">, onLeak: (leak: LeakReport) => void) {
     this.#paranoid = mode === "paranoid";
-    this.#registry = new FinalizationRegistry((record) => {
+    this.#registry = new FinalizationRegistry(({ bufferIndex, offset, length, origin }) => {
       this.count++;
-      onLeak(record);
+      onLeak({ bufferIndex, offset, length, stack: origin?.stack });
     });
   }
 
-  /** Starts watching `packet`; returns whether it is watched (sampling may skip it). */
-  track(packet: object, bufferIndex: number, offset: number, length: number): boolean {
+  /**
+   * Starts watching `packet`, made by `maker` (its constructor); returns
+   * whether it is watched (sampling may skip it).
+   */
+  track(
+    packet: object,
+    maker: abstract new (...args: never[]) => unknown,
+    bufferIndex: number,
+    offset: number,
+    length: number,
+  ): boolean {
     if (!this.#paranoid) {
       if (this.#countdown-- !== 0) return false;
       this.#countdown = SAMPLE_EVERY - 1;
     }
-    const stack = this.#paranoid ? new Error("packet made here").stack : undefined;
-    this.#registry.register(packet, { bufferIndex, offset, length, stack }, packet);
+    let origin: Error | undefined;
+    if (this.#paranoid) {
+      origin = new Error("packet made here");
+      // Start the trace at the constructor's caller: the constructor's frame
+      // would hold the packet itself, which could then never be collected.
+      Error.captureStackTrace(origin, maker);
+    }
+    this.#registry.register(packet, { bufferIndex, offset, length, origin }, packet);
     return true;
   }
 

@@ -194,6 +194,41 @@ const ATTACH = Symbol("attach");
  * ```
  */
 export class BufferPool {
+  /**
+   * The `leakDetection` of pool objects made without one: `"off"` unless
+   * changed, e.g. to `"paranoid"` for a whole test suite.
+   *
+   * @example Watching every pool of a test run
+   * ```ts
+   * import { BufferPool } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * BufferPool.defaultLeakDetection = "paranoid";
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * pool.tryAcquire()!.intoPacket().release(); // watched, released: nothing to report
+   * BufferPool.defaultLeakDetection = "off";
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   */
+  static defaultLeakDetection: LeakDetection = "off";
+  /**
+   * The `onLeak` of pool objects made without one: by default one line on
+   * stderr per leak. A test suite can make it throw, so that a leak fails
+   * the run.
+   *
+   * @example Failing a test run on any leak
+   * ```ts
+   * import { BufferPool, type LeakReport } from "@bab/bab";
+   *
+   * const before = BufferPool.defaultOnLeak;
+   * BufferPool.defaultOnLeak = (leak: LeakReport) => {
+   *   throw new Error(`leaked a packet of buffer ${leak.bufferIndex}\n${leak.stack}`);
+   * };
+   * BufferPool.defaultOnLeak = before;
+   * ```
+   */
+  static defaultOnLeak: (leak: LeakReport) => void = reportLeak;
+
   /** Bytes in each buffer. */
   readonly bufferSize: number;
   /** Buffers in the pool. */
@@ -284,7 +319,7 @@ export class BufferPool {
     this.#handles = new Array(layout.bufferCount);
     this.#cache = new Array(2 * layout.batchSize);
     this.#waiters = new WaiterQueue(() => this.#afterLastWaiter());
-    const detection = options.leakDetection ?? "off";
+    const detection = options.leakDetection ?? BufferPool.defaultLeakDetection;
     if (detection !== "off" && detection !== "sampled" && detection !== "paranoid") {
       throw new RangeError(
         `Cannot create buffer pool: leakDetection must be "off", "sampled" or "paranoid", received ${
@@ -294,7 +329,7 @@ export class BufferPool {
     }
     this._leaks = detection === "off"
       ? null
-      : new LeakDetector(detection, options.onLeak ?? reportLeak);
+      : new LeakDetector(detection, options.onLeak ?? BufferPool.defaultOnLeak);
 
     const words = this.#words;
     if (attachTo === undefined) {

@@ -57,7 +57,7 @@ export class Packet {
     this.#offset = offset;
     this.#length = length;
     const leaks = buffer.pool._leaks;
-    if (leaks !== null) this.#tracked = leaks.track(this, buffer.index, offset, length);
+    if (leaks !== null) this.#tracked = leaks.track(this, Packet, buffer.index, offset, length);
   }
 
   /**

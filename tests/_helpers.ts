@@ -1,6 +1,15 @@
 // Helpers shared by the test files.
 import assert from "node:assert/strict";
-import type { BufferPool, PooledBuffer } from "../mod.ts";
+import { BufferPool, type PooledBuffer } from "../mod.ts";
+
+// Every pool the tests make watches every packet; one collected without
+// release throws out of the registry's callback, which fails the run.
+BufferPool.defaultLeakDetection = "paranoid";
+BufferPool.defaultOnLeak = (leak) => {
+  throw new Error(
+    `Leaked a packet of buffer ${leak.bufferIndex} [${leak.offset}, +${leak.length})\n${leak.stack}`,
+  );
+};
 
 /** Asserts that every buffer of `pool` is back and nobody waits. */
 export function assertAllFree(pool: BufferPool): void {
