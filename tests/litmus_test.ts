@@ -10,7 +10,7 @@ import { type LitmusKind, type LitmusReply, makeSync, MAX_BUFFERS } from "./_lit
 
 const ITERATIONS = Number(Deno.env.get("LITMUS_ITERATIONS") ?? 100_000);
 /** A whole litmus run may take this long before the test fails instead of hanging. */
-const RUN_TIMEOUT_MS = 10_000 + ITERATIONS / 10;
+const RUN_TIMEOUT_MS = 60_000 + ITERATIONS / 10;
 
 function sharedPool(bufferSize: number, bufferCount: number, batchSize: number): BufferPool {
   assert.ok(bufferCount <= MAX_BUFFERS);
