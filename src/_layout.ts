@@ -161,8 +161,8 @@ export function computeLayout(
   const slotsWord = CONTROL_WORDS;
   const ticketsWord = slotsWord + maxWorkers * SLOT_WORDS;
   const holdersWord = alignUp(ticketsWord + maxWorkers * maxInFlight, LINE_WORDS);
-  // A pool no other worker attaches to needs no holder bits.
-  const holderWords = maxWorkers > 1 || maxInFlight > 0 ? alignUp(Math.ceil(bufferCount / 32), LINE_WORDS) : 0;
+  // Only shared pools (which have send tickets) need holder bits.
+  const holderWords = maxInFlight > 0 ? alignUp(Math.ceil(bufferCount / 32), LINE_WORDS) : 0;
   const headersWord = holdersWord + maxWorkers * holderWords;
   const dataByte = (headersWord + bufferCount * HEADER_WORDS) * 4;
   return {
