@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { exploreAll, exploreRandom, type Model, type Report } from "./explorer/scheduler.ts";
 import { flushListModel, type WriterScript } from "./explorer/flush_list_model.ts";
 import { freeStackModel, waitingModel } from "./explorer/free_stack_model.ts";
+import { refCountModel, type RefOp } from "./explorer/ref_count_model.ts";
 
 const SCHEDULES = Number(Deno.env.get("EXPLORE_SCHEDULES") ?? 10_000);
 const SEED = Deno.env.get("EXPLORE_SEED");
@@ -84,4 +85,47 @@ Deno.test("interleavings: waiting for a buffer across workers loses no wake-up",
 
 Deno.test("interleavings: reading the wait sequence after the re-check is caught", () => {
   catches("waiting (seq read late)", waitingModel(2, 2, "seq-after-recheck"));
+});
+
+// Worker 0 sends two packets of its buffer to worker 1 and releases its own;
+// worker 1 merges them into one share, tries one SendPacket twice, sends one back.
+const PING_PONG: RefOp[][] = [
+  ["acquire", "clone", "clone", { send: [1] }, { send: [1] }, "release", "receive", "release"],
+  ["receive", "receive", "receive-again", { send: [0] }, "release"],
+];
+// The same SendPacket posted to workers 1 and 2: exactly one receives it.
+const POSTED_TWICE: RefOp[][] = [
+  ["acquire", "clone", { send: [1, 2] }, "clone", { send: [2] }, "release"],
+  ["receive", "release"],
+  ["receive", "receive", "release", "release"],
+];
+
+Deno.test("interleavings: hybrid ref counts free a sent, merged, returned buffer once, at the end", () => {
+  explore("ref counts (send, merge, send back)", refCountModel(PING_PONG));
+  explore("ref counts (one SendPacket posted twice)", refCountModel(POSTED_TWICE));
+});
+
+Deno.test("interleavings: reclaim after a worker dies between operations gives the buffer back", () => {
+  for (const worker of [0, 1]) {
+    explore(
+      `ref counts (worker ${worker} dies, reclaim)`,
+      refCountModel(PING_PONG, { death: { worker, at: "between-ops" } }),
+    );
+  }
+  // Dying inside an operation may strand a unit (a leak), never free early or twice.
+  explore(
+    "ref counts (worker 1 dies at any step, reclaim)",
+    refCountModel(PING_PONG, { death: { worker: 1, at: "anywhere" } }),
+  );
+});
+
+Deno.test("interleavings: hybrid ref counts with a non-atomic release or kept units are caught", () => {
+  catches(
+    "ref counts (recycle reads, then subtracts)",
+    refCountModel(PING_PONG, { bug: "recycle-read-then-sub" }),
+  );
+  catches(
+    "ref counts (takeUnits keeps extra units)",
+    refCountModel(PING_PONG, { bug: "take-units-keeps-extra" }),
+  );
 });
