@@ -517,8 +517,11 @@ export class BufferPool {
    * would be handed to others.
    *
    * Not recovered here: packets the dead worker sent that nobody will ever
-   * receive, and a flusher's token for a buffer its dead writer had begun to
-   * flush, which comes back when that flusher closes.
+   * receive; a flusher's token for a buffer its dead writer had begun to
+   * flush, which comes back when that flusher closes; and, if the worker was
+   * killed in the middle of a send or receive, the one share that operation
+   * was moving, which leaves that buffer in use (a leak, never a buffer
+   * handed out twice).
    *
    * @example Recovering from a crashed worker
    * ```ts
