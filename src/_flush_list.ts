@@ -1,6 +1,6 @@
 // The words a WriteFlusher shares with its writers, and the list of buffers
 // they hand it. The list is threaded through the buffers' H_NEXT words as
-// index + 1 (0 ends it), so handing over any number of buffers is one CAS on
+// index + 1 (0 ends it), so handing over a whole chain of buffers is one CAS on
 // the head and taking them all is one exchange, in any worker.
 //
 // A flusher's words live in a small block of their own (a SharedArrayBuffer
@@ -28,6 +28,14 @@ export const FLUSH_WORDS = 3 * LINE_WORDS;
 
 /** The head once the flusher has ended: pushes fail and the writer keeps its buffers. */
 export const ENDED = -1;
+
+/** Wakes a flusher sleeping on F_BELL in any worker; costs one load when none sleeps. */
+export function ringBell(control: Int32Array): void {
+  if (Atomics.load(control, F_WAITING) !== 0) {
+    Atomics.add(control, F_BELL, 1);
+    Atomics.notify(control, F_BELL);
+  }
+}
 
 /**
  * Pushes a chain of buffers already linked through H_NEXT, `last` first

@@ -21,13 +21,10 @@ export class LeakDetector {
   readonly #registry: FinalizationRegistry<Record>;
   readonly #paranoid: boolean;
   #countdown = 0;
-  /** Leaks reported so far. */
-  count = 0;
 
   constructor(mode: Exclude<LeakDetection, "off">, onLeak: (leak: LeakReport) => void) {
     this.#paranoid = mode === "paranoid";
     this.#registry = new FinalizationRegistry(({ bufferIndex, offset, length, origin }) => {
-      this.count++;
       onLeak({ bufferIndex, offset, length, stack: origin?.stack });
     });
   }

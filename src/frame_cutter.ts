@@ -148,7 +148,7 @@ export class FrameCutter {
       );
     }
     try {
-      // A codec whose frames are longer than the limit fails on any input.
+      // A codec whose frames are longer than the limit fails on every input.
       codec.decode(NO_BYTES, 0, 0, maxFrameLength, this.#bounds);
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;

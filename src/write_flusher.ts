@@ -20,6 +20,7 @@ import {
   F_POOL_ID,
   F_WAITING,
   FLUSH_WORDS,
+  ringBell,
 } from "./_flush_list.ts";
 import {
   H_FLUSHED,
@@ -255,11 +256,7 @@ export class WriteFlusher {
       wake();
       return;
     }
-    const control = this.#control;
-    if (this.pool.shared && Atomics.load(control, F_WAITING) !== 0) {
-      Atomics.add(control, F_BELL, 1);
-      Atomics.notify(control, F_BELL);
-    }
+    if (this.pool.shared) ringBell(this.#control);
   }
 
   #closeWriters(): void {
@@ -312,7 +309,7 @@ export class WriteFlusher {
     const words = this.#words;
     const taken = this.#taken;
     let head = Atomics.exchange(this.#control, F_HEAD, 0);
-    // Read every link before any listed bit is cleared: a writer may relink a buffer after.
+    // Read every link before clearing a listed bit: a writer may relink that buffer after.
     while (head > 0) {
       taken.push(head - 1);
       head = words[this.pool._headerOf(head - 1) + H_NEXT]!;

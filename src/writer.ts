@@ -14,15 +14,14 @@ import { Reservation } from "./reservation.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import {
   ENDED,
-  F_BELL,
   F_CLOSED,
   F_MAGIC,
   F_MAGIC_VALUE,
   F_NEXT_WRITER,
   F_POOL_ID,
-  F_WAITING,
   FLUSH_WORDS,
   pushChain,
+  ringBell,
 } from "./_flush_list.ts";
 import {
   H_FLUSHED,
@@ -618,17 +617,10 @@ export class Writer {
     }
   }
 
+  /** Wakes the flusher: directly when it is in this worker, else through its bell. */
   #ring(): void {
-    const flusher = this.#flusher;
-    if (flusher !== null && !this.pool.shared) {
-      flusher._ring();
-      return;
-    }
-    const control = this.#control;
-    if (Atomics.load(control, F_WAITING) !== 0) {
-      Atomics.add(control, F_BELL, 1);
-      Atomics.notify(control, F_BELL);
-    }
+    if (this.#flusher !== null) this.#flusher._ring();
+    else ringBell(this.#control);
   }
 
   /** Drops the writer's own reference to a finished chunk's buffer. */
