@@ -107,3 +107,14 @@ export function assertRangeError(fn: () => unknown, ...patterns: RegExp[]): void
 }
 
 /** Asserts the pool's counts are internally consistent. */
+
+/** Every ordering of `items`. */
+export function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  const out: T[][] = [];
+  items.forEach((item, i) => {
+    const rest = [...items.slice(0, i), ...items.slice(i + 1)];
+    for (const tail of permutations(rest)) out.push([item, ...tail]);
+  });
+  return out;
+}

@@ -1,19 +1,16 @@
 import assert from "node:assert/strict";
 import { BufferPool, type Packet, type PooledBuffer, ReleasedError } from "../mod.ts";
-import { assertAllFree, assertRangeError, at, escapeRegExp, prng, take } from "./_helpers.ts";
+import {
+  assertAllFree,
+  assertRangeError,
+  at,
+  escapeRegExp,
+  permutations,
+  prng,
+  take,
+} from "./_helpers.ts";
 
 // -- Helpers --
-/** Every ordering of `items`. */
-function permutations<T>(items: readonly T[]): T[][] {
-  if (items.length <= 1) return [[...items]];
-  const out: T[][] = [];
-  items.forEach((item, i) => {
-    const rest = [...items.slice(0, i), ...items.slice(i + 1)];
-    for (const tail of permutations(rest)) out.push([item, ...tail]);
-  });
-  return out;
-}
-
 /** Asserts that `fn` throws a ReleasedError mentioning a packet. */
 function assertReleased(fn: () => unknown): void {
   assert.throws(fn, (error: unknown) => {

@@ -1,24 +1,8 @@
 import assert from "node:assert/strict";
-import { BufferPool, type FlushRegion, WriteFlusher } from "../mod.ts";
+import { BufferPool, WriteFlusher } from "../mod.ts";
 import { assertRangeError, take } from "./_helpers.ts";
+import { readBytes } from "./_writer_helpers.ts";
 import type { DoomedJob, DoomedReport } from "./workers/doomed_worker.ts";
-
-/** Reads one batch (or, with `all`, everything to the end) and releases it. */
-async function read(
-  reader: ReadableStreamDefaultReader<FlushRegion[]>,
-  all = false,
-): Promise<number[]> {
-  const bytes: number[] = [];
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return bytes;
-    for (const region of value) {
-      bytes.push(...region.bytes);
-      region.release();
-    }
-    if (!all) return bytes;
-  }
-}
 
 Deno.test("BufferPool.reclaim() recovers what a terminated worker held and unblocks waiters", async () => {
   const bufferCount = 12;
@@ -50,7 +34,11 @@ Deno.test("BufferPool.reclaim() recovers what a terminated worker held and unblo
   // and its writer's; it also cached some free ones.
   assert.equal(report.inUseSeen, 6);
   const back = pool.receive(report.sentBack);
-  assert.deepEqual(await read(reader), [1, 2, 3], "the dead writer's flushed bytes still arrive");
+  assert.deepEqual(
+    await readBytes(reader, false),
+    [1, 2, 3],
+    "the dead writer's flushed bytes still arrive",
+  );
 
   // Main wants every buffer but its own two: several are stuck in the dead worker.
   const wanted = bufferCount - 2;
@@ -66,7 +54,7 @@ Deno.test("BufferPool.reclaim() recovers what a terminated worker held and unblo
   // The last buffer is the writer's: the flusher's token keeps it until the flusher ends.
   assert.equal(pool.stats().waiters, 1);
   flusher.close();
-  assert.deepEqual(await read(reader, true), [], "the open reservation was never committed");
+  assert.deepEqual(await readBytes(reader), [], "the open reservation was never committed");
   got.push(await acquiring[wanted - 1]!);
 
   assert.equal(new Set(got.map((b) => b.index)).size, wanted);

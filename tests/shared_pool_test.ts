@@ -9,7 +9,7 @@ import {
   ReleasedError,
   type SendPacket,
 } from "../mod.ts";
-import { assertRangeError, at, prng, take, Tracked } from "./_helpers.ts";
+import { assertRangeError, at, permutations, prng, take, Tracked } from "./_helpers.ts";
 import { checksum, type PoolWorker, type Reply, withWorkers } from "./_worker_helpers.ts";
 
 // -- Helpers --
@@ -61,17 +61,6 @@ function fillFrom(bytes: Uint8Array, seed: number): void {
 
 function pattern(length: number, seed: number): number[] {
   return Array.from({ length }, (_, i) => (seed + i) & 0xff);
-}
-
-/** Every ordering of `items`. */
-function permutations<T>(items: readonly T[]): T[][] {
-  if (items.length <= 1) return [[...items]];
-  const out: T[][] = [];
-  items.forEach((item, i) => {
-    const rest = [...items.slice(0, i), ...items.slice(i + 1)];
-    for (const tail of permutations(rest)) out.push([item, ...tail]);
-  });
-  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -12,7 +12,14 @@ import {
   type WriterOptions,
 } from "../mod.ts";
 import { assertAllFree, assertRangeError, flush, Tracked } from "./_helpers.ts";
-import { parseFrames, readAll } from "./_writer_helpers.ts";
+import {
+  checkMessages,
+  parseFrames,
+  readAll,
+  readBytes,
+  writeNumbered,
+  YIELD_TO_TASKS,
+} from "./_writer_helpers.ts";
 import type { WriterJob, WriterReport } from "./workers/writer_worker.ts";
 
 const encoder = new TextEncoder();
@@ -41,16 +48,7 @@ async function closeAndDrain(
   reader?: ReadableStreamDefaultReader<FlushRegion[]>,
 ): Promise<number[]> {
   flusher.close();
-  const r = reader ?? flusher.readable.getReader();
-  const bytes: number[] = [];
-  for (;;) {
-    const { done, value } = await r.read();
-    if (done) return bytes;
-    for (const region of value) {
-      bytes.push(...region.bytes);
-      region.release();
-    }
-  }
+  return await readBytes(reader ?? flusher.readable.getReader());
 }
 
 /** A pool, a flusher, a writer to it, and (on first use) a reader of the flusher. */
@@ -543,51 +541,16 @@ Deno.test("Several writers round-trip numbered messages over loopback TCP", asyn
   const writers = [0, 1, 2].map(() => new Writer(pool, flusher, { codec }));
   const perWriter = 3000;
   await Promise.all(writers.map(async (writer, w) => {
-    for (let seq = 0; seq < perWriter; seq++) {
-      // Sizes vary so that messages straddle buffer boundaries.
-      const size = 8 + ((seq * 7 + w) % 40);
-      const r = await writer.reserve(size);
-      const view = new DataView(r.bytes.buffer, r.bytes.byteOffset, size);
-      view.setUint32(0, w);
-      view.setUint32(4, seq);
-      for (let i = 8; i < size; i++) r.bytes[i] = (seq + i) & 0xff;
-      r.commit();
-      if (seq % 100 === 0) await Promise.resolve();
-    }
+    await writeNumbered(writer, w, perWriter, { every: 100, pause: () => Promise.resolve() });
     writer.close();
   }));
   flusher.close();
   await piped;
   conn.close();
 
-  const next = [0, 0, 0];
-  for (const frame of parseFrames(codec, await received)) {
-    const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
-    const w = view.getUint32(0);
-    const seq = view.getUint32(4);
-    assert.equal(seq, next[w], `writer ${w}: message ${seq} out of order or repeated`);
-    next[w]!++;
-    assert.equal(frame.length, 8 + ((seq * 7 + w) % 40));
-    for (let i = 8; i < frame.length; i++) assert.equal(frame[i], (seq + i) & 0xff);
-  }
-  assert.deepEqual(next, [perWriter, perWriter, perWriter], "every message arrived");
+  checkMessages(parseFrames(codec, await received), 3, perWriter);
   assertAllFree(pool);
 });
-
-/** Checks the numbered messages of tests/workers/writer_worker.ts: each exactly once, in order. */
-function checkMessages(frames: Uint8Array[], writers: number, perWriter: number): void {
-  const next = new Array(writers).fill(0);
-  for (const frame of frames) {
-    const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
-    const w = view.getUint32(0);
-    const seq = view.getUint32(4);
-    assert.equal(seq, next[w], `writer ${w}: message ${seq} out of order or repeated`);
-    next[w]++;
-    assert.equal(frame.length, 8 + ((seq * 7 + w) % 40));
-    for (let i = 8; i < frame.length; i++) assert.equal(frame[i], (seq + i) & 0xff);
-  }
-  assert.deepEqual(next, new Array(writers).fill(perWriter), "every message arrived");
-}
 
 Deno.test("Writers in two workers and the main thread round-trip over loopback TCP through one flusher", async () => {
   // Few buffers, so that writers wait on the pool while the socket drains.
@@ -627,16 +590,7 @@ Deno.test("Writers in two workers and the main thread round-trip over loopback T
       })
     );
     const local = new Writer(pool, flusher, { codec });
-    for (let seq = 0; seq < perWriter; seq++) {
-      const size = 8 + ((seq * 7) % 40);
-      const r = await local.reserve(size);
-      const view = new DataView(r.bytes.buffer, r.bytes.byteOffset, size);
-      view.setUint32(0, 0);
-      view.setUint32(4, seq);
-      for (let i = 8; i < size; i++) r.bytes[i] = (seq + i) & 0xff;
-      r.commit();
-      if (seq % 64 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
-    }
+    await writeNumbered(local, 0, perWriter, YIELD_TO_TASKS);
     local.close();
     for (const report of await Promise.all(reports)) assert.ok(report.ok, JSON.stringify(report));
   } finally {
