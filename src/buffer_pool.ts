@@ -41,6 +41,7 @@ import {
 import { DetachedError, ReleasedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
 import { WaiterQueue } from "./waiter_queue.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
@@ -712,6 +713,16 @@ export class BufferPool {
     }
     if (run !== undefined) this.#takeUnits(run, runLength);
     return packets;
+  }
+
+  /** @ignore `tryAcquire` for the library's own users: the buffer's record, no handle. */
+  _tryAcquireRecord(): BufferRecord | null {
+    return this.tryAcquire();
+  }
+
+  /** @ignore `acquire` for the library's own users: the buffer's record, no handle. */
+  _acquireRecord(options?: AcquireOptions): Promise<BufferRecord> {
+    return this.acquire(options);
   }
 
   /** @ignore The block's Int32 words up to the data, for writers and flushers. */

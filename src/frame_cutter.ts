@@ -10,7 +10,7 @@ import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
 import { FrameBounds, type FrameCodec } from "./codec.ts";
 import { ClosedError, FrameError, TruncatedError } from "./errors.ts";
 import type { Packet } from "./packet.ts";
-import type { PooledBuffer } from "./pooled_buffer.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
 
 /** The `maxFrameLength` used when none is given, unless the pool's buffers are smaller: 1 MiB. */
 const DEFAULT_MAX_FRAME_LENGTH = 1024 * 1024;
@@ -111,7 +111,7 @@ export class FrameCutter {
   readonly #size: number;
   readonly #bounds = new FrameBounds();
   /** The staging buffer, holding the cutter's own reference; null when none is needed yet. */
-  #buffer: PooledBuffer | null = null;
+  #buffer: BufferRecord | null = null;
   #view: Uint8Array = NO_BYTES;
   /** Where the unfinished frame starts in the staging buffer. */
   #start = 0;
@@ -286,7 +286,7 @@ export class FrameCutter {
   async waitForBuffer(options?: AcquireOptions): Promise<void> {
     if (this.#closed) throw this.#closedError("wait for a buffer for");
     if (!this.needsBuffer) return;
-    const fresh = await this.pool.acquire(options);
+    const fresh = await this.pool._acquireRecord(options);
     if (this.#closed || !this.needsBuffer) {
       fresh.release();
       if (this.#closed) throw this.#closedError("wait for a buffer for");
@@ -388,16 +388,16 @@ export class FrameCutter {
 
   /** Takes a fresh staging buffer if the pool has one. */
   #next(): boolean {
-    const fresh = this.pool.tryAcquire();
+    const fresh = this.pool._tryAcquireRecord();
     if (fresh === null) return false;
     this.#install(fresh);
     return true;
   }
 
   /** Makes `fresh` the staging buffer, moving the unfinished frame into it. */
-  #install(fresh: PooledBuffer): void {
+  #install(fresh: BufferRecord): void {
     const old = this.#buffer;
-    const view = fresh.bytes;
+    const view = fresh._view;
     if (old === null) {
       this.#end = this.#scan = 0;
       this.#frameEnd = -1;

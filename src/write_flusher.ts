@@ -7,7 +7,7 @@
 
 import type { BufferPool } from "./buffer_pool.ts";
 import { FlushRegion } from "./flush_region.ts";
-import type { PooledBuffer } from "./pooled_buffer.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
 import type { Writer } from "./writer.ts";
 import {
   ENDED,
@@ -115,7 +115,7 @@ export class WriteFlusher {
   readonly #control: Int32Array;
   readonly #words: Int32Array;
   /** Buffers whose token this flusher holds, by index: the writer is not done with them. */
-  readonly #tokens = new Map<number, PooledBuffer>();
+  readonly #tokens = new Map<number, BufferRecord>();
   /** Buffer indices of the list taken last, newest first. */
   readonly #taken: number[] = [];
   /** Writers made with this object, closed with it. */

@@ -9,7 +9,7 @@ import type { BufferPool } from "./buffer_pool.ts";
 import type { FrameCodec } from "./codec.ts";
 import { ClosedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
-import type { PooledBuffer } from "./pooled_buffer.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
 import { Reservation } from "./reservation.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import {
@@ -70,7 +70,7 @@ export interface ReserveOptions {
  * committed there, and what it told the flusher.
  */
 export class Chunk {
-  readonly buffer: PooledBuffer;
+  readonly buffer: BufferRecord;
   readonly index: number;
   readonly view: Uint8Array;
   /** Int32 index of the buffer's header. */
@@ -90,7 +90,7 @@ export class Chunk {
   /** The last value published to the header, without the listed bit. */
   published = 0;
 
-  constructor(buffer: PooledBuffer, header: number) {
+  constructor(buffer: BufferRecord, header: number) {
     this.buffer = buffer;
     this.index = buffer.index;
     this.view = buffer._view;
@@ -506,13 +506,13 @@ export class Writer {
   /** Finishes the current buffer and starts a free one; false if none is free now. */
   #next(): boolean {
     this.#finishCurrent();
-    const buffer = this.pool.tryAcquire();
+    const buffer = this.pool._tryAcquireRecord();
     if (buffer === null) return false;
     this.#install(buffer);
     return true;
   }
 
-  #install(buffer: PooledBuffer): void {
+  #install(buffer: BufferRecord): void {
     const header = this.pool._headerOf(buffer.index);
     const words = this.#words;
     words[header + H_PUBLISH] = 0;
@@ -697,7 +697,7 @@ export class Writer {
     }
     const controller = new AbortController();
     this.#switching = controller;
-    this.pool.acquire({ signal: controller.signal }).then((buffer) => {
+    this.pool._acquireRecord({ signal: controller.signal }).then((buffer) => {
       this.#switching = null;
       if (this.#closed || this.#current !== null) {
         buffer.release();
