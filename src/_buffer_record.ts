@@ -1,5 +1,43 @@
-// The library's own view of one pooled buffer in this worker: its memory and
-// this worker's references. Transitional: the handle class still plays both
-// parts until the record is split out of it (issue 11, defect 7).
+// The library's own record of one pooled buffer in this worker: its memory
+// and this worker's references to it. A pool object makes one per buffer, on
+// first use, and keeps it for good, so internal users (packets, writers,
+// flushers, frame cutters) reach a buffer without allocating. Users never see
+// it: each acquire hands them a fresh PooledBuffer that holds the record
+// until released, so a handle kept too long cannot reach the next owner.
 
-export type { PooledBuffer as BufferRecord } from "./pooled_buffer.ts";
+import type { BufferPool } from "./buffer_pool.ts";
+import { Packet } from "./packet.ts";
+
+/** One buffer as this worker sees it; reference counting without ownership checks. */
+export class BufferRecord {
+  /** The pool object that made this record. */
+  readonly pool: BufferPool;
+  /** The buffer's index in its pool; the same in every worker. */
+  readonly index: number;
+  /** The whole buffer's memory. */
+  readonly _view: Uint8Array;
+  /** References held in this worker: handles', packets', regions', writers', tokens'. */
+  _refs = 0;
+  /** Units of the shared count this worker holds (shared pools). */
+  _units = 0;
+
+  constructor(pool: BufferPool, index: number, view: Uint8Array) {
+    this.pool = pool;
+    this.index = index;
+    this._view = view;
+  }
+
+  /**
+   * Takes a reference for a new packet on bytes `[begin, end)`. Unchecked:
+   * callers hold a reference of their own and computed the range.
+   */
+  toPacket(begin: number, end: number): Packet {
+    this._refs++;
+    return new Packet(this, begin, end - begin);
+  }
+
+  /** Drops one of this worker's references; the last one recycles the buffer. */
+  release(): void {
+    if (--this._refs === 0) this.pool._recycle(this);
+  }
+}

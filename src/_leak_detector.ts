@@ -1,14 +1,23 @@
-// Watches packets with a FinalizationRegistry for a pool created with
-// leakDetection: a packet collected while still registered was never
-// released. It only reports; the buffer's reference is not dropped, since
-// nothing can tell what else the lost packet's owner did with the memory.
+// Watches packets, buffer handles and flush regions with a
+// FinalizationRegistry for a pool created with leakDetection: an object
+// collected while still registered was never released. It only reports; the
+// buffer's reference is not dropped, since nothing can tell what else the
+// lost object's owner did with the memory.
 
-import type { LeakDetection, LeakReport } from "./leak_report.ts";
+import type { LeakDetection, LeakKind, LeakReport } from "./leak_report.ts";
 
-/** One packet in `"sampled"` mode is watched out of this many. */
+/** One object of each kind in `"sampled"` mode is watched out of this many. */
 const SAMPLE_EVERY = 64;
 
-interface Record {
+/** How the paranoid stack of each kind begins. */
+const ORIGIN: Record<LeakKind, string> = {
+  Packet: "packet made here",
+  PooledBuffer: "buffer acquired here",
+  FlushRegion: "flush region made here",
+};
+
+interface Watched {
+  kind: LeakKind;
   bufferIndex: number;
   offset: number;
   length: number;
@@ -16,57 +25,64 @@ interface Record {
   origin: Error | undefined;
 }
 
-/** Registers packets of one pool object and reports the ones collected unreleased. */
+/** Registers the objects of one pool object and reports the ones collected unreleased. */
 export class LeakDetector {
-  readonly #registry: FinalizationRegistry<Record>;
+  readonly #registry: FinalizationRegistry<Watched>;
   readonly #paranoid: boolean;
-  #countdown = 0;
+  /**
+   * Sampling countdowns, one per kind: with a shared one, a program that
+   * makes a handle and a packet in turn would only ever see one kind watched.
+   */
+  readonly #countdowns: Record<LeakKind, number> = { Packet: 0, PooledBuffer: 0, FlushRegion: 0 };
 
   constructor(mode: Exclude<LeakDetection, "off">, onLeak: (leak: LeakReport) => void) {
     this.#paranoid = mode === "paranoid";
-    this.#registry = new FinalizationRegistry(({ bufferIndex, offset, length, origin }) => {
-      onLeak({ bufferIndex, offset, length, stack: origin?.stack });
+    this.#registry = new FinalizationRegistry(({ kind, bufferIndex, offset, length, origin }) => {
+      onLeak({ kind, bufferIndex, offset, length, stack: origin?.stack });
     });
   }
 
   /**
-   * Starts watching `packet`, made by `maker` (its constructor); returns
+   * Starts watching `object`, made by `maker` (its constructor); returns
    * whether it is watched (sampling may skip it).
    */
   track(
-    packet: object,
+    object: object,
     maker: abstract new (...args: never[]) => unknown,
+    kind: LeakKind,
     bufferIndex: number,
     offset: number,
     length: number,
   ): boolean {
-    if (!this.#paranoid) {
-      if (this.#countdown-- !== 0) return false;
-      this.#countdown = SAMPLE_EVERY - 1;
-    }
     let origin: Error | undefined;
     if (this.#paranoid) {
-      origin = new Error("packet made here");
+      origin = new Error(ORIGIN[kind]);
       // Start the trace at the constructor's caller: the constructor's frame
-      // would hold the packet itself, which could then never be collected.
+      // would hold the object itself, which could then never be collected.
       Error.captureStackTrace(origin, maker);
+    } else {
+      if (this.#countdowns[kind]-- !== 0) return false;
+      this.#countdowns[kind] = SAMPLE_EVERY - 1;
     }
-    this.#registry.register(packet, { bufferIndex, offset, length, origin }, packet);
+    this.#registry.register(object, { kind, bufferIndex, offset, length, origin }, object);
     return true;
   }
 
-  /** The packet was released: stop watching it. */
-  untrack(packet: object): void {
-    this.#registry.unregister(packet);
+  /** The object was released: stop watching it. */
+  untrack(object: object): void {
+    this.#registry.unregister(object);
   }
 }
 
 /** The default report: one line on stderr with what leaked and where it was made. */
 export function reportLeak(leak: LeakReport): void {
-  console.error(
-    `bab: a packet of buffer ${leak.bufferIndex} (bytes ${leak.offset} to ${
+  const what = leak.kind === "PooledBuffer"
+    ? `a PooledBuffer handle of buffer ${leak.bufferIndex}`
+    : `a ${leak.kind} of buffer ${leak.bufferIndex} (bytes ${leak.offset} to ${
       leak.offset + leak.length
-    }) was garbage-collected without release(); the buffer stays in use` +
+    })`;
+  console.error(
+    `bab: ${what} was garbage-collected without release(); the buffer stays in use` +
       (leak.stack === undefined ? "" : `\n${leak.stack}`),
   );
 }

@@ -41,7 +41,7 @@ import {
 import { DetachedError, ReleasedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
-import type { BufferRecord } from "./_buffer_record.ts";
+import { BufferRecord } from "./_buffer_record.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
 import { WaiterQueue } from "./waiter_queue.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
@@ -248,12 +248,12 @@ export class BufferPool {
   readonly #slot: number;
   /** This worker's slot number + 1, as H_OWNER holds it. */
   readonly #owner: number;
-  /** This worker's handle for each buffer, made on first use. */
-  readonly #handles: (PooledBuffer | undefined)[];
+  /** This worker's record of each buffer, made on first use and kept. */
+  readonly #records: (BufferRecord | undefined)[];
   /** This worker's free buffers, a stack; the top is the next acquired. */
-  readonly #cache: PooledBuffer[];
+  readonly #cache: BufferRecord[];
   #cached = 0;
-  readonly #waiters: WaiterQueue<PooledBuffer>;
+  readonly #waiters: WaiterQueue<BufferRecord>;
   #detached = false;
   // Shared pools only: cross-worker waiting and send tickets.
   /** Bumped to invalidate a pending waitAsync registration. */
@@ -269,7 +269,7 @@ export class BufferPool {
   #trimArmed = false;
   #ticketCursor = 0;
   #sendMark = 0;
-  /** @ignore Watches this object's packets, when leak detection is on. */
+  /** @ignore Watches this object's packets, handles and regions, when leak detection is on. */
   readonly _leaks: LeakDetector | null;
 
   /**
@@ -317,7 +317,7 @@ export class BufferPool {
     this.#free = this.shared
       ? new SharedFreeStack(this.#words, layout.headersWord)
       : new LocalFreeStack(this.#words, layout.headersWord);
-    this.#handles = new Array(layout.bufferCount);
+    this.#records = new Array(layout.bufferCount);
     this.#cache = new Array(2 * layout.batchSize);
     this.#waiters = new WaiterQueue(() => this.#afterLastWaiter());
     const detection = options.leakDetection ?? BufferPool.defaultLeakDetection;
@@ -398,20 +398,13 @@ export class BufferPool {
   /**
    * Acquires a buffer now if one is free.
    *
-   * @returns The buffer's handle, holding one reference, or `null` when the
-   * pool is empty.
+   * @returns A new handle on the buffer, holding one reference, or `null`
+   * when the pool is empty.
    * @throws {DetachedError} If this worker detached from the pool.
    */
   tryAcquire(): PooledBuffer | null {
-    if (this.#cached === 0) {
-      if (this.#detached) throw this.#detachedError("acquire");
-      if (!this.#refill()) return null;
-    }
-    const buffer = this.#cache[--this.#cached]!;
-    this.#words[this.#slot + S_CACHED] = this.#cached;
-    buffer._held = true;
-    buffer._refs = 1;
-    return buffer;
+    const record = this._tryAcquireRecord();
+    return record === null ? null : new PooledBuffer(record);
   }
 
   /**
@@ -420,21 +413,17 @@ export class BufferPool {
    * released in any worker can serve a waiter in any other.
    *
    * @param options An optional `signal` to give up the wait.
-   * @returns The buffer's handle, holding one reference.
+   * @returns A new handle on the buffer, holding one reference.
    * @throws The signal's reason, if it aborts before a buffer is handed over.
    * @throws {DetachedError} If this worker detached from the pool.
    */
   acquire(options?: AcquireOptions): Promise<PooledBuffer> {
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#detached) return Promise.reject(this.#detachedError("acquire"));
-    if (this.#waiters.size === 0) {
-      const buffer = this.tryAcquire();
-      if (buffer !== null) return Promise.resolve(buffer);
+    // Served at once, the common case makes one promise, not two.
+    if (this.#waiters.size === 0 && !this.#detached && options?.signal?.aborted !== true) {
+      const record = this._tryAcquireRecord();
+      if (record !== null) return Promise.resolve(new PooledBuffer(record));
     }
-    const waiting = this.#waiters.wait(signal);
-    if (this.shared && !this.#registered) this.#startWaiting();
-    return waiting;
+    return this.#handleOf(this._acquireRecord(options));
   }
 
   /**
@@ -451,7 +440,7 @@ export class BufferPool {
     const { index, offset, length } = sent;
     this.#checkRegion(index, offset, length);
     this.#takeTicket(sent, index);
-    const buffer = this.#handle(index);
+    const buffer = this.#record(index);
     buffer._refs++;
     this.#takeUnits(buffer, 1);
     return new Packet(buffer, offset, length);
@@ -476,7 +465,7 @@ export class BufferPool {
     // object's marked as the slot's. What it still holds becomes a plain
     // share of the shared count, released as usual.
     const words = this.#words;
-    for (const buffer of this.#handles) {
+    for (const buffer of this.#records) {
       if (buffer === undefined || buffer._refs === 0) continue;
       if (buffer._units === 0) {
         const header = this.#header(buffer.index);
@@ -655,7 +644,7 @@ export class BufferPool {
     }
     const ticket = this.#claimTicket();
     const regions = new Int32Array(packets.length * 3);
-    let run: PooledBuffer | undefined = undefined;
+    let run: BufferRecord | undefined = undefined;
     let runLength = 0;
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i]!;
@@ -698,10 +687,10 @@ export class BufferPool {
     }
     this.#takeTicket(batch, -1);
     const packets: Packet[] = new Array(count);
-    let run: PooledBuffer | undefined = undefined;
+    let run: BufferRecord | undefined = undefined;
     let runLength = 0;
     for (let i = 0; i < count; i++) {
-      const buffer = this.#handle(regions[3 * i]!);
+      const buffer = this.#record(regions[3 * i]!);
       if (buffer !== run) {
         if (run !== undefined) this.#takeUnits(run, runLength);
         run = buffer;
@@ -715,14 +704,33 @@ export class BufferPool {
     return packets;
   }
 
-  /** @ignore `tryAcquire` for the library's own users: the buffer's record, no handle. */
+  /**
+   * @ignore `tryAcquire` for the library's own users, who hold their
+   * reference through the buffer's record with no handle to allocate.
+   */
   _tryAcquireRecord(): BufferRecord | null {
-    return this.tryAcquire();
+    if (this.#cached === 0) {
+      if (this.#detached) throw this.#detachedError("acquire");
+      if (!this.#refill()) return null;
+    }
+    const buffer = this.#cache[--this.#cached]!;
+    this.#words[this.#slot + S_CACHED] = this.#cached;
+    buffer._refs = 1;
+    return buffer;
   }
 
   /** @ignore `acquire` for the library's own users: the buffer's record, no handle. */
   _acquireRecord(options?: AcquireOptions): Promise<BufferRecord> {
-    return this.acquire(options);
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#detached) return Promise.reject(this.#detachedError("acquire"));
+    if (this.#waiters.size === 0) {
+      const buffer = this._tryAcquireRecord();
+      if (buffer !== null) return Promise.resolve(buffer);
+    }
+    const waiting = this.#waiters.wait(signal);
+    if (this.shared && !this.#registered) this.#startWaiting();
+    return waiting;
   }
 
   /** @ignore The block's Int32 words up to the data, for writers and flushers. */
@@ -744,14 +752,14 @@ export class BufferPool {
    * @ignore Adds a reference to a buffer that {@linkcode BufferPool._claim}
    * takes over later, perhaps in another worker: a flusher's token.
    */
-  _lend(buffer: PooledBuffer): void {
+  _lend(buffer: BufferRecord): void {
     buffer._refs++;
     if (this.shared) this.#moveRefs(buffer, 1);
   }
 
-  /** @ignore Takes over a reference lent with `_lend`, as this worker's handle. */
-  _claim(index: number): PooledBuffer {
-    const buffer = this.#handle(index);
+  /** @ignore Takes over a reference lent with `_lend`, in this worker's record. */
+  _claim(index: number): BufferRecord {
+    const buffer = this.#record(index);
     if (this.shared) {
       buffer._refs++;
       this.#takeUnits(buffer, 1);
@@ -763,7 +771,7 @@ export class BufferPool {
    * @ignore Makes a SendPacket of a packet's region, moving one of this
    * worker's references to it.
    */
-  _send(buffer: PooledBuffer, offset: number, length: number): SendPacket {
+  _send(buffer: BufferRecord, offset: number, length: number): SendPacket {
     this.#checkCanSend();
     const ticket = this.#claimTicket();
     this.#moveRefs(buffer, 1);
@@ -776,7 +784,7 @@ export class BufferPool {
    * worker keeps at most one: the rest go at once, so that a reclaim knows
    * what a worker held from one bit.
    */
-  #takeUnits(buffer: PooledBuffer, n: number): void {
+  #takeUnits(buffer: BufferRecord, n: number): void {
     if (buffer._units === 0) {
       buffer._units = 1;
       this.#setHolder(buffer.index, true);
@@ -808,7 +816,7 @@ export class BufferPool {
    * shared count gains the travelling units, and this worker's own unit
    * leaves with them when no local reference remains.
    */
-  #moveRefs(buffer: PooledBuffer, n: number): void {
+  #moveRefs(buffer: BufferRecord, n: number): void {
     const words = this.#words;
     const refs = this.#header(buffer.index) + H_SHARED_REFS;
     if (buffer._units === 0) {
@@ -837,7 +845,7 @@ export class BufferPool {
    * dropped: the buffer is free once no other worker holds it, and goes to
    * the oldest waiter here, or to another worker that waits, or the cache.
    */
-  _recycle(buffer: PooledBuffer): void {
+  _recycle(buffer: BufferRecord): void {
     const units = buffer._units;
     if (units !== 0) {
       buffer._units = 0;
@@ -848,7 +856,6 @@ export class BufferPool {
       if (!this.#detached) this.#words[header + H_OWNER] = this.#owner;
     }
     if (this.#waiters.size !== 0) {
-      buffer._held = true;
       buffer._refs = 1;
       this.#waiters.grant(buffer);
       this.#afterLastWaiter();
@@ -861,7 +868,7 @@ export class BufferPool {
   }
 
   /** Gives a freed buffer to the free stack while hand-off lasts; false once it is over. */
-  #handOff(buffer: PooledBuffer): boolean {
+  #handOff(buffer: BufferRecord): boolean {
     if (this.#detached) {
       // The slot may have a new owner: no cache, no published count.
       this.#words[this.#header(buffer.index) + H_OWNER] = 0;
@@ -883,14 +890,19 @@ export class BufferPool {
     return this.#layout.headersWord + index * HEADER_WORDS;
   }
 
-  #handle(index: number): PooledBuffer {
-    let handle = this.#handles[index];
-    if (handle === undefined) {
+  #record(index: number): BufferRecord {
+    let record = this.#records[index];
+    if (record === undefined) {
       const { dataByte, bufferStride, bufferSize } = this.#layout;
       const view = new Uint8Array(this.#block, dataByte + index * bufferStride, bufferSize);
-      handle = this.#handles[index] = new PooledBuffer(this, index, view);
+      record = this.#records[index] = new BufferRecord(this, index, view);
     }
-    return handle;
+    return record;
+  }
+
+  /** The handle for a buffer granted to an `acquire` that had to wait. */
+  async #handleOf(waiting: Promise<BufferRecord>): Promise<PooledBuffer> {
+    return new PooledBuffer(await waiting);
   }
 
   #buildFreeStack(): void {
@@ -928,7 +940,7 @@ export class BufferPool {
     let index = head;
     const owner = this.shared ? this.#owner : 0;
     for (let i = 0; i < length; i++) {
-      this.#cache[i] = this.#handle(index);
+      this.#cache[i] = this.#record(index);
       const header = this.#header(index);
       if (owner !== 0) words[header + H_OWNER] = owner;
       index = words[header + H_NEXT]!;
@@ -1005,7 +1017,6 @@ export class BufferPool {
       const seq = Atomics.load(words, C_WAIT_SEQ);
       while (this.#waiters.size !== 0 && (this.#cached !== 0 || this.#refill())) {
         const buffer = this.#cache[--this.#cached]!;
-        buffer._held = true;
         buffer._refs = 1;
         this.#waiters.grant(buffer);
       }

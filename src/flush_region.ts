@@ -6,8 +6,8 @@
  * @module
  */
 
-import { Packet } from "./packet.ts";
-import type { PooledBuffer } from "./pooled_buffer.ts";
+import type { Packet } from "./packet.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
 import { ReleasedError } from "./errors.ts";
 import { checkRange } from "./_range.ts";
 
@@ -48,16 +48,22 @@ export class FlushRegion {
   readonly writerId: number;
   /** Bytes in the region. */
   readonly length: number;
-  #buffer: PooledBuffer | null;
+  #buffer: BufferRecord | null;
   readonly #offset: number;
   #bytes: Uint8Array | undefined = undefined;
+  /** Whether the pool's leak detector watches this region. */
+  #tracked = false;
 
   /** @ignore Made by the flusher, holding one reference to `buffer`. */
-  constructor(buffer: PooledBuffer, offset: number, length: number, writerId: number) {
+  constructor(buffer: BufferRecord, offset: number, length: number, writerId: number) {
     this.#buffer = buffer;
     this.#offset = offset;
     this.length = length;
     this.writerId = writerId;
+    const leaks = buffer.pool._leaks;
+    if (leaks !== null) {
+      this.#tracked = leaks.track(this, FlushRegion, "FlushRegion", buffer.index, offset, length);
+    }
   }
 
   /**
@@ -92,8 +98,7 @@ export class FlushRegion {
     const buffer = this.#buffer;
     if (buffer === null) throw released("make a packet of");
     checkRange(begin, end, this.length, "make a packet of region bytes");
-    buffer._refs++;
-    return new Packet(buffer, this.#offset + begin, end - begin);
+    return buffer.toPacket(this.#offset + begin, this.#offset + end);
   }
 
   /**
@@ -107,7 +112,11 @@ export class FlushRegion {
     if (buffer === null) throw released("release");
     this.#buffer = null;
     this.#bytes = undefined;
-    if (--buffer._refs === 0) buffer.pool._recycle(buffer);
+    if (this.#tracked) {
+      this.#tracked = false;
+      buffer.pool._leaks!.untrack(this);
+    }
+    buffer.release();
   }
 
   /** Releases the region unless it already was: `using` support. */

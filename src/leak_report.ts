@@ -1,19 +1,28 @@
 /**
- * Reports of packets that were dropped without being released, from a pool
- * created with `leakDetection`.
+ * Reports of packets, buffer handles and flush regions that were dropped
+ * without being released, from a pool created with `leakDetection`.
  *
  * @module
  */
 
 /**
- * How closely a pool watches for leaked packets: `"off"` (the default),
- * `"sampled"` (one packet in 64, cheap enough to leave on) or `"paranoid"`
- * (every packet, with the stack of where it was made).
+ * How closely a pool watches for leaks: `"off"` (the default), `"sampled"`
+ * (one object in 64 of each kind, cheap enough to leave on) or `"paranoid"`
+ * (every object, with the stack of where it was made). Watched are the
+ * {@linkcode Packet}s, {@linkcode PooledBuffer}s and {@linkcode FlushRegion}s
+ * of that pool object.
  */
 export type LeakDetection = "off" | "sampled" | "paranoid";
 
 /**
- * A packet that was garbage-collected while it still held a reference to
+ * What kind of object leaked: a {@linkcode Packet}, a {@linkcode PooledBuffer}
+ * handle from `acquire`/`tryAcquire`, or a {@linkcode FlushRegion} from a
+ * {@linkcode WriteFlusher}.
+ */
+export type LeakKind = "Packet" | "PooledBuffer" | "FlushRegion";
+
+/**
+ * An object that was garbage-collected while it still held a reference to
  * its buffer, as passed to {@linkcode BufferPoolOptions.onLeak}.
  *
  * @example Catching a leak in a test
@@ -22,27 +31,29 @@ export type LeakDetection = "off" | "sampled" | "paranoid";
  * import { BufferPool, type LeakReport } from "@bab/bab";
  * import assert from "node:assert/strict";
  *
- * const leaks: LeakReport[] = [];
+ * const { promise: reported, resolve } = Promise.withResolvers<LeakReport>();
  * const pool = new BufferPool({
  *   bufferSize: 64,
  *   bufferCount: 4,
  *   leakDetection: "paranoid",
- *   onLeak: (leak) => leaks.push(leak),
+ *   onLeak: resolve,
  * });
  * (() => pool.tryAcquire()!.intoPacket(0, 8))(); // dropped, never released
  * (globalThis as unknown as { gc(): void }).gc();
- * await new Promise((resolve) => setTimeout(resolve, 0));
- * assert.equal(leaks.length, 1);
- * assert.match(leaks[0]!.stack!, /packet made here/);
+ * const leak = await reported;
+ * assert.equal(leak.kind, "Packet");
+ * assert.match(leak.stack!, /packet made here/);
  * ```
  */
 export interface LeakReport {
-  /** The index of the buffer the packet held; it stays in use for good. */
+  /** What leaked. */
+  readonly kind: LeakKind;
+  /** The index of the buffer the object held; it stays in use for good. */
   readonly bufferIndex: number;
-  /** The packet's offset in the buffer. */
+  /** The offset of the object's bytes in the buffer: 0 for a `PooledBuffer`. */
   readonly offset: number;
-  /** The packet's length. */
+  /** The length of the object's bytes: the whole buffer for a `PooledBuffer`. */
   readonly length: number;
-  /** Where the packet was made: with `"paranoid"` detection only. */
+  /** Where the object was made: with `"paranoid"` detection only. */
   readonly stack: string | undefined;
 }

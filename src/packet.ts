@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { PooledBuffer } from "./pooled_buffer.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
 import type { SendPacket } from "./send_packet.ts";
 import { checkRange } from "./_range.ts";
 import { ReleasedError } from "./errors.ts";
@@ -39,7 +39,7 @@ import { ReleasedError } from "./errors.ts";
  * ```
  */
 export class Packet {
-  #buffer: PooledBuffer | null;
+  #buffer: BufferRecord | null;
   readonly #offset: number;
   readonly #length: number;
   #bytes: Uint8Array | undefined = undefined;
@@ -52,12 +52,14 @@ export class Packet {
    * @ignore Made by {@linkcode PooledBuffer.toPacket} and friends, which take
    * the reference this packet will release.
    */
-  constructor(buffer: PooledBuffer, offset: number, length: number) {
+  constructor(buffer: BufferRecord, offset: number, length: number) {
     this.#buffer = buffer;
     this.#offset = offset;
     this.#length = length;
     const leaks = buffer.pool._leaks;
-    if (leaks !== null) this.#tracked = leaks.track(this, Packet, buffer.index, offset, length);
+    if (leaks !== null) {
+      this.#tracked = leaks.track(this, Packet, "Packet", buffer.index, offset, length);
+    }
   }
 
   /**
@@ -134,7 +136,7 @@ export class Packet {
     this.#buffer = null;
     this.#bytes = undefined;
     if (this.#tracked) this.#untrack(buffer);
-    if (--buffer._refs === 0) buffer.pool._recycle(buffer);
+    buffer.release();
   }
 
   /**
@@ -156,8 +158,8 @@ export class Packet {
     return sent;
   }
 
-  /** @ignore The packet's buffer handle; throws if released. */
-  _buffer(): PooledBuffer {
+  /** @ignore The packet's buffer record; throws if released. */
+  _buffer(): BufferRecord {
     if (this.#buffer === null) throw released("send");
     return this.#buffer;
   }
@@ -175,7 +177,7 @@ export class Packet {
     if (this.#tracked && buffer !== null) this.#untrack(buffer);
   }
 
-  #untrack(buffer: PooledBuffer): void {
+  #untrack(buffer: BufferRecord): void {
     this.#tracked = false;
     buffer.pool._leaks!.untrack(this);
   }

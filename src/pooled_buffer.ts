@@ -5,6 +5,7 @@
  */
 
 import type { BufferPool } from "./buffer_pool.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
 import { checkRange } from "./_range.ts";
 import { ReleasedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
@@ -14,9 +15,10 @@ import { Packet } from "./packet.ts";
  * into {@linkcode Packet}s. The buffer goes back to the pool when this handle
  * and every packet made from it have been released.
  *
- * Handles are made once per buffer and reused, so that acquiring allocates
- * nothing: after `release()`, drop the reference, because the same object
- * comes back from the pool's next acquire of this buffer.
+ * Each acquire makes a new handle, and a handle holds its buffer only until
+ * it is released (or turned into a packet with `intoPacket`): afterwards every
+ * use of it throws a {@linkcode ReleasedError}, even once the buffer has gone
+ * to its next owner, who is never touched through an old handle.
  *
  * @example Writing a message and handing it on as a packet
  * ```ts
@@ -31,26 +33,53 @@ import { Packet } from "./packet.ts";
  * packet.release();
  * assert.equal(pool.stats().inUse, 0);
  * ```
+ *
+ * @example A handle kept after its release cannot reach the buffer's next owner
+ * ```ts
+ * import { BufferPool, ReleasedError } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
+ * const stale = pool.tryAcquire()!;
+ * stale.release();
+ * const owner = pool.tryAcquire()!; // the same buffer, a new handle
+ * assert.equal(owner.index, stale.index);
+ * assert.throws(() => stale.release(), ReleasedError);
+ * assert.throws(() => stale.bytes, ReleasedError);
+ * owner.bytes[0] = 1; // still the owner's
+ * owner.release();
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
  */
 export class PooledBuffer {
   /** The pool this buffer belongs to. */
   readonly pool: BufferPool;
   /** The buffer's index in its pool; the same in every worker. */
   readonly index: number;
-  /** @ignore The buffer's memory, whatever the handle's state. */
-  readonly _view: Uint8Array;
-  /** @ignore References held in this worker: the acquirer's and its packets'. */
-  _refs = 0;
-  /** @ignore Units of the shared count this worker holds (shared pools). */
-  _units = 0;
-  /** @ignore Whether the acquirer's own reference is live. */
-  _held = false;
+  /** The buffer's record while this handle holds its reference; null after. */
+  #record: BufferRecord | null;
+  /** Whether the pool's leak detector watches this handle. */
+  #tracked = false;
 
-  /** @ignore Made by the pool, once per buffer and worker. */
-  constructor(pool: BufferPool, index: number, view: Uint8Array) {
-    this.pool = pool;
-    this.index = index;
-    this._view = view;
+  /**
+   * @ignore Made by the pool for each acquire, taking over the reference the
+   * acquire took.
+   */
+  constructor(record: BufferRecord) {
+    this.pool = record.pool;
+    this.index = record.index;
+    this.#record = record;
+    const leaks = record.pool._leaks;
+    if (leaks !== null) {
+      this.#tracked = leaks.track(
+        this,
+        PooledBuffer,
+        "PooledBuffer",
+        record.index,
+        0,
+        record._view.length,
+      );
+    }
   }
 
   /**
@@ -60,8 +89,14 @@ export class PooledBuffer {
    * @throws {ReleasedError} If this handle was released.
    */
   get bytes(): Uint8Array {
-    if (!this._held) throw this.#released("read the bytes of");
-    return this._view;
+    const record = this.#record;
+    if (record === null) throw this.#released("read the bytes of");
+    return record._view;
+  }
+
+  /** Whether this handle was released (or turned into a packet). */
+  get released(): boolean {
+    return this.#record === null;
   }
 
   /**
@@ -74,11 +109,11 @@ export class PooledBuffer {
    * @throws {RangeError} If the range does not lie within the buffer.
    * @throws {ReleasedError} If this handle was released.
    */
-  toPacket(begin = 0, end: number = this._view.length): Packet {
-    if (!this._held) throw this.#released("make a packet of");
-    checkRange(begin, end, this._view.length, "make a packet of bytes");
-    this._refs++;
-    return new Packet(this, begin, end - begin);
+  toPacket(begin = 0, end: number = this.pool.bufferSize): Packet {
+    const record = this.#record;
+    if (record === null) throw this.#released("make a packet of");
+    checkRange(begin, end, record._view.length, "make a packet of bytes");
+    return record.toPacket(begin, end);
   }
 
   /**
@@ -91,11 +126,12 @@ export class PooledBuffer {
    * @throws {RangeError} If the range does not lie within the buffer.
    * @throws {ReleasedError} If this handle was released.
    */
-  intoPacket(begin = 0, end: number = this._view.length): Packet {
-    if (!this._held) throw this.#released("make a packet of");
-    checkRange(begin, end, this._view.length, "make a packet of bytes");
-    this._held = false;
-    return new Packet(this, begin, end - begin);
+  intoPacket(begin = 0, end: number = this.pool.bufferSize): Packet {
+    const record = this.#record;
+    if (record === null) throw this.#released("make a packet of");
+    checkRange(begin, end, record._view.length, "make a packet of bytes");
+    this.#drop();
+    return new Packet(record, begin, end - begin);
   }
 
   /**
@@ -105,14 +141,24 @@ export class PooledBuffer {
    * @throws {ReleasedError} If this handle was already released.
    */
   release(): void {
-    if (!this._held) throw this.#released("release");
-    this._held = false;
-    if (--this._refs === 0) this.pool._recycle(this);
+    const record = this.#record;
+    if (record === null) throw this.#released("release");
+    this.#drop();
+    record.release();
   }
 
   /** Releases the handle if it is still held, so `using` can own it. */
   [Symbol.dispose](): void {
-    if (this._held) this.release();
+    if (this.#record !== null) this.release();
+  }
+
+  /** Lets go of the record: this handle holds nothing from now on. */
+  #drop(): void {
+    this.#record = null;
+    if (this.#tracked) {
+      this.#tracked = false;
+      this.pool._leaks!.untrack(this);
+    }
   }
 
   #released(action: string): ReleasedError {

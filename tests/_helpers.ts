@@ -2,12 +2,13 @@
 import assert from "node:assert/strict";
 import { BufferPool, type PooledBuffer } from "../mod.ts";
 
-// Every pool the tests make watches every packet; one collected without
-// release throws out of the registry's callback, which fails the run.
+// Every pool the tests make watches every packet, handle and flush region;
+// one collected without release throws out of the registry's callback, which
+// fails the run.
 BufferPool.defaultLeakDetection = "paranoid";
 BufferPool.defaultOnLeak = (leak) => {
   throw new Error(
-    `Leaked a packet of buffer ${leak.bufferIndex} [${leak.offset}, +${leak.length})\n${leak.stack}`,
+    `Leaked a ${leak.kind} of buffer ${leak.bufferIndex} [${leak.offset}, +${leak.length})\n${leak.stack}`,
   );
 };
 

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { BufferPool, type BufferPoolOptions, type PooledBuffer, ReleasedError } from "../mod.ts";
+import {
+  BufferPool,
+  type BufferPoolOptions,
+  type Packet,
+  type PooledBuffer,
+  ReleasedError,
+} from "../mod.ts";
 import {
   assertAllFree,
   assertRangeError,
@@ -302,7 +308,8 @@ Deno.test("BufferPool works with bufferCount 1", async () => {
   assert.equal(pool.tryAcquire(), null);
   a.release();
   const b = take(pool);
-  assert.equal(b, a, "the handle is reused");
+  assert.equal(b.index, a.index);
+  assert.notEqual(b, a, "each acquire makes a new handle");
   const next = new Tracked(pool.acquire());
   await flush();
   assert.ok(next.pending);
@@ -342,7 +349,7 @@ Deno.test("BufferPool.acquire() waits while the pool is empty", async () => {
   assert.equal(pool.stats().inUse, 2, "the released buffer went straight to the waiter");
   await flush();
   const got = waiting.value();
-  assert.equal(got, b);
+  assert.equal(got.index, b.index);
   got.bytes[0] = 1; // the handed-over handle is live
   got.release();
   a.release();
@@ -368,7 +375,7 @@ Deno.test("BufferPool.acquire() serves waiters first come, first served", async 
     assert.deepEqual(order, [0, 1, 2].slice(0, i + 1), `after release ${i + 1}`);
     for (let j = i + 1; j < 3; j++) assert.ok(at(waiters, j).pending, `waiter ${j} served early`);
     const buffer = at(waiters, i).value();
-    assert.equal(buffer, releasing, "the waiter gets the buffer just released");
+    assert.equal(buffer.index, releasing.index, "the waiter gets the buffer just released");
     got.push(buffer);
   }
   assert.equal(pool.stats().inUse, 3);
@@ -387,7 +394,7 @@ Deno.test("BufferPool.acquire() queues waiters behind each other while buffers c
   packet.release();
   await flush();
   const buffer = waiting.value();
-  assert.equal(buffer, first);
+  assert.equal(buffer.index, first.index);
   buffer.release();
   assertAllFree(pool);
 });
@@ -425,7 +432,7 @@ for (const [position, abortAt] of [["first", 0], ["middle", 1], ["last", 2]] as 
         await flush();
         assert.deepEqual(order, [abortAt, ...rest.slice(0, k + 1)]);
         const buffer = at(waiters, at(rest, k)).value();
-        assert.equal(buffer, releasing);
+        assert.equal(buffer.index, releasing.index);
         got.push(buffer);
       }
       // Aborting a served waiter's signal afterwards changes nothing.
@@ -683,4 +690,173 @@ for (const method of ["toPacket", "intoPacket"] as const) {
     buffer.release();
     assertAllFree(pool);
   });
+}
+
+// -- Stale handles (issue 11, defect 7) --
+// A handle kept after its release must never reach the buffer's next owner:
+// every use throws ReleasedError (dispose does nothing), and the owner's
+// bytes, references and the pool's counts stay exactly as they were.
+
+const TIMEOUT_MS = 5_000;
+
+/** Every use of a handle that must fail on a stale one. */
+const staleUses: [name: string, use: (buffer: PooledBuffer) => unknown][] = [
+  ["release()", (b) => b.release()],
+  ["bytes", (b) => b.bytes],
+  ["toPacket()", (b) => b.toPacket()],
+  ["toPacket(0, 4)", (b) => b.toPacket(0, 4)],
+  ["intoPacket()", (b) => b.intoPacket()],
+  ["intoPacket(1, 3)", (b) => b.intoPacket(1, 3)],
+];
+
+/** A stale handle, and what holds its buffer now: a new handle, a packet, or nothing. */
+interface Staleness {
+  stale: PooledBuffer;
+  owner?: PooledBuffer;
+  packet?: Packet;
+  /** Buffers held to steer which one is handed out; released at the end. */
+  held?: PooledBuffer[];
+  /** Pool objects to detach at the end. */
+  other?: BufferPool;
+}
+
+/** Takes every buffer this pool object can get now. */
+function takeAll(pool: BufferPool): PooledBuffer[] {
+  const held: PooledBuffer[] = [];
+  for (let b = pool.tryAcquire(); b !== null; b = pool.tryAcquire()) held.push(b);
+  return held;
+}
+
+/** Every way a handle goes stale, leaving its buffer free or with a new holder. */
+const stalings: {
+  name: string;
+  sharedOnly?: boolean;
+  make(pool: BufferPool): Promise<Staleness>;
+}[] = [
+  {
+    name: "released, its buffer free",
+    make(pool) {
+      const stale = take(pool);
+      stale.release();
+      return Promise.resolve({ stale });
+    },
+  },
+  {
+    name: "turned into a packet that still holds the buffer",
+    make(pool) {
+      const stale = take(pool);
+      return Promise.resolve({ stale, packet: stale.intoPacket(0, 4) });
+    },
+  },
+  {
+    name: "released, its buffer re-acquired with tryAcquire()",
+    make(pool) {
+      const stale = take(pool);
+      stale.release();
+      const owner = take(pool);
+      assert.equal(owner.index, stale.index, "the cache hands the same buffer out again");
+      return Promise.resolve({ stale, owner });
+    },
+  },
+  {
+    name: "turned into packets, its buffer re-acquired once they were released",
+    make(pool) {
+      const stale = take(pool);
+      const packet = stale.intoPacket(0, 4);
+      const clone = packet.clone();
+      packet.release();
+      clone.release();
+      const owner = take(pool);
+      assert.equal(owner.index, stale.index);
+      return Promise.resolve({ stale, owner });
+    },
+  },
+  {
+    name: "released into a waiting acquire()",
+    async make(pool) {
+      const held = takeAll(pool);
+      const stale = held.pop()!;
+      const waiting = pool.acquire({ signal: AbortSignal.timeout(TIMEOUT_MS) });
+      stale.release();
+      const owner = await waiting;
+      assert.equal(owner.index, stale.index);
+      return { stale, owner, held };
+    },
+  },
+  {
+    name: "released, its buffer acquired through another pool object",
+    sharedOnly: true,
+    async make(pool) {
+      const other = BufferPool.attach(pool.handle);
+      const held = takeAll(pool);
+      const stale = held.pop()!;
+      stale.release(); // into this object's cache: the other has it trimmed back
+      const owner = await other.acquire({ signal: AbortSignal.timeout(TIMEOUT_MS) });
+      assert.equal(owner.index, stale.index);
+      assert.equal(owner.pool, other);
+      return { stale, owner, held, other };
+    },
+  },
+];
+
+const staleLayouts: { name: string; options: BufferPoolOptions }[] = [
+  { name: "a 1-buffer pool", options: { bufferSize: 16, bufferCount: 1 } },
+  { name: "a 4-buffer pool", options: { bufferSize: 16, bufferCount: 4 } },
+  { name: "a 1-buffer shared pool", options: { bufferSize: 16, bufferCount: 1, shared: true } },
+  { name: "a 4-buffer shared pool", options: { bufferSize: 16, bufferCount: 4, shared: true } },
+];
+
+for (const layout of staleLayouts) {
+  for (const staling of stalings) {
+    if (staling.sharedOnly === true && layout.options.shared !== true) continue;
+    Deno.test(
+      `PooledBuffer kept after being ${staling.name} throws ReleasedError and touches nothing, on ${layout.name}`,
+      async () => {
+        const pool = new BufferPool(layout.options);
+        const { stale, owner, packet, held = [], other } = await staling.make(pool);
+        const pattern = [1, 2, 3, 4, 5, 6, 7, 8];
+        (owner?.bytes ?? packet?.bytes)?.set(pattern.slice(0, owner ? 8 : 4));
+        const before = pool.stats();
+
+        assert.equal(stale.released, true);
+        for (const [name, use] of staleUses) {
+          assert.throws(() => use(stale), (error: unknown) => {
+            assert.ok(error instanceof ReleasedError, `${name}: ${String(error)}`);
+            assert.match(error.message, escapeRegExp(`buffer ${stale.index}:`));
+            assert.match(error.message, /already released/);
+            return true;
+          });
+          assert.deepEqual(pool.stats(), before, `${name} on a stale handle changed the counts`);
+        }
+        stale[Symbol.dispose](); // a no-op, never a release of someone else's reference
+        {
+          using _scoped = stale; // leaving a `using` scope: the same no-op
+        }
+        assert.deepEqual(pool.stats(), before, "disposing a stale handle changed the counts");
+        assert.equal(stale.pool, pool, "pool stays readable");
+        assert.ok(stale.index >= 0 && stale.index < pool.bufferCount, "index stays readable");
+
+        if (owner !== undefined) {
+          // The owner's handle is live with its bytes, and the buffer comes
+          // back exactly when the owner's last reference goes.
+          assert.equal(owner.released, false);
+          assert.deepEqual([...owner.bytes.subarray(0, 8)], pattern);
+          const last = owner.toPacket(0, 4);
+          owner.release();
+          assert.equal(pool.stats().inUse, before.inUse, "the owner's packet still holds it");
+          last.release();
+          assert.equal(pool.stats().inUse, before.inUse - 1);
+        }
+        if (packet !== undefined) {
+          assert.equal(packet.released, false);
+          assert.deepEqual([...packet.bytes], pattern.slice(0, 4));
+          packet.release();
+          assert.equal(pool.stats().inUse, before.inUse - 1);
+        }
+        for (const buffer of held) buffer.release();
+        other?.detach();
+        assertAllFree(pool);
+      },
+    );
+  }
 }
