@@ -15,16 +15,28 @@ export const F_MAGIC = 0;
 export const F_POOL_ID = 1;
 /** Hands out writer ids. */
 export const F_NEXT_WRITER = 2;
-/** 1 once the flusher was closed: writers stop reserving. */
+/**
+ * Why writers stop: 0 while open, {@link CLOSED} once the flusher was closed,
+ * {@link FAILED} once its consumer stopped reading.
+ */
 export const F_CLOSED = 3;
+/** In F_CLOSED: `close()` was called. */
+export const CLOSED = 1;
+/** In F_CLOSED: the readable was cancelled, e.g. because the sink failed; the text says why. */
+export const FAILED = 2;
 /** Index + 1 of the most recently pushed buffer; 0 when empty; {@link ENDED} after the end. */
 export const F_HEAD = LINE_WORDS;
 /** 1 while the flusher sleeps on F_BELL. */
 export const F_WAITING = 2 * LINE_WORDS;
 /** Bumped to wake the flusher. */
 export const F_BELL = 2 * LINE_WORDS + 1;
-/** Words in a flusher's block. */
-export const FLUSH_WORDS = 3 * LINE_WORDS;
+/** UTF-8 bytes of the consumer's error message, set before F_CLOSED becomes FAILED. */
+export const F_REASON_LENGTH = 3 * LINE_WORDS;
+/** Byte offset of that message's text. */
+const REASON_START = (F_REASON_LENGTH + 1) * 4;
+/** Words in a flusher's block: 4 lines hold the message, cut to fit. */
+export const FLUSH_WORDS = 7 * LINE_WORDS;
+const REASON_BYTES = FLUSH_WORDS * 4 - REASON_START;
 
 /** The head once the flusher has ended: pushes fail and the writer keeps its buffers. */
 export const ENDED = -1;
@@ -57,3 +69,51 @@ export function pushChain(
     if (Atomics.compareExchange(control, F_HEAD, head, last + 1) === head) return head;
   }
 }
+
+/**
+ * Ends the writers' side because the consumer failed: stores what it failed
+ * with (as text, since an error object cannot cross workers), then FAILED.
+ */
+export function storeFailure(control: Int32Array, reason: unknown): void {
+  const text = reason === undefined ? "" : describeReason(reason);
+  const bytes = new Uint8Array(control.buffer, REASON_START, REASON_BYTES);
+  const whole = encoder.encodeInto(text, bytes);
+  let written = whole.written;
+  if (whole.read < text.length) {
+    // Cut on a character boundary, leaving room for an ellipsis.
+    written = encoder.encodeInto(text, bytes.subarray(0, REASON_BYTES - 3)).written;
+    written += encoder.encodeInto("…", bytes.subarray(written)).written;
+  }
+  control[F_REASON_LENGTH] = written;
+  // The atomic store publishes the text to whoever loads FAILED.
+  Atomics.store(control, F_CLOSED, FAILED);
+}
+
+/**
+ * Why the flusher stopped taking writes, as the end of an error message:
+ * "the flusher was closed", or what its consumer failed with.
+ */
+export function endReason(control: Int32Array): string {
+  if (Atomics.load(control, F_CLOSED) !== FAILED) return "the flusher was closed";
+  const length = control[F_REASON_LENGTH]!;
+  if (length === 0) return "the flusher's readable was cancelled";
+  // A copy: TextDecoder may refuse a view of shared memory.
+  const text = decoder.decode(new Uint8Array(control.buffer, REASON_START, length).slice());
+  return `the flusher's consumer failed: ${text}`;
+}
+
+/** An error's name and message, or the value as text. */
+export function describeReason(reason: unknown): string {
+  if (reason instanceof Error) {
+    if (reason.name === "Error" || reason.name === "") return reason.message || "Error";
+    return reason.message === "" ? reason.name : `${reason.name}: ${reason.message}`;
+  }
+  try {
+    return String(reason);
+  } catch {
+    return Object.prototype.toString.call(reason);
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();

@@ -14,12 +14,15 @@ import { ReleasedError } from "./errors.ts";
  * {@linkcode Reservation.bytes}, then {@linkcode Reservation.commit} it (or
  * {@linkcode Reservation.toPacket} to keep the message as a packet too).
  *
- * Reservations may be committed in any order; the flusher gets bytes only up
- * to the oldest one still open. One left open holds back the later bytes of
- * its buffer, never the writer: {@linkcode Reservation.cancel} it (or let
- * `using` dispose it), and it is taken back if nothing was reserved after
- * it, or else sent as that many zero bytes (a frame of zeros under a codec)
- * so that the messages after it keep their place.
+ * Reservations may be committed in any order; the flusher gets a writer's
+ * bytes only up to its oldest reservation still open, across buffers as
+ * within one, so messages arrive in the order they were reserved. One left
+ * open holds back everything its writer commits after it, while the writer
+ * goes on filling buffers as long as the pool has them:
+ * {@linkcode Reservation.cancel} it (or let `using` dispose it), and it is
+ * taken back if nothing was reserved after it, or else sent as that many
+ * zero bytes (a frame of zeros under a codec) so that the messages after it
+ * keep their place.
  *
  * @example Serializing straight into pool memory
  * ```ts

@@ -10,6 +10,7 @@ import { FlushRegion } from "./flush_region.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import type { Writer } from "./writer.ts";
 import {
+  CLOSED,
   ENDED,
   F_BELL,
   F_CLOSED,
@@ -21,6 +22,7 @@ import {
   F_WAITING,
   FLUSH_WORDS,
   ringBell,
+  storeFailure,
 } from "./_flush_list.ts";
 import {
   H_FLUSHED,
@@ -35,8 +37,11 @@ import {
 /** Options for {@linkcode WriteFlusher}. */
 export interface WriteFlusherOptions {
   /**
-   * Batches the readable takes ahead of its reader: 1 by default. Everything
-   * else waits in the writers' buffers, so memory stays within the pool.
+   * Accepted for compatibility, and must be a number from 0 up: the
+   * readable takes no batch ahead of its reader, whatever this says, so
+   * that a cancel strands none. What was not read yet waits on the
+   * flusher's list in the writers' buffers, and the next read takes all of
+   * it as one batch.
    */
   highWaterMark?: number;
 }
@@ -110,7 +115,12 @@ const KEEPALIVE_MS = 2 ** 31 - 1;
 export class WriteFlusher {
   /** The pool whose buffers the writers fill. */
   readonly pool: BufferPool;
-  /** Batches of flushed regions, in flush order. Cancelling it ends the flusher. */
+  /**
+   * Batches of flushed regions, in flush order. A batch is taken only when
+   * a read asks for one. Cancelling it (also by leaving a `for await` loop
+   * early) ends the flusher: what was not read is released, and writers'
+   * calls reject with a {@linkcode ClosedError} that carries the reason.
+   */
   readonly readable: ReadableStream<FlushRegion[]>;
   readonly #control: Int32Array;
   readonly #words: Int32Array;
@@ -122,6 +132,8 @@ export class WriteFlusher {
   readonly #writers = new Set<Writer>();
   #wake: (() => void) | null = null;
   #ended = false;
+  /** What the readable was cancelled with, for the writers' ClosedErrors. */
+  #failure: unknown = undefined;
 
   /**
    * Makes a flusher for writers of `pool`.
@@ -140,13 +152,19 @@ export class WriteFlusher {
     control[F_NEXT_WRITER] = 0;
     this.#control = control;
     this.#words = pool._words;
+    const highWaterMark = options?.highWaterMark ?? 0;
+    if (!(highWaterMark >= 0)) {
+      throw new RangeError(
+        `Cannot make flusher: highWaterMark ${highWaterMark} must be a number from 0 up`,
+      );
+    }
+    // A high-water mark of 0: a batch is taken only for a read that waits
+    // for it, never into the stream's queue, which a cancel would drop
+    // without a word, stranding its buffers.
     this.readable = new ReadableStream<FlushRegion[]>({
       pull: (controller) => this.#pull(controller),
-      cancel: () => {
-        this.#closeWriters();
-        this.#end(null);
-      },
-    }, { highWaterMark: options?.highWaterMark ?? 1 });
+      cancel: (reason) => this.#fail(reason),
+    }, { highWaterMark: 0 });
   }
 
   /**
@@ -165,7 +183,7 @@ export class WriteFlusher {
     return { control: block };
   }
 
-  /** Whether {@linkcode WriteFlusher.close} was called. */
+  /** Whether {@linkcode WriteFlusher.close} was called, or the readable was cancelled. */
   get closed(): boolean {
     return Atomics.load(this.#control, F_CLOSED) !== 0;
   }
@@ -178,7 +196,7 @@ export class WriteFlusher {
    * nothing.
    */
   close(): void {
-    if (Atomics.exchange(this.#control, F_CLOSED, 1) !== 0) return;
+    if (Atomics.compareExchange(this.#control, F_CLOSED, 0, CLOSED) !== 0) return;
     this.#closeWriters();
     this._ring();
   }
@@ -192,7 +210,11 @@ export class WriteFlusher {
    * @param sink Where the bytes go.
    * @param options An optional `signal`, and whether to leave a stream open.
    * @returns A promise that resolves once everything was written.
-   * @throws Whatever a write throws; the flusher is cancelled then and every region released.
+   * @throws Whatever a write throws; the flusher is cancelled with it then,
+   * every region is released (one whose write is still in flight once that
+   * write ends), and the writers' calls reject with a
+   * {@linkcode ClosedError} whose `cause` it is. Likewise the signal's
+   * reason when it aborts, at once, even while a write hangs.
    */
   async pipeTo(
     sink: ByteSink | WritableStream<Uint8Array>,
@@ -201,20 +223,33 @@ export class WriteFlusher {
     const reader = this.readable.getReader();
     const stream = sink instanceof WritableStream ? sink.getWriter() : null;
     const signal = options?.signal;
-    const onAbort = () => reader.cancel(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
+    // Rejects when the signal aborts, so that neither a read nor a write
+    // that never finishes holds the abort up.
+    let aborted: Promise<never> | null = null;
+    let onAbort: (() => void) | undefined;
+    if (signal !== undefined) {
+      aborted = new Promise<never>((_, reject) => onAbort = () => reject(signal.reason));
+      aborted.catch(() => {});
+      signal.addEventListener("abort", onAbort!, { once: true });
+    }
     let batch: FlushRegion[] | undefined;
     let i = 0;
+    /** The write of `batch[i]` while it is in flight. */
+    let writing: Promise<unknown> | null = null;
     try {
       signal?.throwIfAborted();
       for (;;) {
-        const result = await reader.read();
+        const read = reader.read();
+        const result = aborted === null ? await read : await Promise.race([read, aborted]);
         if (result.done) break;
         batch = result.value;
         for (i = 0; i < batch.length; i++) {
           const region = batch[i]!;
-          if (stream !== null) await stream.write(region.bytes);
-          else await writeAll(sink as ByteSink, region.bytes);
+          writing = stream !== null
+            ? stream.write(region.bytes)
+            : writeAll(sink as ByteSink, region.bytes);
+          await (aborted === null ? writing : Promise.race([writing, aborted]));
+          writing = null;
           region.release();
         }
         batch = undefined;
@@ -222,15 +257,28 @@ export class WriteFlusher {
       signal?.throwIfAborted();
       if (stream !== null && options?.preventClose !== true) await stream.close();
     } catch (error) {
-      if (batch !== undefined) { for (; i < batch.length; i++) batch[i]!.release(); }
+      if (batch !== undefined) {
+        if (writing !== null) {
+          // The sink may still be reading these bytes: release them once it is done.
+          const region = batch[i++]!;
+          writing.then(() => region.release(), () => region.release());
+        }
+        for (; i < batch.length; i++) batch[i]!.release();
+      }
       await reader.cancel(error);
-      if (stream !== null) await stream.abort(error).catch(() => {});
+      // Not awaited: an abort waits for a write in flight, which may never end.
+      stream?.abort(error).catch(() => {});
       throw error;
     } finally {
-      signal?.removeEventListener("abort", onAbort);
+      if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
       reader.releaseLock();
       stream?.releaseLock();
     }
+  }
+
+  /** @ignore What the readable was cancelled with, for writers in this worker. */
+  get _failure(): unknown {
+    return this.#failure;
   }
 
   /** @ignore The shared words, for writers in this worker. */
@@ -263,6 +311,18 @@ export class WriteFlusher {
     for (const writer of [...this.#writers]) writer.close();
   }
 
+  /**
+   * The consumer stopped reading: writers learn why (here with the error
+   * itself, elsewhere as text) and everything not yet read is released.
+   */
+  #fail(reason: unknown): void {
+    if (this.#ended) return;
+    this.#failure = reason;
+    storeFailure(this.#control, reason);
+    this.#closeWriters();
+    this.#end(null);
+  }
+
   async #pull(controller: ReadableStreamDefaultController<FlushRegion[]>): Promise<void> {
     for (;;) {
       if (this.#ended) return;
@@ -280,6 +340,9 @@ export class WriteFlusher {
         return;
       }
       await this.#sleep();
+      // A reader released while its read waited leaves nobody to take a
+      // batch: it stays on the list for the next read, which pulls again.
+      if (!this.readable.locked) return;
     }
   }
 
@@ -352,7 +415,7 @@ export class WriteFlusher {
     if (this.#ended) return;
     this.#ended = true;
     const control = this.#control;
-    Atomics.store(control, F_CLOSED, 1);
+    Atomics.compareExchange(control, F_CLOSED, 0, CLOSED);
     while (Atomics.compareExchange(control, F_HEAD, 0, ENDED) !== 0) this.#take(batch);
     for (const buffer of this.#tokens.values()) {
       if (--buffer._refs === 0) this.pool._recycle(buffer);

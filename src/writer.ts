@@ -14,11 +14,13 @@ import { Reservation } from "./reservation.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import {
   ENDED,
+  endReason,
   F_CLOSED,
   F_MAGIC,
   F_MAGIC_VALUE,
   F_NEXT_WRITER,
   F_POOL_ID,
+  FAILED,
   FLUSH_WORDS,
   pushChain,
   ringBell,
@@ -52,7 +54,9 @@ export interface WriterOptions {
   /**
    * `"microtask"` (the default): flush at the end of the current microtask
    * after a commit, so that writes in one tick go out together.
-   * `"manual"`: only {@linkcode Writer.flush}, and `flushBytes` if set.
+   * `"manual"`: only {@linkcode Writer.flush}, and `flushBytes` if set;
+   * but while a call waits for a buffer, a commit flushes at the end of its
+   * microtask, since it may free what holds the writer's buffers back.
    */
   flush?: FlushCadence;
   /** Also flush as soon as this many bytes were committed since the last flush. */
@@ -85,8 +89,6 @@ export class Chunk {
   done = false;
   /** The flusher holds a token reference. */
   lent = false;
-  /** On the writer's list of chunks with news for the flusher. */
-  pending = false;
   /** The last value published to the header, without the listed bit. */
   published = 0;
 
@@ -122,7 +124,15 @@ const encoder = new TextEncoder();
  * Writing is synchronous while the writer has room: `tryWrite` and
  * `tryReserve` return `false`/`null` when a new buffer would have to be
  * waited for, and `write`/`reserve` wait for one. Before it waits, a writer
- * flushes, so it never waits on its own unflushed buffers.
+ * flushes, so it never waits on its own unflushed buffers, only on its open
+ * reservations: a newer buffer goes to the flusher once every older one
+ * went whole.
+ *
+ * When the flusher's consumer fails (its readable is cancelled, say by a
+ * failed {@linkcode WriteFlusher.pipeTo}), waiting and later calls reject
+ * with a {@linkcode ClosedError} whose message says so, with the
+ * consumer's error as its `cause` (in the flusher's worker; elsewhere the
+ * message quotes it).
  *
  * @example Length-prefixed messages to a flusher
  * ```ts
@@ -164,8 +174,8 @@ export class Writer {
   #current: Chunk | null = null;
   /** Every chunk whose buffer the writer still holds, oldest first. */
   readonly #chunks: Chunk[] = [];
-  /** Chunks with something new for the flusher, in the order they got it. */
-  readonly #pending: Chunk[] = [];
+  /** Some chunk may have something new for the flusher. */
+  #news = false;
   /** Open reservations, oldest first, linked through _prev/_next. */
   #oldest: Reservation | null = null;
   #newest: Reservation | null = null;
@@ -173,6 +183,10 @@ export class Writer {
   readonly #queue: Request[] = [];
   #switching: AbortController | null = null;
   #closed = false;
+  /** Once closed: why, as the end of an error message. */
+  #why = "";
+  /** Once closed because the flusher's consumer failed in this worker: its error. */
+  #cause: unknown = undefined;
   #unflushed = 0;
   #scheduled = false;
   readonly #flushTask = () => {
@@ -316,20 +330,21 @@ export class Writer {
    * @throws {ClosedError} If the writer or its flusher was closed.
    */
   tryWriteString(text: string): boolean {
-    this.#checkOpen();
+    const length = utf8Length(text);
+    const frame = this.#checkString(text, length);
     if (this.#queue.length !== 0) return false;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const chunk = this.#current;
-      if (chunk !== null && this.#encodeString(chunk, text)) return true;
-      if (chunk !== null && chunk.reserved === 0) break;
-      if (!this.#next()) {
-        this.flush();
-        return false;
-      }
+    if (!this.#room(frame)) {
+      this.flush();
+      return false;
     }
-    throw new RangeError(
-      `Cannot write a string of ${text.length} characters: its UTF-8 frame does not fit in a buffer of ${this.#size} bytes`,
-    );
+    const chunk = this.#current!;
+    const payload = this.#frame(chunk, length, frame);
+    encoder.encodeInto(text, chunk.view.subarray(payload, payload + length));
+    if (chunk.open === 0) {
+      chunk.committed = chunk.reserved;
+      this.#committed(frame);
+    }
+    return true;
   }
 
   /**
@@ -356,45 +371,57 @@ export class Writer {
    *
    * @throws {ClosedError} If the flusher has ended, so the bytes could not
    * be delivered; the writer is closed then and its buffers are back.
+   *
+   * A buffer's bytes go only once every older buffer of this writer went
+   * whole: a reservation still open holds back every later byte.
    */
   flush(): void {
-    const pending = this.#pending;
-    if (pending.length === 0) return;
+    if (!this.#news) return;
+    this.#news = false;
     this.#unflushed = 0;
     const words = this.#words;
+    const chunks = this.#chunks;
     let first: Chunk | null = null;
     let last: Chunk | null = null;
-    for (let i = 0; i < pending.length; i++) {
-      const chunk = pending[i]!;
-      chunk.pending = false;
-      const value = chunk.committed | (chunk.done && chunk.open === 0 ? PUBLISH_DONE : 0);
-      if (value === chunk.published) continue;
-      chunk.published = value;
-      const old = Atomics.exchange(words, chunk.header + H_PUBLISH, value | PUBLISH_LISTED);
-      if ((old & PUBLISH_LISTED) !== 0) continue;
-      if (!chunk.lent) {
-        this.pool._lend(chunk.buffer);
-        chunk.lent = true;
+    let complete = 0;
+    // Oldest first, stopping after the first buffer still open: bytes of a
+    // newer buffer may go only once every older one went out whole.
+    for (let i = 0; i < chunks.length; i++) {
+      const chunk = chunks[i]!;
+      const done = chunk.done && chunk.open === 0;
+      const value = chunk.committed | (done ? PUBLISH_DONE : 0);
+      if (value !== chunk.published) {
+        chunk.published = value;
+        const old = Atomics.exchange(words, chunk.header + H_PUBLISH, value | PUBLISH_LISTED);
+        // Still listed: the flusher reads the new value where it already is.
+        if ((old & PUBLISH_LISTED) === 0) {
+          if (!chunk.lent) {
+            this.pool._lend(chunk.buffer);
+            chunk.lent = true;
+          }
+          // The chain runs newest first, as the flusher's list does.
+          if (last === null) first = chunk;
+          else words[chunk.header + H_NEXT] = last.index + 1;
+          last = chunk;
+        }
       }
-      // The chain runs newest first, as the flusher's list does.
-      if (last === null) first = chunk;
-      else words[chunk.header + H_NEXT] = last.index + 1;
-      last = chunk;
+      if (!done) {
+        // What newer buffers hold goes with a later flush.
+        if (i + 1 < chunks.length) this.#news = true;
+        break;
+      }
+      complete++;
     }
     if (first !== null) {
       const head = pushChain(this.#control, words, first.header + H_NEXT, last!.index);
       if (head === ENDED) {
-        pending.length = 0;
         this.#end();
-        throw new ClosedError("Cannot flush: the flusher has ended; the bytes were dropped");
+        throw this.#closedError("flush", "; the bytes were dropped");
       }
       if (head === 0) this.#ring();
     }
-    for (let i = 0; i < pending.length; i++) {
-      const chunk = pending[i]!;
-      if ((chunk.published & PUBLISH_DONE) !== 0) this.#drop(chunk);
-    }
-    pending.length = 0;
+    // The flusher has the finished buffers now; the writer lets go of them.
+    for (; complete > 0; complete--) chunks.shift()!.buffer.release();
   }
 
   /**
@@ -408,7 +435,8 @@ export class Writer {
     // Newest first, so that open space at the end is taken back, not zeroed.
     while (this.#newest !== null) this._cancel(this.#newest);
     this.#closed = true;
-    this.#rejectQueue(new ClosedError("Cannot write: the writer was closed"));
+    this.#learnWhy("the writer was closed");
+    this.#rejectQueue(this.#closedError("write"));
     this.#finishCurrent();
     try {
       this.flush();
@@ -432,7 +460,7 @@ export class Writer {
     chunk.open--;
     if (oldestHere) {
       chunk.committed = next !== null && next._chunk === chunk ? next._frameStart : chunk.reserved;
-      this.#committed(chunk, reservation._frameEnd - reservation._frameStart);
+      this.#committed(reservation._frameEnd - reservation._frameStart);
     }
   }
 
@@ -455,7 +483,8 @@ export class Writer {
       chunk.reserved = reservation._frameStart;
       if (next === null || next._chunk !== chunk) {
         chunk.committed = chunk.reserved;
-        this.#markPending(chunk);
+        // It may have been all that held this buffer, and newer ones, back.
+        this.#committed(0);
       }
       return;
     }
@@ -488,11 +517,31 @@ export class Writer {
     return frame;
   }
 
+  /** Validates a string of `length` UTF-8 bytes; returns its frame length. */
+  #checkString(text: string, length: number): number {
+    this.#checkOpen();
+    const codec = this.#codec;
+    if (codec !== null && length > codec.maxPayload) {
+      throw new RangeError(
+        `Cannot write a string of ${text.length} characters: its UTF-8 takes ${length} bytes, more than the ${codec.name} codec can frame (${codec.maxPayload})`,
+      );
+    }
+    const frame = codec === null
+      ? length
+      : codec.headerLength(length) + length + codec.trailerLength;
+    if (frame > this.#size) {
+      throw new RangeError(
+        `Cannot write a string of ${text.length} characters: its UTF-8 frame of ${frame} bytes does not fit in a buffer of ${this.#size} bytes`,
+      );
+    }
+    return frame;
+  }
+
   #checkOpen(): void {
-    if (this.#closed) throw new ClosedError("Cannot write: the writer was closed");
+    if (this.#closed) throw this.#closedError("write");
     if (this.#control[F_CLOSED] !== 0) {
       this.close();
-      throw new ClosedError("Cannot write: the flusher was closed");
+      throw this.#closedError("write");
     }
   }
 
@@ -529,7 +578,7 @@ export class Writer {
     this.#current = null;
     chunk.done = true;
     if (chunk.reserved === 0) this.#drop(chunk);
-    else this.#markPending(chunk);
+    else this.#news = true;
   }
 
   /** Writes the frame's header and trailer; returns where the payload goes. */
@@ -562,56 +611,22 @@ export class Writer {
     chunk.view.set(bytes, this.#frame(chunk, length, frame));
     if (chunk.open === 0) {
       chunk.committed = chunk.reserved;
-      this.#committed(chunk, frame);
+      this.#committed(frame);
     }
-  }
-
-  /** Encodes a string into the chunk as one message if it fits; false if not. */
-  #encodeString(chunk: Chunk, text: string): boolean {
-    const codec = this.#codec;
-    const start = chunk.reserved;
-    const view = chunk.view;
-    const trailer = codec?.trailerLength ?? 0;
-    const space = this.#size - start - trailer;
-    const most = Math.min(text.length * 3, codec?.maxPayload ?? Infinity, space);
-    const header = codec?.headerLength(most) ?? 0;
-    if (header > space) return false;
-    const into = view.subarray(start + header, start + space);
-    const { read, written } = encoder.encodeInto(text, into);
-    if (read < text.length) return false;
-    let payload = start;
-    if (codec !== null) {
-      const exact = codec.headerLength(written);
-      // A varint prefix of a short text is shorter than the room left for it.
-      if (exact !== header) {
-        view.copyWithin(start + exact, start + header, start + header + written);
-      }
-      payload += codec.encodeHeader(view, start, written);
-      if (trailer !== 0) codec.encodeTrailer(view, payload + written);
-    }
-    chunk.reserved = payload + written + trailer;
-    if (chunk.open === 0) {
-      chunk.committed = chunk.reserved;
-      this.#committed(chunk, chunk.reserved - start);
-    }
-    return true;
   }
 
   // -- Flushing --
 
-  #markPending(chunk: Chunk): void {
-    if (!chunk.pending) {
-      chunk.pending = true;
-      this.#pending.push(chunk);
-    }
-  }
-
-  /** Notes bytes newly committed in `chunk` and flushes if the cadence says so. */
-  #committed(chunk: Chunk, bytes: number): void {
-    this.#markPending(chunk);
+  /**
+   * Notes bytes newly committed and flushes if the cadence says so. Calls
+   * waiting for a buffer get a flush at the end of the microtask whatever
+   * the cadence: the commit may free what holds back the writer's buffers.
+   */
+  #committed(bytes: number): void {
+    this.#news = true;
     this.#unflushed += bytes;
     if (this.#unflushed >= this.#flushBytes) this.flush();
-    else if (this.#microtask && !this.#scheduled) {
+    else if ((this.#microtask || this.#queue.length !== 0) && !this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.#flushTask);
     }
@@ -635,7 +650,9 @@ export class Writer {
     for (let r = this.#oldest; r !== null; r = r._next) r._writer = null;
     this.#oldest = this.#newest = null;
     this.#closed = true;
+    this.#learnWhy("the flusher has ended");
     this.#current = null;
+    this.#news = false;
     for (const chunk of this.#chunks.splice(0)) {
       if (chunk.lent && !this.#claimedByFlusher(chunk)) {
         // The token was lent but never reached the flusher: take it back.
@@ -644,8 +661,33 @@ export class Writer {
       }
       chunk.buffer.release();
     }
-    this.#rejectQueue(new ClosedError("Cannot write: the flusher has ended"));
+    this.#rejectQueue(this.#closedError("write"));
     this.#flusher?._unregister(this);
+  }
+
+  /**
+   * Notes why the writer closed: the flusher's reason once it was closed
+   * or its consumer failed (with the error itself when that happened in
+   * this worker), else `own`.
+   */
+  #learnWhy(own: string): void {
+    const state = this.#control[F_CLOSED]!;
+    this.#why = state === 0 ? own : endReason(this.#control);
+    if (state === FAILED) this.#cause = this.#flusher?._failure;
+  }
+
+  /** The error for a call on the closed writer: `Cannot <action>: <why><more>`. */
+  #closedError(action: string, more = ""): ClosedError {
+    const error = new ClosedError(`Cannot ${action}: ${this.#why}${more}`);
+    // As `new Error(message, { cause })` would set it.
+    if (this.#cause !== undefined) {
+      Object.defineProperty(error, "cause", {
+        value: this.#cause,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return error;
   }
 
   #claimedByFlusher(chunk: Chunk): boolean {
@@ -703,6 +745,12 @@ export class Writer {
         buffer.release();
         return;
       }
+      if (this.#control[F_CLOSED] !== 0) {
+        // The flusher stopped while this writer waited (from another worker, unseen till now).
+        buffer.release();
+        this.close();
+        return;
+      }
       this.#install(buffer);
       this.#serveQueue();
     }, (error: unknown) => {
@@ -752,6 +800,30 @@ export class Writer {
     reservation._prev = reservation._next = null;
     reservation._writer = null;
   }
+}
+
+/**
+ * The UTF-8 length of `text` as `TextEncoder` encodes it, a lone surrogate
+ * as U+FFFD: known before encoding, the frame is placed like any other.
+ */
+function utf8Length(text: string): number {
+  const units = text.length;
+  let length = units;
+  for (let i = 0; i < units; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) {
+      length += 1;
+      continue;
+    }
+    length += 2;
+    // A surrogate pair takes 4 bytes for its 2 units; a lone one becomes U+FFFD, 3 bytes.
+    if (c >= 0xd800 && c < 0xdc00 && i + 1 < units) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d < 0xe000) i++;
+    }
+  }
+  return length;
 }
 
 function controlOf(handle: WriteFlusherHandle): Int32Array {
