@@ -1,7 +1,7 @@
 /**
  * {@linkcode BufferPool}: fixed-size buffers in one block of memory allocated
- * once, acquired and released with no allocation afterwards, and shared by
- * workers when the block is a `SharedArrayBuffer`.
+ * once, acquired and released without allocating memory for them afterwards,
+ * and shared by workers when the block is a `SharedArrayBuffer`.
  *
  * @module
  */
@@ -78,13 +78,14 @@ export interface BufferPoolOptions {
    */
   maxInFlight?: number;
   /**
-   * Watch for packets garbage-collected without `release()`: `"off"` (the
-   * default), `"sampled"` (one packet in 64) or `"paranoid"` (every packet,
-   * with the stack of where it was made). Applies to this pool object; pass
-   * it to {@linkcode BufferPool.attach} in workers too.
+   * Watch for packets, buffer handles and flush regions garbage-collected
+   * without `release()`: `"off"` (the default, which costs nothing),
+   * `"sampled"` (one object in 64 of each kind) or `"paranoid"` (every
+   * object, with the stack of where it was made). Applies to this pool
+   * object; pass it to {@linkcode BufferPool.attach} in workers too.
    */
   leakDetection?: LeakDetection;
-  /** Called for each leaked packet found; by default one line on stderr. */
+  /** Called for each leaked object found; by default one line on stderr. */
   onLeak?: (leak: LeakReport) => void;
 }
 
@@ -141,8 +142,9 @@ const ATTACH = Symbol("attach");
 /**
  * A pool of `bufferCount` buffers of `bufferSize` bytes, all in one block of
  * memory allocated when the pool is built. Acquiring and releasing a buffer
- * afterwards allocates nothing: each worker keeps a cache of free buffers and
- * moves them to and from the pool's free stack a batch at a time.
+ * afterwards allocates no memory for it (each acquire makes only the small
+ * handle it returns): each worker keeps a cache of free buffers and moves
+ * them to and from the pool's free stack a batch at a time.
  *
  * When the pool is empty, {@linkcode BufferPool.tryAcquire} returns `null`
  * and {@linkcode BufferPool.acquire} waits; waiters are served first come,
@@ -206,7 +208,7 @@ export class BufferPool {
    *
    * BufferPool.defaultLeakDetection = "paranoid";
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
-   * pool.tryAcquire()!.intoPacket().release(); // watched, released: nothing to report
+   * pool.tryAcquire()!.intoPacket().release(); // handle and packet watched, released: no report
    * BufferPool.defaultLeakDetection = "off";
    * assert.equal(pool.stats().inUse, 0);
    * ```
@@ -223,7 +225,7 @@ export class BufferPool {
    *
    * const before = BufferPool.defaultOnLeak;
    * BufferPool.defaultOnLeak = (leak: LeakReport) => {
-   *   throw new Error(`leaked a packet of buffer ${leak.bufferIndex}\n${leak.stack}`);
+   *   throw new Error(`leaked a ${leak.kind} of buffer ${leak.bufferIndex}\n${leak.stack}`);
    * };
    * BufferPool.defaultOnLeak = before;
    * ```

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { BufferPool, type Packet, type PooledBuffer, ReleasedError } from "../mod.ts";
+import {
+  BufferPool,
+  type Packet,
+  type PooledBuffer,
+  ReleasedError,
+  WriteFlusher,
+  Writer,
+} from "../mod.ts";
 import {
   assertAllFree,
   assertRangeError,
@@ -416,5 +423,81 @@ Deno.test("Packet-returned buffer goes straight to a waiting acquire()", async (
   assert.equal(buffer.bytes.length, 32);
   assert.equal(pool.stats().inUse, 1);
   buffer.release();
+  assertAllFree(pool);
+});
+
+// -- The README's promises for released packets and ranges --
+
+Deno.test("Packet released, its buffer re-owned: release, bytes, clone, subarray, send and sendBatch throw ReleasedError and leave the counts", () => {
+  const pool = new BufferPool({ bufferSize: 32, bufferCount: 1, shared: true });
+  const stale = take(pool).intoPacket(0, 8);
+  const staleClone = stale.clone();
+  stale.release();
+  staleClone.release();
+  const owner = take(pool).intoPacket(0, 8); // the same buffer, a new owner
+  owner.bytes.fill(7);
+  const before = pool.stats();
+  for (const dead of [stale, staleClone]) {
+    assertReleased(() => dead.release());
+    assertReleased(() => dead.bytes);
+    assertReleased(() => dead.clone());
+    assertReleased(() => dead.subarray());
+    assertReleased(() => dead.subarray(0, 1));
+    assertReleased(() => dead.send());
+    assertReleased(() => pool.sendBatch([dead]));
+    dead[Symbol.dispose]();
+    assert.deepEqual(pool.stats(), before);
+  }
+  assert.deepEqual([...owner.bytes], [7, 7, 7, 7, 7, 7, 7, 7]);
+  owner.release();
+  assertAllFree(pool);
+});
+
+Deno.test("Packet and PooledBuffer ranges are checked, not clamped: subarray(-1) and toPacket(0, 9000) on an 8192-byte buffer say the limit", () => {
+  const pool = new BufferPool({ bufferSize: 8192, bufferCount: 1 });
+  const buffer = take(pool);
+  const packet = buffer.toPacket();
+  const before = pool.stats();
+  assertRangeError(() => packet.subarray(-1), escapeRegExp("[-1, 8192)"), /<= 8192/);
+  assertRangeError(() => buffer.toPacket(0, 9000), escapeRegExp("[0, 9000)"), /<= 8192/);
+  assertRangeError(() => buffer.intoPacket(0, 9000), escapeRegExp("[0, 9000)"), /<= 8192/);
+  assert.deepEqual(pool.stats(), before);
+  assert.equal(buffer.released, false, "a refused intoPacket keeps the handle");
+  packet.release();
+  buffer.release();
+  assertAllFree(pool);
+});
+
+Deno.test("FlushRegion released, its buffer re-owned: release, bytes and toPacket throw ReleasedError and leave the counts", async () => {
+  const pool = new BufferPool({ bufferSize: 16, bufferCount: 1 });
+  const flusher = new WriteFlusher(pool);
+  const writer = new Writer(pool, flusher, { flush: "manual" });
+  const reader = flusher.readable.getReader();
+  assert.ok(writer.tryWrite(new Uint8Array([1, 2, 3])));
+  writer.close(); // flushes, and lets go of the buffer
+  const { value: batch } = await reader.read();
+  const [region] = batch!;
+  assert.equal(batch!.length, 1);
+  const packet = region!.toPacket(1, 3);
+  region!.release();
+  packet.release();
+  assert.equal(pool.stats().inUse, 0);
+  const owner = take(pool); // the same buffer, a new owner
+  owner.bytes.fill(9);
+  const before = pool.stats();
+  for (const use of [() => region!.release(), () => region!.bytes, () => region!.toPacket()]) {
+    assert.throws(use, (error: unknown) => {
+      assert.ok(error instanceof ReleasedError, String(error));
+      assert.match(error.message, /flush region.*already released/);
+      return true;
+    });
+  }
+  region![Symbol.dispose]();
+  assert.equal(region!.released, true);
+  assert.deepEqual(pool.stats(), before);
+  assert.deepEqual([...owner.bytes], new Array(16).fill(9));
+  owner.release();
+  flusher.close();
+  assert.equal((await reader.read()).done, true);
   assertAllFree(pool);
 });
