@@ -232,6 +232,8 @@ export class WriteFlusher {
       aborted.catch(() => {});
       signal.addEventListener("abort", onAbort!, { once: true });
     }
+    /** The read while it waits, when it races the signal. */
+    let reading: Promise<ReadableStreamReadResult<FlushRegion[]>> | null = null;
     let batch: FlushRegion[] | undefined;
     let i = 0;
     /** The write of `batch[i]` while it is in flight. */
@@ -239,8 +241,9 @@ export class WriteFlusher {
     try {
       signal?.throwIfAborted();
       for (;;) {
-        const read = reader.read();
-        const result = aborted === null ? await read : await Promise.race([read, aborted]);
+        reading = reader.read();
+        const result = aborted === null ? await reading : await Promise.race([reading, aborted]);
+        reading = null;
         if (result.done) break;
         batch = result.value;
         for (i = 0; i < batch.length; i++) {
@@ -257,6 +260,10 @@ export class WriteFlusher {
       signal?.throwIfAborted();
       if (stream !== null && options?.preventClose !== true) await stream.close();
     } catch (error) {
+      // Aborted while a read waited: a batch it got meanwhile is ours to release.
+      reading?.then((late) => {
+        if (!late.done) { for (const region of late.value) region.release(); }
+      }, () => {});
       if (batch !== undefined) {
         if (writing !== null) {
           // The sink may still be reading these bytes: release them once it is done.

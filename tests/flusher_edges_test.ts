@@ -197,7 +197,7 @@ Deno.test("Cancelling the newest reservation of an older buffer lets the newer b
  * all), and every buffer must come back.
  */
 Deno.test("Random reserves, commits, cancels and flushes keep each writer's order on small pools", async () => {
-  const runs = 300;
+  const runs = 500;
   for (let seed = 1; seed <= runs; seed++) {
     try {
       await randomRun(seed);
@@ -237,11 +237,13 @@ async function randomRun(seed: number): Promise<void> {
     }
   })();
   const open = writers.map(() => [] as { r: Reservation; i: number }[]);
+  /** Each writer's calls still waiting for a buffer. */
+  const waits = writers.map(() => 0);
   for (let step = 0; step < 40; step++) {
     const w = random(writerCount);
     const writer = writers[w]!;
     const mine = open[w]!;
-    const op = random(6);
+    const op = random(8);
     // Never empty and never zero, so that only a cancelled message reads as zeros.
     const length = 1 + random(Math.min(bufferSize - 2, 20));
     const payload = Array.from({ length }, (_, k) => 1 + ((step * 31 + k) % 250));
@@ -263,14 +265,38 @@ async function randomRun(seed: number): Promise<void> {
       if (writer.tryWrite(new Uint8Array(payload))) {
         expected[w]!.push({ payload, cancelled: false });
       }
+    } else if (op === 5) {
+      // Not awaited: it may wait on buffers that only a later commit frees.
+      expected[w]!.push({ payload, cancelled: false });
+      const i = expected[w]!.length - 1;
+      waits[w]!++;
+      writer.reserve(length).then((r) => {
+        waits[w]!--;
+        r.bytes.set(payload);
+        mine.push({ r, i });
+      });
+    } else if (op === 6) {
+      expected[w]!.push({ payload, cancelled: false });
+      waits[w]!++;
+      writer.write(new Uint8Array(payload)).then(() => waits[w]!--);
     } else {
       writer.flush();
       await flush();
     }
   }
-  for (let w = 0; w < writerCount; w++) {
-    for (const { r } of open[w]!) r.commit();
-    writers[w]!.close();
+  // Commit what is open, and close each writer once nothing of it waits
+  // (a writer keeps its current buffer until then, which another may need).
+  const closed = writers.map(() => false);
+  for (let spin = 0; closed.includes(false); spin++) {
+    assert.ok(spin < 1000, `calls still wait after every commit: a hang (${waits})`);
+    for (let w = 0; w < writerCount; w++) {
+      for (const { r } of open[w]!.splice(0)) r.commit();
+      if (waits[w] === 0 && !closed[w]) {
+        writers[w]!.close();
+        closed[w] = true;
+      }
+    }
+    await flush();
   }
   flusher.close();
   await draining;
@@ -865,5 +891,76 @@ Deno.test("A writer in another worker waiting for a buffer is told the flusher's
     worker.terminate();
     URL.revokeObjectURL(url);
   }
+  assertAllFree(pool);
+});
+
+Deno.test("pipeTo() aborted in the same tick as a flush strands nothing the waiting read got", async () => {
+  for (let hops = 0; hops < 12; hops++) {
+    const pool = new BufferPool({ bufferSize: 16, bufferCount: 2 });
+    const flusher = new WriteFlusher(pool);
+    const writer = new Writer(pool, flusher, { flush: "manual" });
+    const controller = new AbortController();
+    const piped = flusher.pipeTo({ write: (bytes) => Promise.resolve(bytes.length) }, {
+      signal: controller.signal,
+    });
+    await flush(); // pipeTo's read waits on an empty list
+    const reason = new Error("stop");
+    assert.ok(writer.tryWrite(new Uint8Array([1, 2, 3])));
+    // The batch and the abort race by `hops` turns of the microtask queue.
+    writer.flush();
+    for (let i = 0; i < hops; i++) await Promise.resolve();
+    controller.abort(reason);
+    await piped.catch(() => {});
+    await flush();
+    assertAllFree(pool);
+  }
+});
+
+Deno.test("Issue 11's example: a cancel after the readable could have pulled ahead leaves nothing in use", async () => {
+  const pool = new BufferPool({ bufferSize: 256, bufferCount: 8 });
+  const flusher = new WriteFlusher(pool);
+  const writer = new Writer(pool, flusher);
+  writer.tryWrite(new Uint8Array(10));
+  await flush(); // long enough for a stream that reads ahead to have taken the batch
+  await flusher.readable.cancel();
+  assert.equal(pool.stats().inUse, 0);
+  assert.ok(writer.closed);
+  assertAllFree(pool);
+});
+
+Deno.test("WriteFlusher takes any highWaterMark from 0 up and refuses the rest with a RangeError", async () => {
+  const pool = new BufferPool({ bufferSize: 16, bufferCount: 2 });
+  for (const bad of [-1, NaN]) {
+    assert.throws(() => new WriteFlusher(pool, { highWaterMark: bad }), RangeError);
+  }
+  for (const highWaterMark of [0, 1, 1000, Infinity]) {
+    const flusher = new WriteFlusher(pool, { highWaterMark });
+    const writer = new Writer(pool, flusher);
+    assert.ok(writer.tryWrite(new Uint8Array([1])));
+    await flush();
+    writer.close();
+    flusher.close();
+    assert.deepEqual(await readBytes(flusher.readable.getReader()), [1]);
+  }
+  assertAllFree(pool);
+});
+
+Deno.test("WriteFlusher.close() tells writers elsewhere that the flusher was closed", async () => {
+  const pool = new BufferPool({ bufferSize: 16, bufferCount: 2, shared: true });
+  const flusher = new WriteFlusher(pool);
+  const local = new Writer(pool, flusher);
+  const remote = new Writer(pool, flusher.handle);
+  flusher.close();
+  const closed = (e: unknown) => {
+    assert.ok(e instanceof ClosedError);
+    assert.equal(e.message, "Cannot write: the flusher was closed");
+    assert.equal(e.cause, undefined);
+    return true;
+  };
+  assert.throws(() => local.tryWrite(new Uint8Array(1)), closed);
+  assert.throws(() => remote.tryWrite(new Uint8Array(1)), closed);
+  await assert.rejects(remote.reserve(1), closed);
+  // A cancel after close still releases everything; the writers stay told the same.
+  await flusher.readable.cancel(new Error("late"));
   assertAllFree(pool);
 });
