@@ -9,86 +9,9 @@ import {
   Writer,
 } from "../mod.ts";
 import { assertRangeError } from "./_helpers.ts";
+import { reportLeak } from "../src/_leak_detector.ts";
 
 const gc = (globalThis as unknown as { gc?: () => void }).gc;
-
-/** Collects garbage and lets the registry's callbacks run. */
-async function collect(): Promise<void> {
-  assert.ok(gc !== undefined, "run the tests with --v8-flags=--expose-gc");
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((resolve) => setTimeout(resolve, 0));
-  }
-}
-
-function watched(mode: "sampled" | "paranoid", shared = false) {
-  const leaks: LeakReport[] = [];
-  const pool = new BufferPool({
-    bufferSize: 64,
-    bufferCount: 8,
-    shared,
-    leakDetection: mode,
-    onLeak: (leak) => leaks.push(leak),
-  });
-  return { pool, leaks };
-}
-
-Deno.test("Paranoid leak detection reports a packet dropped unreleased, with where it was made", async () => {
-  const { pool, leaks } = watched("paranoid");
-  (function dropAPacket() {
-    pool.tryAcquire()!.intoPacket(8, 24);
-  })();
-  await collect();
-  assert.equal(leaks.length, 1);
-  const [leak] = leaks;
-  assert.equal(leak!.offset, 8);
-  assert.equal(leak!.length, 16);
-  assert.match(leak!.stack!, /dropAPacket/);
-  assert.equal(pool.stats().inUse, 1, "the leaked buffer stays in use: detection only reports");
-});
-
-Deno.test("Leak detection stays silent for packets released, disposed, sent or received", async () => {
-  const { pool, leaks } = watched("paranoid", true);
-  const other = BufferPool.attach(pool.handle, {
-    leakDetection: "paranoid",
-    onLeak: (l) => leaks.push(l),
-  });
-  (() => {
-    const packet = pool.tryAcquire()!.intoPacket();
-    packet.clone().release();
-    packet.subarray(1, 4).release();
-    {
-      using _disposed = packet.clone();
-    }
-    const sent = packet.send();
-    const received = other.receive(sent);
-    other.receiveBatch(other.sendBatch([received])).forEach((p) => p.release());
-  })();
-  await collect();
-  assert.deepEqual(leaks, []);
-  other.detach();
-  assert.equal(pool.stats().inUse, 0);
-});
-
-Deno.test("Sampled leak detection watches about one packet in 64", async () => {
-  const { pool, leaks } = watched("sampled");
-  const buffer = pool.tryAcquire()!;
-  (() => {
-    for (let i = 0; i < 640; i++) buffer.toPacket(0, 1); // all dropped
-  })();
-  await collect();
-  assert.equal(leaks.length, 10);
-  assert.equal(leaks[0]!.stack, undefined, "no stack when sampling");
-});
-
-Deno.test("BufferPool refuses an unknown leakDetection mode with a RangeError", () => {
-  assertRangeError(
-    () => new BufferPool({ bufferSize: 8, bufferCount: 1, leakDetection: "always" as "off" }),
-    /leakDetection must be "off", "sampled" or "paranoid", received always/,
-  );
-});
-
-// -- Handles and flush regions (issue 11, defect 9) --
 
 /** How long a test waits for a report before it fails instead of hanging. */
 const REPORT_MS = 5_000;
@@ -96,19 +19,25 @@ const REPORT_MS = 5_000;
 /**
  * A pool whose reports can be awaited: `until(n)` collects garbage once and
  * resolves when the n-th report arrives (the registry's callbacks run as a
- * task after the collection that found the objects).
+ * task after the collection that found the objects). `onLeak` also takes
+ * the reports of other pool objects attached to it.
  */
-function awaitable(mode: "sampled" | "paranoid", options?: { bufferCount?: number }) {
+function awaitable(
+  mode: "sampled" | "paranoid",
+  options?: { bufferCount?: number; shared?: boolean },
+) {
   const leaks: LeakReport[] = [];
   let waiting: { count: number; resolve(): void } | null = null;
+  const onLeak = (leak: LeakReport) => {
+    leaks.push(leak);
+    if (waiting !== null && leaks.length >= waiting.count) waiting.resolve();
+  };
   const pool = new BufferPool({
     bufferSize: 64,
     bufferCount: options?.bufferCount ?? 8,
+    shared: options?.shared ?? false,
     leakDetection: mode,
-    onLeak: (leak) => {
-      leaks.push(leak);
-      if (waiting !== null && leaks.length >= waiting.count) waiting.resolve();
-    },
+    onLeak,
   });
   async function until(count: number): Promise<LeakReport[]> {
     assert.ok(gc !== undefined, "run the tests with --v8-flags=--expose-gc");
@@ -130,22 +59,79 @@ function awaitable(mode: "sampled" | "paranoid", options?: { bufferCount?: numbe
     return leaks;
   }
   /**
-   * Drops one packet on purpose and waits for its report: every object
-   * dropped before it was collected by then, so the reports before the
-   * sentinel's are all there are.
+   * Drops one packet of `from` on purpose and waits for its report: every
+   * object of `from` dropped before it was collected by then, so the other
+   * reports are all there are.
    */
-  async function othersThanSentinel(): Promise<LeakReport[]> {
-    const sentinel = pool.tryAcquire();
+  async function othersThanSentinel(from: BufferPool = pool): Promise<LeakReport[]> {
+    const sentinel = from.tryAcquire();
     assert.ok(sentinel !== null, "a buffer for the sentinel");
     const marker = sentinel.index;
     (() => sentinel.intoPacket(0, 1))();
     const isSentinel = (leak: LeakReport) =>
       leak.kind === "Packet" && leak.bufferIndex === marker && leak.length === 1;
     while (!leaks.some(isSentinel)) await until(leaks.length + 1);
-    return leaks.filter((leak) => !isSentinel(leak));
+    const others = leaks.filter((leak) => !isSentinel(leak));
+    leaks.splice(0, leaks.length, ...others);
+    return others;
   }
-  return { pool, leaks, until, othersThanSentinel };
+  return { pool, leaks, onLeak, until, othersThanSentinel };
 }
+
+Deno.test("Paranoid leak detection reports a packet dropped unreleased, with where it was made", async () => {
+  const { pool, until } = awaitable("paranoid");
+  (function dropAPacket() {
+    pool.tryAcquire()!.intoPacket(8, 24);
+  })();
+  const [leak] = await until(1);
+  assert.equal(leak!.kind, "Packet");
+  assert.equal(leak!.offset, 8);
+  assert.equal(leak!.length, 16);
+  assert.match(leak!.stack!, /packet made here/);
+  assert.match(leak!.stack!, /dropAPacket/);
+  assert.equal(pool.stats().inUse, 1, "the leaked buffer stays in use: detection only reports");
+});
+
+Deno.test("Leak detection stays silent for packets released, disposed, sent or received", async () => {
+  const { pool, onLeak, othersThanSentinel } = awaitable("paranoid", { shared: true });
+  const other = BufferPool.attach(pool.handle, { leakDetection: "paranoid", onLeak });
+  (() => {
+    const packet = pool.tryAcquire()!.intoPacket();
+    packet.clone().release();
+    packet.subarray(1, 4).release();
+    {
+      using _disposed = packet.clone();
+    }
+    const sent = packet.send();
+    const received = other.receive(sent);
+    other.receiveBatch(other.sendBatch([received])).forEach((p) => p.release());
+  })();
+  assert.equal(pool.stats().inUse, 0);
+  assert.deepEqual(await othersThanSentinel(pool), []);
+  assert.deepEqual(await othersThanSentinel(other), []);
+  other.detach();
+});
+
+Deno.test("Sampled leak detection watches about one packet in 64", async () => {
+  const { pool, until } = awaitable("sampled");
+  const buffer = pool.tryAcquire()!;
+  (() => {
+    for (let i = 0; i < 640; i++) buffer.toPacket(0, 1); // all dropped
+  })();
+  const leaks = (await until(10)).filter((leak) => leak.kind === "Packet");
+  assert.equal(leaks.length, 10);
+  assert.equal(leaks[0]!.stack, undefined, "no stack when sampling");
+  buffer.release(); // the handle, watched too, is not the leak here
+});
+
+Deno.test("BufferPool refuses an unknown leakDetection mode with a RangeError", () => {
+  assertRangeError(
+    () => new BufferPool({ bufferSize: 8, bufferCount: 1, leakDetection: "always" as "off" }),
+    /leakDetection must be "off", "sampled" or "paranoid", received always/,
+  );
+});
+
+// -- Handles and flush regions (issue 11, defect 9) --
 
 /** Writes `count` messages and delivers each in its own region; `keep` says what to do with it. */
 async function regions(
@@ -267,4 +253,23 @@ Deno.test("Leak detection stays silent for handles and regions released, dispose
   })();
   assert.equal(pool.stats().inUse, 0);
   assert.deepEqual(await othersThanSentinel(), []);
+});
+
+Deno.test("The default leak report names the kind of object, its buffer and its bytes", () => {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (line: string) => lines.push(line);
+  try {
+    const report = { bufferIndex: 3, offset: 8, length: 16, stack: undefined };
+    reportLeak({ kind: "PooledBuffer", ...report, offset: 0, length: 64 });
+    reportLeak({ kind: "Packet", ...report });
+    reportLeak({ kind: "FlushRegion", ...report, stack: "Error: flush region made here" });
+  } finally {
+    console.error = original;
+  }
+  assert.deepEqual(lines, [
+    "bab: a PooledBuffer handle of buffer 3 was garbage-collected without release(); the buffer stays in use",
+    "bab: a Packet of buffer 3 (bytes 8 to 24) was garbage-collected without release(); the buffer stays in use",
+    "bab: a FlushRegion of buffer 3 (bytes 8 to 24) was garbage-collected without release(); the buffer stays in use\nError: flush region made here",
+  ]);
 });
