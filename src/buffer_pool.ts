@@ -405,8 +405,12 @@ export class BufferPool {
    * @throws {DetachedError} If this worker detached from the pool.
    */
   tryAcquire(): PooledBuffer | null {
-    const record = this._tryAcquireRecord();
-    return record === null ? null : new PooledBuffer(record);
+    // `_tryAcquireRecord` written out again: calling it cost 3 ns of 12 here.
+    if (this.#cached === 0 && !this.#refillToAcquire()) return null;
+    const record = this.#cache[--this.#cached]!;
+    this.#words[this.#slot + S_CACHED] = this.#cached;
+    record._refs = 1;
+    return new PooledBuffer(record);
   }
 
   /**
@@ -711,14 +715,17 @@ export class BufferPool {
    * reference through the buffer's record with no handle to allocate.
    */
   _tryAcquireRecord(): BufferRecord | null {
-    if (this.#cached === 0) {
-      if (this.#detached) throw this.#detachedError("acquire");
-      if (!this.#refill()) return null;
-    }
-    const buffer = this.#cache[--this.#cached]!;
+    if (this.#cached === 0 && !this.#refillToAcquire()) return null;
+    const record = this.#cache[--this.#cached]!;
     this.#words[this.#slot + S_CACHED] = this.#cached;
-    buffer._refs = 1;
-    return buffer;
+    record._refs = 1;
+    return record;
+  }
+
+  /** Refills the empty cache for an acquire; false if nothing is free here. */
+  #refillToAcquire(): boolean {
+    if (this.#detached) throw this.#detachedError("acquire");
+    return this.#refill();
   }
 
   /** @ignore `acquire` for the library's own users: the buffer's record, no handle. */
