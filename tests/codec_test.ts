@@ -5,6 +5,7 @@ import {
   FrameBounds,
   type FrameCodec,
   FrameError,
+  largestPayload,
   lengthPrefix,
   varintPrefix,
 } from "../mod.ts";
@@ -658,4 +659,67 @@ Deno.test("delimiter finds a partial-match run in a long payload", () => {
   const [found, out] = decode(codec, bytes, 0, bytes.length, 1000);
   assert.ok(found);
   assert.equal(out.payloadEnd, 401);
+});
+
+// -- The largest payload a buffer holds (issue 11, defect 6) --
+
+/** The largest payload of `codec` whose frame is at most `size` bytes, by trying every length. */
+function largestByTrying(codec: FrameCodec, size: number): number {
+  let best = -1;
+  for (let n = 0; n <= Math.min(size, codec.maxPayload); n++) {
+    let frame: number;
+    try {
+      frame = codec.headerLength(n) + n + codec.trailerLength;
+    } catch {
+      continue; // a length the codec cannot frame (fixedSize)
+    }
+    if (frame <= size) best = n;
+  }
+  return best;
+}
+
+Deno.test("largestPayload is the longest payload whose frame fits, for every codec and buffer size", () => {
+  const codecs = [
+    ...CODECS,
+    delimiter("\n"),
+    delimiter(new Uint8Array([1, 2, 3, 4, 5])),
+    fixedSize(1),
+    fixedSize(17),
+    fixedSize(300),
+  ];
+  for (const codec of codecs) {
+    for (let size = 0; size <= 600; size++) {
+      assert.equal(
+        largestPayload(codec, size),
+        largestByTrying(codec, size),
+        `${codec.name} @${size}`,
+      );
+    }
+    // Around the varint header steps and the u16 limit.
+    for (const size of [16383, 16384, 16385, 16386, 65535, 65537, 65538, 65539, 2097154]) {
+      const n = largestPayload(codec, size);
+      const fits = (k: number) => {
+        try {
+          return codec.headerLength(k) + k + codec.trailerLength <= size;
+        } catch {
+          return false;
+        }
+      };
+      assert.ok(n === -1 || fits(n), `${codec.name} @${size}: ${n} does not fit`);
+      assert.ok(
+        n === codec.maxPayload || !fits(n + 1),
+        `${codec.name} @${size}: ${n + 1} fits too`,
+      );
+    }
+  }
+  assert.equal(largestPayload(varintPrefix(), 256), 254);
+  assert.equal(largestPayload(varintPrefix(), 16386), 16383); // 16384 takes a 3-byte header
+  assert.equal(largestPayload(lengthPrefix(2), 1 << 20), 65535);
+  assert.equal(largestPayload(lengthPrefix(4), 3), -1);
+  assert.equal(largestPayload(delimiter("\r\n"), 1), -1);
+  assertRangeError(
+    () => largestPayload(varintPrefix(), -1),
+    /bufferSize must be a non-negative integer/,
+  );
+  assertRangeError(() => largestPayload(varintPrefix(), 1.5), /received 1.5/);
 });
