@@ -10,7 +10,8 @@
 // cancelled or aborted is still in our hands, and is released.
 
 import type { BufferPool } from "./buffer_pool.ts";
-import { FrameCutter, type FrameCutterOptions } from "./frame_cutter.ts";
+import { FrameCutter } from "./frame_cutter.ts";
+import type { FramerOptions } from "./framer.ts";
 import type { Packet } from "./packet.ts";
 
 /** The two sides, as a `TransformStream` would have them. */
@@ -34,22 +35,23 @@ function releaseItem(item: Packet | Packet[]): void {
  */
 export function framerSides(
   pool: BufferPool,
-  options: FrameCutterOptions,
+  options: FramerOptions,
   batch: true,
 ): FramerSides<Packet[]>;
 export function framerSides(
   pool: BufferPool,
-  options: FrameCutterOptions,
+  options: FramerOptions,
   batch: false,
 ): FramerSides<Packet>;
 export function framerSides(
   pool: BufferPool,
-  options: FrameCutterOptions,
+  options: FramerOptions,
   batch: boolean,
 ): FramerSides<Packet | Packet[]> {
   const cutter = new FrameCutter(pool, options);
   const stop = new AbortController();
   const acquireOptions = { signal: stop.signal };
+  const signal = options.signal;
   /** Cut but not yet read: packets, or batches of them. `head` is the next out. */
   let queue: (Packet | Packet[])[] = [];
   let head = 0;
@@ -57,6 +59,8 @@ export function framerSides(
   let reading = false;
   /** The writable side closed: close the readable once the queue is empty. */
   let closing = false;
+  /** The framing broke: error the readable with this once the queue is empty. */
+  let failure: { reason: unknown } | null = null;
   let finished = false;
   /** Settles the write (or close) waiting for the queue to drain. */
   let drained: { resolve: () => void; reject: (reason: unknown) => void } | null = null;
@@ -99,6 +103,7 @@ export function framerSides(
   function shutDown(reason: unknown): void {
     if (finished) return;
     finished = true;
+    signal?.removeEventListener("abort", onAbort);
     cutter.close();
     for (let i = head; i < queue.length; i++) releaseItem(queue[i]!);
     queue = [];
@@ -109,12 +114,35 @@ export function framerSides(
     waiting?.reject(reason);
   }
 
-  /** The bytes broke the framing, or the input ended mid-frame. */
+  /** The readable has handed out everything: it closes, or errors if the framing broke. */
+  function finishReadable(): void {
+    if (failure === null) {
+      finished = true;
+      signal?.removeEventListener("abort", onAbort);
+      readableController.close();
+    } else {
+      shutDown(failure.reason);
+      readableController.error(failure.reason);
+    }
+  }
+
+  /** The caller's signal: stop both sides, wherever they are. */
+  function onAbort(): void {
+    const reason: unknown = signal!.reason;
+    shutDown(reason);
+    readableController.error(reason);
+    writableController.error(reason);
+  }
+
+  /**
+   * The bytes broke the framing, or the input ended mid-frame. The frames
+   * cut before the bad one are good: they are read first, then the error.
+   */
   function fail(error: unknown, cut: Packet[]): never {
-    for (let i = 0; i < cut.length; i++) cut[i]!.release();
-    cut.length = 0;
-    shutDown(error);
-    readableController.error(error);
+    cutter.close();
+    deliver(cut);
+    failure = { reason: error };
+    if (head === queue.length) finishReadable();
     throw error;
   }
 
@@ -148,10 +176,7 @@ export function framerSides(
       if (head === queue.length) {
         queue.length = 0;
         head = 0;
-        if (closing) {
-          finished = true;
-          controller.close();
-        }
+        if (closing || failure !== null) finishReadable();
         const waiting = drained;
         drained = null;
         waiting?.resolve();
@@ -195,8 +220,7 @@ export function framerSides(
       }
       deliver(cut);
       if (head === queue.length) {
-        finished = true;
-        readableController.close();
+        finishReadable();
         return;
       }
       closing = true;
@@ -208,6 +232,11 @@ export function framerSides(
       readableController.error(reason);
     },
   });
+
+  if (signal !== undefined) {
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  }
 
   return { readable, writable };
 }

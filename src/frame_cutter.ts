@@ -7,13 +7,10 @@
  */
 
 import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
-import { FrameBounds, type FrameCodec } from "./codec.ts";
+import { FrameBounds, type FrameCodec, largestPayload } from "./codec.ts";
 import { ClosedError, FrameError, TruncatedError } from "./errors.ts";
 import type { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
-
-/** The `maxFrameLength` used when none is given, unless the pool's buffers are smaller: 1 MiB. */
-const DEFAULT_MAX_FRAME_LENGTH = 1024 * 1024;
 
 const NO_BYTES = new Uint8Array(0);
 
@@ -24,9 +21,12 @@ export interface FrameCutterOptions {
   /**
    * The longest payload to accept, in bytes. A header announcing more, or a
    * delimiter not found within this many bytes, is a {@linkcode FrameError}
-   * raised before the payload is buffered. At most the pool's buffer size
-   * less the codec's longest header and its trailer, since a frame must fit
-   * one buffer. Defaults to 1 MiB (1048576), lowered to that bound (and to the codec's `maxPayload`) when they are smaller.
+   * raised before the payload is buffered. Defaults to the longest payload
+   * whose frame fits one of the pool's buffers
+   * ({@linkcode largestPayload}), which is the longest message a
+   * {@linkcode Writer} on such a pool sends with the same codec; a frame
+   * must fit one buffer, so it may not be more (beyond the codec's own
+   * `maxPayload`, it makes no difference).
    */
   maxFrameLength?: number;
   /**
@@ -49,15 +49,25 @@ export interface FrameCutterOptions {
  * staging memory itself ({@linkcode FrameCutter.writable} and
  * {@linkcode FrameCutter.commit}). Every frame is then a packet on that
  * memory: no copy out. A frame cut off by the end of a staging buffer is
- * moved to the start of the next one, once; since `maxFrameLength` keeps
- * every frame within one buffer, nothing is ever moved twice.
+ * moved, once: to the start of the same buffer when the cutter holds it
+ * alone (every packet cut from it was released), else to the start of a
+ * fresh one. Since `maxFrameLength` keeps every frame within one buffer,
+ * nothing is ever moved twice.
  *
  * The cutter holds one staging buffer; each packet holds its own reference,
  * so a buffer goes back to the pool when the cutter has moved past it and
  * its packets are released. When the pool has no buffer to give,
  * {@linkcode FrameCutter.push} stops early and says how far it got; await
- * {@linkcode FrameCutter.waitForBuffer} and push the rest. Memory never grows
- * past the pool.
+ * {@linkcode FrameCutter.waitForBuffer} and push the rest. While it waits,
+ * the cutter lets go of its staging buffer and keeps the unfinished frame
+ * (less than one buffer) aside, so that the buffer comes back to the pool,
+ * and to the wait, as soon as its packets are released.
+ *
+ * How many buffers a cutter needs: one, if the packets cut from it are
+ * released before it is given more bytes. Packets kept longer pin their
+ * buffers, and the pool must hold those too; if they pin every buffer
+ * while their holder waits for more frames, nothing can move, so give
+ * every wait a `signal`.
  *
  * After a {@linkcode FrameError} the cutter is closed: a stream that broke
  * the framing cannot be resynchronised.
@@ -79,22 +89,27 @@ export interface FrameCutterOptions {
  * assert.equal(pool.stats().inUse, 0);
  * ```
  *
- * @example Waiting when the pool is empty
+ * @example A frame across the end of the only buffer
  * ```ts
  * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
  * import assert from "node:assert/strict";
  *
  * const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
  * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
- * const chunk = new Uint8Array([3, 1, 2, 3, 3, 4, 5, 6]);
+ * // Two 3-byte frames, then a 4-byte one that cannot end within 8 bytes.
+ * const chunk = new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3, 3, 3]);
  * const packets: Packet[] = [];
- * const taken = cutter.push(chunk, packets);
- * assert.equal(taken, 8); // one buffer's worth; the next frame needs another
+ * let taken = cutter.push(chunk, packets);
+ * assert.equal(taken, 8); // the packets pin the only buffer: it stops
  * assert.equal(cutter.needsBuffer, true);
  * const waiting = cutter.waitForBuffer({ signal: AbortSignal.timeout(1000) });
- * for (const packet of packets) packet.release(); // frees the first buffer
+ * for (const packet of packets.splice(0)) packet.release(); // the buffer comes back
  * await waiting;
- * cutter.close();
+ * taken += cutter.push(chunk.subarray(taken), packets);
+ * assert.equal(taken, chunk.length);
+ * assert.deepEqual([...packets[0]!.bytes], [3, 3, 3]);
+ * packets[0]!.release();
+ * cutter.end(packets);
  * assert.equal(pool.stats().inUse, 0);
  * ```
  */
@@ -110,7 +125,7 @@ export class FrameCutter {
 
   readonly #size: number;
   readonly #bounds = new FrameBounds();
-  /** The staging buffer, holding the cutter's own reference; null when none is needed yet. */
+  /** The staging buffer, holding the cutter's own reference; null when it holds none. */
   #buffer: BufferRecord | null = null;
   #view: Uint8Array = NO_BYTES;
   /** Where the unfinished frame starts in the staging buffer. */
@@ -121,8 +136,13 @@ export class FrameCutter {
   #scan = 0;
   /** Where the unfinished frame ends once complete, or -1 while unknown. */
   #frameEnd = -1;
-  /** The unfinished frame has to move to a fresh buffer before more bytes come. */
+  /** The unfinished frame has to move to a buffer's start before more bytes come. */
   #move = false;
+  /**
+   * The unfinished frame's bytes while the cutter waits for a buffer holding
+   * none, so that its last buffer can go back to the pool meanwhile.
+   */
+  #parked: Uint8Array | null = null;
   #closed = false;
 
   /**
@@ -132,19 +152,33 @@ export class FrameCutter {
    * @param pool Where staging buffers come from.
    * @param options The codec, and optionally the longest payload and what
    * an unfinished last frame means.
-   * @throws {RangeError} If `maxFrameLength` is not an integer from 0 to the
-   * pool's buffer size less the codec's framing, or the codec's frames can
-   * never fit (a {@linkcode fixedSize} over that bound).
+   * @throws {RangeError} If no frame of the codec fits one of the pool's
+   * buffers, or `maxFrameLength` is not an integer from 0 to the longest
+   * payload that does ({@linkcode largestPayload}), or is below the size of a
+   * {@linkcode fixedSize} codec's frames.
    */
   constructor(pool: BufferPool, options: FrameCutterOptions) {
     const codec = options.codec;
-    const framing = codec.headerLength(codec.maxPayload) + codec.trailerLength;
-    const limit = pool.bufferSize - framing;
-    const maxFrameLength = options.maxFrameLength ??
-      Math.max(0, Math.min(DEFAULT_MAX_FRAME_LENGTH, limit, codec.maxPayload));
-    if (!Number.isInteger(maxFrameLength) || maxFrameLength < 0 || maxFrameLength > limit) {
+    const size = pool.bufferSize;
+    const largest = largestPayload(codec, size);
+    if (largest < 0) {
       throw new RangeError(
-        `Cannot create frame cutter: maxFrameLength must be an integer from 0 to ${limit} (the pool's ${pool.bufferSize}-byte buffers less ${framing} bytes of ${codec.name} framing), received ${maxFrameLength}`,
+        `Cannot create frame cutter: not one ${codec.name} frame fits the pool's ${size}-byte buffers`,
+      );
+    }
+    const maxFrameLength = options.maxFrameLength ?? largest;
+    if (
+      !Number.isInteger(maxFrameLength) || maxFrameLength < 0 ||
+      Math.min(maxFrameLength, codec.maxPayload) > largest
+    ) {
+      // Past the codec's own limit, a larger maxFrameLength changes nothing.
+      const range = largest < codec.maxPayload
+        ? `from 0 to ${largest} (the pool's ${size}-byte buffers less ${
+          size - largest
+        } bytes of ${codec.name} framing)`
+        : `from 0 up`;
+      throw new RangeError(
+        `Cannot create frame cutter: maxFrameLength must be an integer ${range}, received ${maxFrameLength}`,
       );
     }
     try {
@@ -276,8 +310,11 @@ export class FrameCutter {
 
   /**
    * Waits for a buffer from the pool when {@linkcode FrameCutter.needsBuffer};
-   * resolves at once otherwise. Release packets you hold, or the pool may
-   * never have one to give.
+   * resolves at once otherwise, or when the cutter's own buffer can take
+   * the unfinished frame (every packet cut from it was released). While it
+   * waits, the cutter holds no buffer: its last one comes back as soon as
+   * the packets on it are released. Release packets you hold, or the pool
+   * may never have one to give; a `signal` bounds the wait.
    *
    * @param options An optional `signal` to give up the wait.
    * @throws The signal's reason, if it aborts first.
@@ -285,7 +322,10 @@ export class FrameCutter {
    */
   async waitForBuffer(options?: AcquireOptions): Promise<void> {
     if (this.#closed) throw this.#closedError("wait for a buffer for");
-    if (!this.needsBuffer) return;
+    if (!this.needsBuffer || this.#next()) return;
+    // Packets pin the staging buffer and the pool has nothing free. Let go
+    // of the buffer, so that releasing those packets hands it back here.
+    this.#park();
     const fresh = await this.pool._acquireRecord(options);
     if (this.#closed || !this.needsBuffer) {
       fresh.release();
@@ -302,23 +342,29 @@ export class FrameCutter {
    *
    * @param packets Receives the unfinished frame's packet, with `allowPartial`.
    * @throws {TruncatedError} If the input stopped inside a frame (and
-   * `allowPartial` is off). The cutter is closed and the frame released
+   * `allowPartial` is off, or the frame sits aside after a given-up
+   * {@linkcode FrameCutter.waitForBuffer} and the pool has no buffer to
+   * make it a packet on). The cutter is closed and the frame released
    * first.
    * @throws {ClosedError} If the cutter was closed.
    */
   end(packets: Packet[]): void {
     if (this.#closed) throw this.#closedError("end");
-    const buffer = this.#buffer;
     const received = this.#end - this.#start;
-    if (buffer !== null && received > 0) {
-      if (!this.allowPartial) {
+    if (received > 0) {
+      // A frame set aside by a given-up wait needs a buffer to be a packet on.
+      const buffer = this.allowPartial ? this.#buffer ?? this.#restore() : null;
+      if (buffer === null) {
         const expected = this.#frameEnd < 0 ? NaN : this.#frameEnd - this.#start;
         this.close();
         const frame = Number.isNaN(expected)
           ? "a frame whose end was not yet known"
           : `a ${expected}-byte frame`;
+        const why = this.allowPartial
+          ? "the pool had no free buffer to hand it out on"
+          : "pass allowPartial: true to receive unfinished frames";
         throw new TruncatedError(
-          `Cannot end ${this.codec.name} framing: the input stopped ${received} bytes into ${frame}; pass allowPartial: true to receive unfinished frames`,
+          `Cannot end ${this.codec.name} framing: the input stopped ${received} bytes into ${frame}; ${why}`,
           received,
           expected,
         );
@@ -338,6 +384,7 @@ export class FrameCutter {
     const buffer = this.#buffer;
     this.#buffer = null;
     this.#view = NO_BYTES;
+    this.#parked = null;
     this.#start = this.#end = 0;
     buffer?.release();
   }
@@ -376,18 +423,29 @@ export class FrameCutter {
     const frameEnd = bounds.frameEnd;
     this.#scan = bounds.scanned;
     this.#frameEnd = frameEnd;
+    // A frame longer than a buffer cannot be staged anywhere. Only a header
+    // longer than a writer makes (a padded varint) gets here, since
+    // maxFrameLength keeps writers' frames within one buffer.
+    if (frameEnd - start > this.#size) throw this.#frameTooLong(start, frameEnd);
+    if (end === this.#size && start === 0) throw this.#headerTooLong(end);
     // Move the unfinished frame now if it cannot end in this buffer: the
     // fewer of its bytes are staged, the fewer are copied.
-    if (end === this.#size || frameEnd > this.#size) {
-      // Only a codec whose headerLength understates its headers gets here
-      // with a frame that would not fit a fresh buffer either.
-      if (start === 0) throw this.#tooLong(end - start);
-      this.#move = true;
-    }
+    if (end === this.#size || frameEnd > this.#size) this.#move = true;
   }
 
-  /** Takes a fresh staging buffer if the pool has one. */
+  /**
+   * Gets the unfinished frame to the start of a buffer: its own, when no
+   * packet holds that any more, else a fresh one if the pool has one.
+   */
   #next(): boolean {
+    const buffer = this.#buffer;
+    if (buffer !== null && buffer._refs === 1 && buffer._units === 0) {
+      const start = this.#start;
+      this.#view.copyWithin(0, start, this.#end);
+      this.#rebase(start);
+      this.#move = false;
+      return true;
+    }
     const fresh = this.pool._tryAcquireRecord();
     if (fresh === null) return false;
     this.#install(fresh);
@@ -397,28 +455,67 @@ export class FrameCutter {
   /** Makes `fresh` the staging buffer, moving the unfinished frame into it. */
   #install(fresh: BufferRecord): void {
     const old = this.#buffer;
+    const parked = this.#parked;
     const view = fresh._view;
-    if (old === null) {
-      this.#end = this.#scan = 0;
-      this.#frameEnd = -1;
-    } else {
+    if (old !== null) {
       const start = this.#start;
       view.set(this.#view.subarray(start, this.#end));
       old.release();
-      this.#end -= start;
-      this.#scan -= start;
-      if (this.#frameEnd >= 0) this.#frameEnd -= start;
+      this.#rebase(start);
+    } else if (parked !== null) {
+      view.set(parked);
+      this.#parked = null;
+    } else {
+      this.#start = this.#end = this.#scan = 0;
+      this.#frameEnd = -1;
     }
-    this.#start = 0;
     this.#move = false;
     this.#buffer = fresh;
     this.#view = view;
   }
 
-  #tooLong(staged: number): FrameError {
+  /** Sets the unfinished frame aside and releases the staging buffer, to wait for one. */
+  #park(): void {
+    const buffer = this.#buffer;
+    if (buffer === null) return;
+    const start = this.#start;
+    // Slow path only: the pool is empty and packets pin this buffer.
+    this.#parked = this.#view.slice(start, this.#end);
+    this.#rebase(start);
+    this.#buffer = null;
+    this.#view = NO_BYTES;
+    buffer.release();
+  }
+
+  /** Takes a buffer for a frame set aside, if the pool has one free now. */
+  #restore(): BufferRecord | null {
+    return this.#parked !== null && this.#next() ? this.#buffer : null;
+  }
+
+  /** Counts the unfinished frame's offsets from `start`, its new first byte. */
+  #rebase(start: number): void {
+    this.#start = 0;
+    this.#end -= start;
+    this.#scan -= start;
+    if (this.#frameEnd >= 0) this.#frameEnd -= start;
+  }
+
+  #frameTooLong(start: number, frameEnd: number): FrameError {
+    const bounds = this.#bounds;
+    const payload = bounds.payloadEnd - bounds.payloadStart;
     return new FrameError(
-      `Cannot decode frame: ${staged} bytes of one ${this.codec.name} frame fill a whole ${this.#size}-byte buffer; the codec's headers are longer than its headerLength says`,
-      staged,
+      `Cannot decode frame: the ${this.codec.name} frame of a ${payload}-byte payload takes ${
+        frameEnd - start
+      } bytes with its header, more than the pool's ${this.#size}-byte buffers hold; its header is longer than a writer makes it`,
+      payload,
+      this.maxFrameLength,
+    );
+  }
+
+  #headerTooLong(staged: number): FrameError {
+    return new FrameError(
+      `Cannot decode frame: ${staged} bytes of one ${this.codec.name} frame fill a whole ${this.#size}-byte buffer before its length is known`,
+      NaN,
       this.maxFrameLength,
     );
   }

@@ -14,9 +14,18 @@ import { framerSides } from "./_framer_streams.ts";
 /**
  * Options for {@linkcode Framer} and {@linkcode BatchFramer}: the codec, the
  * longest payload, and what an unfinished last frame means, as for
- * {@linkcode FrameCutter}.
+ * {@linkcode FrameCutter}, and a signal to stop it.
  */
-export type FramerOptions = FrameCutterOptions;
+export interface FramerOptions extends FrameCutterOptions {
+  /**
+   * Stops the framer wherever it is: both sides error with the signal's
+   * reason, a wait for a pool buffer is given up, and the staging buffer and
+   * every packet not yet read are released. `pipeThrough`'s own `signal`
+   * cannot do this while a write is in progress (a pipe lets the write
+   * finish first), and a write waits for the reader and for buffers.
+   */
+  signal?: AbortSignal;
+}
 
 /**
  * A transform stream from bytes to {@linkcode Packet}s, one per frame, cut
@@ -24,11 +33,18 @@ export type FramerOptions = FrameCutterOptions;
  * {@linkcode FrameCutter} for how). Every packet read must be released.
  *
  * The stream errors with a {@linkcode FrameError} when the bytes break the
- * framing, and with a {@linkcode TruncatedError} when the input closes in
- * the middle of a frame. On any error, cancel or abort, the staging buffer
- * and every packet not yet read are released. When the pool is empty the
- * writable side waits for a buffer, so a slow reader slows the writer rather
- * than growing memory.
+ * framing, once the frames before the bad one have been read, and with a
+ * {@linkcode TruncatedError} when the input closes in the middle of a
+ * frame. On any error, cancel or abort, the staging buffer and every packet
+ * not yet read are released. When the pool is empty the writable side waits
+ * for a buffer, so a slow reader slows the writer rather than growing
+ * memory.
+ *
+ * One pool buffer is enough when each packet is released before the next
+ * read: a frame across the end of the buffer then moves to its start. A
+ * reader that keeps packets while it reads on needs the buffers they pin in
+ * the pool too; if they pin them all, the framer waits until the reader
+ * releases some, or until `options.signal` aborts.
  *
  * One read per packet caps a Web Stream at a few million packets a second;
  * {@linkcode BatchFramer} hands out each input chunk's packets in one array.
@@ -64,7 +80,8 @@ export class Framer implements TransformStream<Uint8Array, Packet> {
    * Makes the stream.
    *
    * @param pool Where staging buffers come from.
-   * @param options The codec, and optionally `maxFrameLength` and `allowPartial`.
+   * @param options The codec, and optionally `maxFrameLength`, `allowPartial`
+   * and a `signal`.
    * @throws {RangeError} If `maxFrameLength` does not fit the pool's buffers
    * (see {@linkcode FrameCutter}).
    */
@@ -112,7 +129,8 @@ export class BatchFramer implements TransformStream<Uint8Array, Packet[]> {
    * Makes the stream.
    *
    * @param pool Where staging buffers come from.
-   * @param options The codec, and optionally `maxFrameLength` and `allowPartial`.
+   * @param options The codec, and optionally `maxFrameLength`, `allowPartial`
+   * and a `signal`.
    * @throws {RangeError} If `maxFrameLength` does not fit the pool's buffers
    * (see {@linkcode FrameCutter}).
    */

@@ -28,8 +28,8 @@ export interface ByteSource {
 export interface ReadFramesOptions extends FrameCutterOptions {
   /**
    * Stops the reading: checked before each read and while waiting for a
-   * buffer. A read in progress is not interrupted; close the source for
-   * that.
+   * buffer, which is the reader's only wait besides the source. A read in
+   * progress is not interrupted; close the source for that.
    */
   signal?: AbortSignal;
 }
@@ -44,10 +44,17 @@ export interface ReadFramesOptions extends FrameCutterOptions {
  *
  * Ends when the source does, after checking that it ended on a frame
  * boundary. Throws a {@linkcode FrameError} when the bytes break the
- * framing and a {@linkcode TruncatedError} when the source ends inside a
- * frame. Leaving the loop early (`break`, `return`, an error) releases the
- * staging buffer; packets already yielded are the caller's to release. The
- * source is not closed.
+ * framing, after yielding the frames before the bad one, and a
+ * {@linkcode TruncatedError} when the source ends inside a frame. Leaving
+ * the loop early (`break`, `return`, an error) releases the staging buffer;
+ * packets already yielded are the caller's to release. The source is not
+ * closed.
+ *
+ * One pool buffer is enough when each batch is released before the next is
+ * asked for: a frame across the end of the buffer then moves to its start.
+ * A consumer that keeps packets while it asks for more needs the buffers
+ * they pin in the pool too; if they pin them all, reading waits until the
+ * `signal` aborts.
  *
  * @param source What to read from, such as a `Deno.Conn`.
  * @param pool Where staging buffers come from.
@@ -107,7 +114,14 @@ export async function* readFrames(
         if (batch.length > 0) yield batch;
         return;
       }
-      cutter.commit(n, batch);
+      try {
+        cutter.commit(n, batch);
+      } catch (error) {
+        // The frames before the bad one are good: hand them out first, as
+        // the caller's to release, then fail.
+        if (batch.length > 0) yield batch;
+        throw error;
+      }
       if (batch.length > 0) yield batch;
     }
   } finally {

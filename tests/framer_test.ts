@@ -11,6 +11,7 @@ import {
   type FrameCutterOptions,
   FrameError,
   Framer,
+  largestPayload,
   lengthPrefix,
   type Packet,
   readFrames,
@@ -359,23 +360,53 @@ Deno.test("FrameCutter checks maxFrameLength against the pool's buffers when mad
     /received 1021/,
   );
   assertRangeError(
-    () => new FrameCutter(pool, { codec: varintPrefix(), maxFrameLength: 1020 }),
-    /from 0 to 1019/, // a varint header may take 5 bytes
+    () => new FrameCutter(pool, { codec: varintPrefix(), maxFrameLength: 1023 }),
+    /from 0 to 1022/, // a writer frames 1022 bytes behind a 2-byte varint
+    /less 2 bytes of varint prefix framing/,
   );
   assertRangeError(
     () => new FrameCutter(pool, { codec: delimiter("\r\n"), maxFrameLength: 1.5 }),
     /from 0 to 1022/,
   );
-  assertRangeError(() => new FrameCutter(pool, { codec: lengthPrefix(1), maxFrameLength: -1 }));
+  assertRangeError(
+    () => new FrameCutter(pool, { codec: lengthPrefix(1), maxFrameLength: -1 }),
+    /must be an integer from 0 up, received -1/,
+  );
+  // Past a codec's own limit a larger maxFrameLength is harmless.
+  assert.equal(
+    new FrameCutter(pool, { codec: lengthPrefix(1), maxFrameLength: 1000 }).maxFrameLength,
+    1000,
+  );
+  assert.equal(
+    new FrameCutter(pool, { codec: fixedSize(10), maxFrameLength: 1000 }).maxFrameLength,
+    1000,
+  );
   assertRangeError(
     () => new FrameCutter(pool, { codec: fixedSize(2000) }),
-    /fixed 2000 frames carry 2000-byte payloads, over the maxFrameLength of 1024/,
+    /not one fixed 2000 frame fits the pool's 1024-byte buffers/,
   );
-  // Defaults: 1 MiB, lowered to what the buffers and the codec allow.
+  assertRangeError(
+    () => new FrameCutter(pool, { codec: fixedSize(20), maxFrameLength: 10 }),
+    /fixed 20 frames carry 20-byte payloads, over the maxFrameLength of 10/,
+  );
+  assertRangeError(
+    () =>
+      new FrameCutter(new BufferPool({ bufferSize: 3, bufferCount: 1 }), {
+        codec: lengthPrefix(4),
+      }),
+    /not one u32be length prefix frame fits the pool's 3-byte buffers/,
+  );
+  // Defaults: the largest payload a Writer on the pool sends (largestPayload).
   assert.equal(new FrameCutter(pool, { codec: lengthPrefix(4) }).maxFrameLength, 1020);
+  assert.equal(new FrameCutter(pool, { codec: varintPrefix() }).maxFrameLength, 1022);
   assert.equal(new FrameCutter(pool, { codec: lengthPrefix(1) }).maxFrameLength, 255);
+  assert.equal(new FrameCutter(pool, { codec: fixedSize(10) }).maxFrameLength, 10);
   const big = new BufferPool({ bufferSize: 4 * 1024 * 1024, bufferCount: 1 });
-  assert.equal(new FrameCutter(big, { codec: lengthPrefix(4) }).maxFrameLength, 1024 * 1024);
+  assert.equal(
+    new FrameCutter(big, { codec: lengthPrefix(4) }).maxFrameLength,
+    4 * 1024 * 1024 - 4,
+  );
+  assert.equal(new FrameCutter(big, { codec: varintPrefix() }).maxFrameLength, 4 * 1024 * 1024 - 4);
   assertAllFree(pool);
 });
 
@@ -792,4 +823,560 @@ Deno.test("readFrames over TCP holds no more than the pool while the consumer ke
   server.close();
   assert.equal(i, (await sent).length);
   assertAllFree(pool);
+});
+
+// =============================================================================
+// Issue 11: every reader, small pools, errors and the largest message
+// =============================================================================
+
+type ReaderKind = "FrameCutter" | "Framer" | "BatchFramer" | "readFrames";
+const READERS: readonly ReaderKind[] = ["FrameCutter", "Framer", "BatchFramer", "readFrames"];
+
+interface ReadPlan {
+  /**
+   * Keep each batch until the next one arrives (a consumer that holds its
+   * packets across a read); by default each is released before the next read.
+   */
+  hold?: boolean;
+  /** Given to every wait: readFrames', the framers' and waitForBuffer's signal. */
+  signal?: AbortSignal;
+}
+
+interface ReadResult {
+  payloads: number[][];
+  error: unknown;
+}
+
+/** A ByteSource that hands out `chunks` in order, at most `p.length` bytes a read. */
+function chunkSource(
+  chunks: readonly Uint8Array[],
+): { read(p: Uint8Array): Promise<number | null> } {
+  let i = 0;
+  let at = 0;
+  return {
+    read(p: Uint8Array): Promise<number | null> {
+      while (i < chunks.length && at === chunks[i]!.length) {
+        i++;
+        at = 0;
+      }
+      if (i === chunks.length) return Promise.resolve(null);
+      const chunk = chunks[i]!;
+      const n = Math.min(p.length, chunk.length - at);
+      p.set(chunk.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
+}
+
+/**
+ * Reads `chunks` with one reader the way an application would, copying each
+ * payload out. Returns the payloads read before the end or an error, and the
+ * error. Whatever the consumer still holds is released before returning.
+ */
+async function readWith(
+  kind: ReaderKind,
+  pool: BufferPool,
+  options: FrameCutterOptions,
+  chunks: readonly Uint8Array[],
+  plan: ReadPlan = {},
+): Promise<ReadResult> {
+  const payloads: number[][] = [];
+  let held: Packet[] = [];
+  /** The consumer's step: take a batch's payloads; release the last batch, or this one. */
+  const consume = (batch: Packet[]): void => {
+    if (batch.length === 0) return;
+    for (const packet of batch) payloads.push([...packet.bytes]);
+    for (const packet of held) packet.release();
+    held = plan.hold ? [...batch] : [];
+    if (!plan.hold) { for (const packet of batch) packet.release(); }
+  };
+  const signal = plan.signal;
+  let error: unknown;
+  try {
+    if (kind === "FrameCutter") {
+      const cutter = new FrameCutter(pool, options);
+      const batch: Packet[] = [];
+      try {
+        for (const chunk of chunks) {
+          let taken = 0;
+          for (;;) {
+            taken += cutter.push(chunk.subarray(taken), batch);
+            consume(batch);
+            batch.length = 0;
+            if (taken === chunk.length) break;
+            await cutter.waitForBuffer(signal === undefined ? {} : { signal });
+          }
+        }
+        cutter.end(batch);
+        consume(batch);
+      } catch (e) {
+        consume(batch); // a push that throws leaves the frames before the bad one
+        throw e;
+      } finally {
+        cutter.close();
+      }
+    } else if (kind === "readFrames") {
+      const all = { ...options, ...(signal === undefined ? {} : { signal }) };
+      for await (const batch of readFrames(chunkSource(chunks), pool, all)) consume(batch);
+    } else {
+      // The framer's own signal: a pipe's cannot stop a write in progress.
+      const all = { ...options, ...(signal === undefined ? {} : { signal }) };
+      const framer = kind === "Framer" ? new Framer(pool, all) : new BatchFramer(pool, all);
+      const readable = ReadableStream.from(chunks).pipeThrough<Packet | Packet[]>(framer);
+      for await (const item of readable) consume(Array.isArray(item) ? item : [item]);
+    }
+  } catch (e) {
+    error = e;
+  }
+  for (const packet of held) packet.release();
+  return { payloads, error };
+}
+
+/** Fails with `where` unless `promise` settles within `ms`: a hang fails the test instead of stalling it. */
+async function withinDeadline<T>(promise: Promise<T>, ms: number, where: string): Promise<T> {
+  const deadline = new AbortController();
+  const timer = AbortSignal.timeout(ms);
+  let onTimeout = (): void => {};
+  const expired = new Promise<never>((_, reject) => {
+    onTimeout = () => reject(new Error(`${where}: still running after ${ms} ms, a hang`));
+    timer.addEventListener("abort", onTimeout, { once: true, signal: deadline.signal });
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    deadline.abort();
+  }
+}
+
+/** Random payloads of 0 to `most` bytes that `codec` can frame, framed one after another. */
+function framedRun(
+  codec: FrameCodec,
+  avoid: number[],
+  count: number,
+  most: number,
+  seed: number,
+): { payloads: number[][]; bytes: Uint8Array } {
+  const random = prng(seed);
+  const fixed = codec.name.startsWith("fixed") ? codec.maxPayload : -1;
+  const payloads: number[][] = [];
+  for (let f = 0; f < count; f++) {
+    const n = fixed >= 0 ? fixed : random(most + 1);
+    const payload: number[] = [];
+    for (let i = 0; i < n; i++) {
+      let b = random(256);
+      while (avoid.includes(b)) b = random(256);
+      payload.push(b);
+    }
+    payloads.push(payload);
+  }
+  return { payloads, bytes: concat(payloads.map((p) => codec.encode(new Uint8Array(p)))) };
+}
+
+/** `bytes` in chunks of 1 to `most` bytes, from a seeded PRNG. */
+function randomChunks(bytes: Uint8Array, most: number, seed: number): Uint8Array[] {
+  const random = prng(seed);
+  const cuts: number[] = [];
+  for (let at = 1 + random(most); at < bytes.length; at += 1 + random(most)) cuts.push(at);
+  return splitAt(bytes, ...cuts);
+}
+
+// -- Defect 3: the frames before an error are delivered, then the error; nothing stays in use --
+
+/** Good frames, then bytes that break `codec`'s framing; null for a codec that cannot break. */
+function goodThenBad(codec: FrameCodec, avoid: number[], max: number): Uint8Array | null {
+  const good = framedRun(codec, avoid, 3, 6, 5).bytes;
+  let bad: number[];
+  if (codec.name.startsWith("fixed")) return null;
+  if (codec.name === "varint prefix") {
+    bad = [0x80, 0x80, 0x80, 0x80, 0x10]; // malformed: bits past the 32nd
+  } else if (codec.name.startsWith("delimiter")) {
+    const filler = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].find((b) => !avoid.includes(b))!;
+    bad = new Array(max + codec.trailerLength).fill(filler); // no delimiter in reach
+  } else {
+    bad = [...codec.encode(new Uint8Array(0))].fill(0xff); // an all-ones length, over max
+  }
+  return concat([good, new Uint8Array(bad)]);
+}
+
+for (const kind of READERS) {
+  Deno.test(`${kind} delivers the frames cut before a FrameError in the same chunk, then the error, for every codec`, async () => {
+    for (const { codec, avoid } of CODECS) {
+      const max = 40;
+      const bytes = goodThenBad(codec, avoid, max);
+      if (bytes === null) continue; // fixedSize frames cannot break the framing
+      const expected = framedRun(codec, avoid, 3, 6, 5).payloads;
+      for (const bufferCount of [1, 2, 4]) {
+        // Room for the whole input: no frame crosses a buffer's end here.
+        const pool = new BufferPool({ bufferSize: 128, bufferCount });
+        const where = `${kind} ${codec.name} bufferCount=${bufferCount}`;
+        const { payloads, error }: ReadResult = await withinDeadline(
+          readWith(kind, pool, { codec, maxFrameLength: max }, [bytes]),
+          5000,
+          where,
+        );
+        assert.ok(error instanceof FrameError, `${where}: expected a FrameError, got ${error}`);
+        assert.deepEqual(payloads, expected, where);
+        assertAllFree(pool);
+      }
+    }
+  });
+}
+
+Deno.test("readFrames releases the frames of a failing read when the consumer stops at them", async () => {
+  const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+  const codec = lengthPrefix(1);
+  const bytes = new Uint8Array([1, 7, 2, 8, 9, 200]); // two frames, then 200 over a max of 50
+  const frames = readFrames(chunkSource([bytes]), pool, { codec, maxFrameLength: 50 });
+  const first = await frames.next();
+  assert.deepEqual(takeAll(first.value as Packet[]), [[7], [8, 9]]);
+  assert.equal(pool.stats().inUse, 0);
+  await frames.return();
+  assertAllFree(pool);
+});
+
+// -- Defect 3, the other ways a reader stops: nothing in use afterwards --
+
+Deno.test("Every reader releases its staged partial frame and unread packets on every way of stopping", async () => {
+  const codec = lengthPrefix(1);
+  // Two frames and a partial third, then nothing more: the reader waits mid-frame.
+  const head = new Uint8Array([1, 1, 2, 2, 2, 5, 3, 3]);
+  for (const bufferCount of [1, 2, 4]) {
+    // Cancel the readable side: before reading anything, and after one packet.
+    for (const kind of ["Framer", "BatchFramer"] as const) {
+      for (const readFirst of [false, true]) {
+        const pool = new BufferPool({ bufferSize: 16, bufferCount });
+        const framer = kind === "Framer"
+          ? new Framer(pool, { codec })
+          : new BatchFramer(pool, { codec });
+        const writer = framer.writable.getWriter();
+        const reader = (framer.readable as ReadableStream<Packet | Packet[]>).getReader();
+        const written = new Tracked(writer.write(head));
+        if (readFirst) {
+          const { value } = await reader.read();
+          for (const p of Array.isArray(value) ? value : [value!]) p.release();
+        }
+        await reader.cancel(new Error("cancelled"));
+        await flush();
+        // A batch read whole let the write finish; otherwise the cancel fails it.
+        if (written.state.kind === "rejected") assert.match(String(written.reason()), /cancelled/);
+        assert.equal(written.pending, false);
+        assertAllFree(pool);
+      }
+      // Abort the writable side, with packets unread.
+      {
+        const pool = new BufferPool({ bufferSize: 16, bufferCount });
+        const framer = kind === "Framer"
+          ? new Framer(pool, { codec })
+          : new BatchFramer(pool, { codec });
+        const writer = framer.writable.getWriter();
+        const reader = (framer.readable as ReadableStream<Packet | Packet[]>).getReader();
+        const written = new Tracked(writer.write(head));
+        await flush();
+        await writer.abort(new Error("aborted"));
+        await assert.rejects(reader.read(), /aborted/);
+        await flush();
+        assert.equal(written.pending, false);
+        assertAllFree(pool);
+      }
+      // Break out of for await after the first item.
+      {
+        const pool = new BufferPool({ bufferSize: 16, bufferCount });
+        let pulls = 0;
+        const source = new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (++pulls === 1) c.enqueue(head.slice());
+          },
+        });
+        const framer = kind === "Framer"
+          ? new Framer(pool, { codec })
+          : new BatchFramer(pool, { codec });
+        for await (const item of source.pipeThrough<Packet | Packet[]>(framer)) {
+          for (const p of Array.isArray(item) ? item : [item]) p.release();
+          break;
+        }
+        await flush();
+        assertAllFree(pool);
+      }
+      // A source that errors mid-frame.
+      {
+        const pool = new BufferPool({ bufferSize: 16, bufferCount });
+        let pulls = 0;
+        const source = new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (++pulls === 1) c.enqueue(head.slice());
+            else c.error(new Error("source failed"));
+          },
+        });
+        const framer = kind === "Framer"
+          ? new Framer(pool, { codec })
+          : new BatchFramer(pool, { codec });
+        const got = await drainStream(source.pipeThrough<Packet | Packet[]>(framer));
+        assert.match(String(got), /source failed/);
+        assertAllFree(pool);
+      }
+    }
+    // readFrames: break, a source that errors, an abort while reading.
+    {
+      const pool = new BufferPool({ bufferSize: 16, bufferCount });
+      for await (const batch of readFrames(chunkSource([head, head]), pool, { codec })) {
+        takeAll(batch);
+        break;
+      }
+      assertAllFree(pool);
+      let reads = 0;
+      const failing = {
+        read(p: Uint8Array): Promise<number | null> {
+          if (reads++ > 0) return Promise.reject(new Error("source failed"));
+          p.set(head);
+          return Promise.resolve(head.length);
+        },
+      };
+      await assert.rejects(async () => {
+        for await (const batch of readFrames(failing, pool, { codec })) takeAll(batch);
+      }, /source failed/);
+      assertAllFree(pool);
+      const controller = new AbortController();
+      await assert.rejects(async () => {
+        for await (
+          const batch of readFrames(chunkSource([head, head]), pool, {
+            codec,
+            signal: controller.signal,
+          })
+        ) {
+          takeAll(batch);
+          controller.abort(new Error("stop reading"));
+        }
+      }, /stop reading/);
+      assertAllFree(pool);
+    }
+    // FrameCutter: an error in a chunk leaves the earlier frames with the caller,
+    // and close() drops the staged part.
+    {
+      const pool = new BufferPool({ bufferSize: 16, bufferCount });
+      const cutter = new FrameCutter(pool, { codec, maxFrameLength: 10 });
+      const packets: Packet[] = [];
+      assert.throws(
+        () => cutter.push(new Uint8Array([1, 1, 2, 2, 2, 11]), packets),
+        isFrameError(11, 10),
+      );
+      assert.deepEqual(takeAll(packets), [[1], [2, 2]]);
+      assertAllFree(pool);
+      const staged = new FrameCutter(pool, { codec });
+      staged.push(head, packets);
+      takeAll(packets);
+      staged.close();
+      assertAllFree(pool);
+    }
+  }
+});
+
+// -- Defect 4: a frame across a buffer's end on a pool with no buffer to spare --
+
+/** The chunkings a crossing test feeds: whole, random pieces, single bytes. */
+function chunkings(bytes: Uint8Array, seed: number): [string, Uint8Array[]][] {
+  return [
+    ["one chunk", [bytes]],
+    ["random chunks", randomChunks(bytes, 11, seed)],
+    ["1-byte chunks", Array.from(bytes, (b) => new Uint8Array([b]))],
+  ];
+}
+
+for (const kind of READERS) {
+  Deno.test(`${kind} cuts frames across buffer ends on 1- and 2-buffer pools when the consumer releases before reading on`, async () => {
+    for (const { codec, avoid } of CODECS) {
+      const run = framedRun(codec, avoid, 30, 12, 21);
+      for (const bufferCount of [1, 2]) {
+        const pool = new BufferPool({ bufferSize: 32, bufferCount });
+        for (const [how, chunks] of chunkings(run.bytes, 3)) {
+          const where = `${kind} ${codec.name} bufferCount=${bufferCount} ${how}`;
+          const { payloads, error }: ReadResult = await withinDeadline(
+            readWith(kind, pool, { codec }, chunks),
+            5000,
+            where,
+          );
+          assert.equal(error, undefined, `${where}: ${error}`);
+          assert.deepEqual(payloads, run.payloads, where);
+          assertAllFree(pool);
+        }
+      }
+    }
+  });
+
+  Deno.test(`${kind} with a consumer holding packets across reads finishes or gives up on its signal, never hangs`, async () => {
+    for (const { codec, avoid } of CODECS) {
+      const run = framedRun(codec, avoid, 30, 12, 22);
+      for (const bufferCount of [1, 2, 3]) {
+        const pool = new BufferPool({ bufferSize: 32, bufferCount });
+        for (const [how, chunks] of chunkings(run.bytes, 4)) {
+          const where = `${kind} ${codec.name} bufferCount=${bufferCount} ${how}`;
+          const signal = AbortSignal.timeout(40);
+          const { payloads, error }: ReadResult = await withinDeadline(
+            readWith(kind, pool, { codec }, chunks, { hold: true, signal }),
+            5000,
+            where,
+          );
+          // Whatever happened, the frames read are the first ones, in order.
+          assert.deepEqual(payloads, run.payloads.slice(0, payloads.length), where);
+          if (error !== undefined) {
+            // Only the caller's signal may end it early.
+            assert.equal(error, signal.reason, `${where}: ${error}`);
+          }
+          if (bufferCount === 1) {
+            // The held packets pin the only buffer: waiting is all that is left.
+            assert.equal(error, signal.reason, `${where}: expected to wait for the signal`);
+          }
+          if (kind === "readFrames" && bufferCount >= 2) {
+            // A read fills one buffer at most, so a held batch pins one.
+            assert.equal(error, undefined, `${where}: ${error}`);
+          }
+          assertAllFree(pool);
+        }
+      }
+    }
+  });
+
+  Deno.test(`Two ${kind}s sharing a 2-buffer pool both finish with frames across buffer ends`, async () => {
+    for (const { codec, avoid } of CODECS) {
+      const a = framedRun(codec, avoid, 25, 12, 31);
+      const b = framedRun(codec, avoid, 25, 12, 32);
+      const pool = new BufferPool({ bufferSize: 32, bufferCount: 2 });
+      const where = `two ${kind}s ${codec.name}`;
+      const [ra, rb]: ReadResult[] = await withinDeadline(
+        Promise.all([
+          readWith(kind, pool, { codec }, randomChunks(a.bytes, 9, 1)),
+          readWith(kind, pool, { codec }, randomChunks(b.bytes, 9, 2)),
+        ]),
+        5000,
+        where,
+      );
+      assert.equal(ra!.error, undefined, `${where}: ${ra!.error}`);
+      assert.equal(rb!.error, undefined, `${where}: ${rb!.error}`);
+      assert.deepEqual(ra!.payloads, a.payloads, where);
+      assert.deepEqual(rb!.payloads, b.payloads, where);
+      assertAllFree(pool);
+    }
+  });
+}
+
+Deno.test("FrameCutter moves an unfinished frame to the start of its own buffer once nothing else holds it", () => {
+  const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
+  const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+  const packets: Packet[] = [];
+  // Two 3-byte frames, then a 4-byte one that cannot end by byte 8.
+  const chunk = new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3, 3, 3]);
+  assert.equal(cutter.push(chunk, packets), 8);
+  assert.equal(cutter.needsBuffer, true); // the packets still pin the only buffer
+  const moved = packets[0]!.bytes.byteOffset;
+  assert.deepEqual(takeAll(packets), [[1, 1], [2, 2]]);
+  assert.equal(cutter.needsBuffer, true);
+  assert.equal(cutter.push(chunk.subarray(8), packets), 2); // moves [3, 3] within the buffer
+  assert.equal(packets[0]!.bytes.byteOffset, moved); // the same memory, from its start
+  assert.deepEqual(takeAll(packets), [[3, 3, 3]]);
+  cutter.end(packets);
+  assertAllFree(pool);
+});
+
+Deno.test("FrameCutter.waitForBuffer returns at once when the cutter's buffer became its alone", async () => {
+  const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
+  const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+  const packets: Packet[] = [];
+  cutter.push(new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3]), packets);
+  takeAll(packets);
+  await cutter.waitForBuffer({ signal: AbortSignal.abort(new Error("must not wait")) });
+  assert.equal(cutter.needsBuffer, false);
+  assert.equal(cutter.buffered, 2);
+  cutter.close();
+  assertAllFree(pool);
+});
+
+Deno.test("FrameCutter.waitForBuffer wakes when held packets are released later, on a 1-buffer pool", async () => {
+  const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
+  const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+  const packets: Packet[] = [];
+  assert.equal(cutter.push(new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3, 3, 3]), packets), 8);
+  const wait = cutter.waitForBuffer();
+  const waiting = new Tracked(wait);
+  await flush();
+  assert.equal(waiting.pending, true); // the packets still pin the only buffer
+  assert.deepEqual(takeAll(packets), [[1, 1], [2, 2]]); // released later, by someone else
+  await withinDeadline(wait, 5000, "waitForBuffer");
+  assert.equal(cutter.push(new Uint8Array([3, 3]), packets), 2);
+  assert.deepEqual(takeAll(packets), [[3, 3, 3]]);
+  cutter.end(packets);
+  assertAllFree(pool);
+});
+
+// -- Defect 6: what a Writer on a pool sends, a reader on such a pool accepts --
+
+/** The bytes a Writer on `bufferSize`-byte buffers sends for `payload`, or the error it throws. */
+async function sendOne(
+  codec: FrameCodec,
+  bufferSize: number,
+  payload: Uint8Array,
+): Promise<Uint8Array | RangeError> {
+  const pool = new BufferPool({ bufferSize, bufferCount: 2 });
+  const flusher = new WriteFlusher(pool);
+  const writer = new Writer(pool, flusher, { codec, flush: "manual" });
+  let refused: RangeError | null = null;
+  try {
+    assert.ok(writer.tryWrite(payload), "a free pool has room");
+  } catch (error) {
+    assert.ok(error instanceof RangeError, `expected a RangeError, got ${error}`);
+    refused = error;
+  }
+  writer.close();
+  flusher.close();
+  const parts: Uint8Array[] = [];
+  for await (const batch of flusher.readable) {
+    for (const region of batch) {
+      parts.push(region.bytes.slice());
+      region.release();
+    }
+  }
+  assertAllFree(pool);
+  return refused ?? concat(parts);
+}
+
+Deno.test("Every reader accepts by default the largest message a Writer on the same pool sends, and no more, for every codec", async () => {
+  const sizes: number[] = [];
+  for (let size = 16; size <= 300; size++) sizes.push(size);
+  sizes.push(1024, 16386, 65536, 65539, (2 << 20) + 5);
+  for (const { codec } of CODECS) {
+    for (const bufferSize of sizes) {
+      const largest = largestPayload(codec, bufferSize);
+      const where = `${codec.name} bufferSize=${bufferSize} largest=${largest}`;
+      // 0x41 is none of the test delimiters' bytes.
+      const payload = new Uint8Array(largest).fill(0x41);
+      const sent = await sendOne(codec, bufferSize, payload);
+      assert.ok(
+        sent instanceof Uint8Array,
+        `${where}: the writer refused ${largest} bytes: ${sent}`,
+      );
+      assert.equal(sent.length <= bufferSize, true, where);
+      const over = await sendOne(codec, bufferSize, new Uint8Array(largest + 1).fill(0x41));
+      assert.ok(over instanceof RangeError, `${where}: the writer accepted ${largest + 1} bytes`);
+      // A frame one byte longer, where the codec can express one.
+      let tooLong: Uint8Array | null = null;
+      if (largest + 1 <= codec.maxPayload && !codec.name.startsWith("fixed")) {
+        tooLong = codec.encode(new Uint8Array(largest + 1).fill(0x41));
+      }
+      const pool = new BufferPool({ bufferSize, bufferCount: 1 });
+      for (const kind of READERS) {
+        // Only the small sizes go through every reader; the large ones through two.
+        if (bufferSize > 300 && (kind === "Framer" || kind === "BatchFramer")) continue;
+        const ok = await readWith(kind, pool, { codec }, [sent]);
+        assert.equal(ok.error, undefined, `${where} ${kind}: ${ok.error}`);
+        assert.equal(ok.payloads.length, 1, `${where} ${kind}`);
+        assert.equal(ok.payloads[0]!.length, largest, `${where} ${kind}`);
+        if (tooLong !== null) {
+          const bad = await readWith(kind, pool, { codec }, [tooLong]);
+          assert.ok(bad.error instanceof FrameError, `${where} ${kind}: ${bad.error}`);
+          assert.equal(bad.error.maxFrameLength, largest, `${where} ${kind}`);
+          assert.deepEqual(bad.payloads, [], `${where} ${kind}`);
+        }
+        assertAllFree(pool);
+      }
+    }
+  }
 });
