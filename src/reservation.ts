@@ -54,6 +54,8 @@ export class Reservation {
   readonly length: number;
   /** @ignore The writer, until the reservation is committed or cancelled. */
   _writer: Writer | null;
+  /** @ignore The writer that closed while this was open: it says why. */
+  _closedBy: Writer | null = null;
   /** @ignore The writer's record of the buffer the space is in. */
   readonly _chunk: Chunk;
   /** @ignore Offset of the frame (header included) in the buffer. */
@@ -90,9 +92,11 @@ export class Reservation {
    * They hold whatever an earlier message left there: write all of them.
    *
    * @throws {ReleasedError} If the reservation was committed or cancelled.
+   * @throws {ClosedError} If its writer closed (or its flusher's consumer
+   * failed) while it was open, saying why.
    */
   get bytes(): Uint8Array {
-    if (this._writer === null) throw settled("read the bytes of");
+    if (this._writer === null) throw this.#settled("read the bytes of");
     return this.#bytes ??= this._chunk.view.subarray(
       this._payloadStart,
       this._payloadStart + this.length,
@@ -109,10 +113,12 @@ export class Reservation {
    * every reservation before it was committed too.
    *
    * @throws {ReleasedError} If it was already committed or cancelled.
+   * @throws {ClosedError} If its writer closed (or its flusher's consumer
+   * failed) while it was open, saying why: the message was dropped.
    */
   commit(): void {
     const writer = this._writer;
-    if (writer === null) throw settled("commit");
+    if (writer === null) throw this.#settled("commit");
     writer._commit(this);
   }
 
@@ -122,33 +128,39 @@ export class Reservation {
    *
    * @returns A packet of the payload's bytes.
    * @throws {ReleasedError} If it was already committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open, saying why.
    */
   toPacket(): Packet {
     const writer = this._writer;
-    if (writer === null) throw settled("make a packet of");
+    if (writer === null) throw this.#settled("make a packet of");
     return writer._commitToPacket(this);
   }
 
   /**
    * Gives the space up: taken back when nothing was reserved after it,
-   * otherwise sent as zero bytes so later messages keep their place.
+   * otherwise sent as zero bytes so later messages keep their place. Does
+   * nothing once its writer's close cancelled it.
    *
    * @throws {ReleasedError} If it was already committed or cancelled.
    */
   cancel(): void {
     const writer = this._writer;
-    if (writer === null) throw settled("cancel");
-    writer._cancel(this);
+    if (writer !== null) writer._cancel(this);
+    // Cancelled already by its writer's close: as asked.
+    else if (this._closedBy === null) throw this.#settled("cancel");
   }
 
   /** Cancels the reservation if it is still open: `using` support. */
   [Symbol.dispose](): void {
     if (this._writer !== null) this._writer._cancel(this);
   }
-}
 
-function settled(action: string): ReleasedError {
-  return new ReleasedError(
-    `Cannot ${action} a reservation: it was already committed or cancelled, or its writer closed`,
-  );
+  /** The error for using it settled: the writer's ClosedError if its close settled it. */
+  #settled(action: string): Error {
+    const closer = this._closedBy;
+    if (closer !== null) return closer._closedError(`${action} a reservation`);
+    return new ReleasedError(
+      `Cannot ${action} a reservation: it was already committed or cancelled`,
+    );
+  }
 }

@@ -416,7 +416,7 @@ export class Writer {
       const head = pushChain(this.#control, words, first.header + H_NEXT, last!.index);
       if (head === ENDED) {
         this.#end();
-        throw this.#closedError("flush", "; the bytes were dropped");
+        throw this._closedError("flush", "; the bytes were dropped");
       }
       if (head === 0) this.#ring();
     }
@@ -433,10 +433,13 @@ export class Writer {
   close(): void {
     if (this.#closed) return;
     // Newest first, so that open space at the end is taken back, not zeroed.
-    while (this.#newest !== null) this._cancel(this.#newest);
+    for (let r = this.#newest; r !== null; r = this.#newest) {
+      this._cancel(r);
+      r._closedBy = this;
+    }
     this.#closed = true;
     this.#learnWhy("the writer was closed");
-    this.#rejectQueue(this.#closedError("write"));
+    this.#rejectQueue(this._closedError("write"));
     this.#finishCurrent();
     try {
       this.flush();
@@ -538,10 +541,10 @@ export class Writer {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw this.#closedError("write");
+    if (this.#closed) throw this._closedError("write");
     if (this.#control[F_CLOSED] !== 0) {
       this.close();
-      throw this.#closedError("write");
+      throw this._closedError("write");
     }
   }
 
@@ -647,7 +650,10 @@ export class Writer {
 
   /** The flusher is gone: give back every buffer, settle every call. */
   #end(): void {
-    for (let r = this.#oldest; r !== null; r = r._next) r._writer = null;
+    for (let r = this.#oldest; r !== null; r = r._next) {
+      r._writer = null;
+      r._closedBy = this;
+    }
     this.#oldest = this.#newest = null;
     this.#closed = true;
     this.#learnWhy("the flusher has ended");
@@ -661,7 +667,7 @@ export class Writer {
       }
       chunk.buffer.release();
     }
-    this.#rejectQueue(this.#closedError("write"));
+    this.#rejectQueue(this._closedError("write"));
     this.#flusher?._unregister(this);
   }
 
@@ -676,8 +682,8 @@ export class Writer {
     if (state === FAILED) this.#cause = this.#flusher?._failure;
   }
 
-  /** The error for a call on the closed writer: `Cannot <action>: <why><more>`. */
-  #closedError(action: string, more = ""): ClosedError {
+  /** @ignore The error for a call on the closed writer: `Cannot <action>: <why><more>`. */
+  _closedError(action: string, more = ""): ClosedError {
     const error = new ClosedError(`Cannot ${action}: ${this.#why}${more}`);
     // As `new Error(message, { cause })` would set it.
     if (this.#cause !== undefined) {

@@ -11,6 +11,7 @@ import {
   type FlushRegion,
   type FrameCodec,
   lengthPrefix,
+  ReleasedError,
   type Reservation,
   varintPrefix,
   WriteFlusher,
@@ -507,6 +508,7 @@ const stops: Stop[] = [
     async run(flusher, reason) {
       const reader = flusher.readable.getReader();
       await readBytes(reader, false);
+      await flush(); // the waiting write got a buffer and flushed: a stream that reads ahead took it
       await reader.cancel(reason);
     },
   },
@@ -516,6 +518,7 @@ const stops: Stop[] = [
     async run(flusher) {
       for await (const batch of flusher.readable) {
         for (const region of batch) region.release();
+        await flush();
         break;
       }
     },
@@ -527,6 +530,7 @@ const stops: Stop[] = [
       await assert.rejects(async () => {
         for await (const batch of flusher.readable) {
           for (const region of batch) region.release();
+          await flush();
           throw new Error("consumer bug");
         }
       }, /consumer bug/);
@@ -809,6 +813,7 @@ Deno.test("A reader released while its read waits strands nothing: the next read
     const writer = new Writer(pool, flusher);
     const first = flusher.readable.getReader();
     const abandoned = first.read();
+    await flush(); // its pull waits on the empty list
     first.releaseLock();
     await assert.rejects(abandoned, TypeError);
     assert.ok(writer.tryWrite(new Uint8Array([1, 2, 3])));
@@ -963,4 +968,48 @@ Deno.test("WriteFlusher.close() tells writers elsewhere that the flusher was clo
   // A cancel after close still releases everything; the writers stay told the same.
   await flusher.readable.cancel(new Error("late"));
   assertAllFree(pool);
+});
+
+Deno.test("A reservation open when its writer closes: commit and bytes throw a ClosedError saying why, cancel does nothing", async () => {
+  const pool = new BufferPool({ bufferSize: 32, bufferCount: 2 });
+  const flusher = new WriteFlusher(pool);
+  const writer = new Writer(pool, flusher);
+  const other = new Writer(pool, flusher);
+  const closedHere = writer.tryReserve(4)!;
+  const failed = other.tryReserve(4)!;
+  writer.close();
+  assert.throws(() => closedHere.commit(), (e: unknown) => {
+    assert.ok(e instanceof ClosedError);
+    assert.equal(e.message, "Cannot commit a reservation: the writer was closed");
+    return true;
+  });
+  assert.throws(() => closedHere.bytes, ClosedError);
+  assert.throws(() => closedHere.toPacket(), ClosedError);
+  closedHere.cancel(); // what was asked is done
+  const reason = new Error("sink failed");
+  await flusher.readable.cancel(reason);
+  assert.equal(failed.open, false);
+  assert.throws(() => failed.commit(), (e: unknown) => {
+    assert.ok(e instanceof ClosedError);
+    assert.equal(
+      e.message,
+      "Cannot commit a reservation: the flusher's consumer failed: sink failed",
+    );
+    assert.equal(e.cause, reason);
+    return true;
+  });
+  failed.cancel();
+  // A reservation its own user settled still says so.
+  const pool2 = new BufferPool({ bufferSize: 32, bufferCount: 1 });
+  const flusher2 = new WriteFlusher(pool2);
+  const writer2 = new Writer(pool2, flusher2);
+  const r = writer2.tryReserve(1)!;
+  r.cancel();
+  assert.throws(() => r.cancel(), ReleasedError);
+  writer2.close();
+  assert.throws(() => r.commit(), ReleasedError);
+  flusher2.close();
+  await flusher2.readable.cancel();
+  assertAllFree(pool);
+  assertAllFree(pool2);
 });
