@@ -378,7 +378,6 @@ export class Writer {
   flush(): void {
     if (!this.#news) return;
     this.#news = false;
-    this.#unflushed = 0;
     const words = this.#words;
     const chunks = this.#chunks;
     let first: Chunk | null = null;
@@ -406,7 +405,8 @@ export class Writer {
         }
       }
       if (!done) {
-        // What newer buffers hold goes with a later flush.
+        // What newer buffers hold goes with a later flush, and still counts
+        // towards flushBytes.
         if (i + 1 < chunks.length) this.#news = true;
         break;
       }
@@ -420,6 +420,7 @@ export class Writer {
       }
       if (head === 0) this.#ring();
     }
+    if (!this.#news) this.#unflushed = 0;
     // The flusher has the finished buffers now; the writer lets go of them.
     for (; complete > 0; complete--) chunks.shift()!.buffer.release();
   }

@@ -111,6 +111,31 @@ Deno.test("flushBytes never lets a newer buffer overtake an open reservation", a
   assertAllFree(pool);
 });
 
+Deno.test("flushBytes still flushes bytes a commit held back, once the commit that freed them is small", async () => {
+  const pool = new BufferPool({ bufferSize: 16, bufferCount: 3 });
+  const flusher = new WriteFlusher(pool);
+  const writer = new Writer(pool, flusher, { flush: "manual", flushBytes: 8 });
+  const reader = flusher.readable.getReader();
+  const a = writer.tryReserve(2)!;
+  assert.ok(writer.tryWrite(new Uint8Array(15).fill(2))); // a second buffer: 15 >= 8, held back
+  const next = new Tracked(reader.read());
+  await flush();
+  assert.ok(next.pending);
+  a.bytes.fill(1);
+  a.commit(); // 2 bytes, under flushBytes, but the 15 behind it were due
+  await flush();
+  const bytes = next.value().value!.flatMap((region) => {
+    const out = [...region.bytes];
+    region.release();
+    return out;
+  });
+  assert.deepEqual(bytes, [1, 1, ...filled(15, 2)]);
+  writer.close();
+  flusher.close();
+  assert.deepEqual(await readBytes(reader), []);
+  assertAllFree(pool);
+});
+
 for (const call of ["tryReserve", "tryWrite", "tryWriteString"] as const) {
   Deno.test(`The flush inside ${call}() on a full pool keeps order behind an open reservation (manual flush)`, async () => {
     const pool = new BufferPool({ bufferSize: 16, bufferCount: 2 });
