@@ -14,6 +14,9 @@ import {
   type Writer,
 } from "../mod.ts";
 
+/** What the model worker posts once loaded: the first job's deadline must not pay for that. */
+export const READY = "ready";
+
 /** A codec by name, so that a worker can rebuild it from a message. */
 export type CodecSpec =
   | { kind: "u8" | "u16" | "u32" | "varint" | "lf" | "crlf" }
@@ -247,10 +250,11 @@ export class WriterScript {
     if (open.length === 0) return;
     const [{ item, reservation }] = open.splice(r(open.length), 1) as [typeof open[0]];
     const how = r(6);
+    // Cancelled unless a commit goes through: a writer whose flusher ended takes none.
+    item.state = "cancelled";
     this.#guard(() => {
       if (how === 0) {
         reservation.cancel();
-        item.state = "cancelled";
         return;
       }
       if (how === 1) this.#packets.push(reservation.toPacket());

@@ -11,6 +11,7 @@
 // MODEL_SEQUENCES, MODEL_WORKER_SEQUENCES and MODEL_SEED change the run;
 // MODEL_SEQUENCE=i (with the same seed) replays sequence i alone, as each
 // failure message says.
+import { setImmediate } from "node:timers";
 import {
   BatchFramer,
   BufferPool,
@@ -35,6 +36,7 @@ import {
   type Item,
   largestPayload,
   pickSpec,
+  READY,
   referenceDecode,
   show,
   type World,
@@ -49,7 +51,7 @@ const ONLY = Deno.env.get("MODEL_SEQUENCE");
 /** Run every sequence and sum the failures up by kind, instead of stopping at the first. */
 const SURVEY = Deno.env.get("MODEL_SURVEY") !== undefined;
 /** Far above any sequence's real time: reaching it means something hangs. */
-const DEADLINE_MS = 10_000;
+const DEADLINE_MS = Number(Deno.env.get("MODEL_DEADLINE_MS") ?? 10_000);
 
 function seedOf(index: number): number {
   return (SEED ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
@@ -60,9 +62,14 @@ function replay(index: number, workers: boolean): string {
   return `replay: MODEL_SEED=${SEED} MODEL_SEQUENCE=${index} ${count} deno test -A --v8-flags=--expose-gc tests/model_test.ts`;
 }
 
-/** Lets other work run for a random while: some microtasks, or a macrotask. */
+/**
+ * Lets other work run for a random while: some microtasks, a turn of the
+ * event loop, or now and then a timer's (which costs a millisecond or more).
+ */
 async function pause(r: (n: number) => number): Promise<void> {
-  if (r(4) === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  const how = r(32);
+  if (how === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  else if (how < 8) await new Promise((resolve) => setImmediate(resolve));
   else for (let i = r(6); i >= 0; i--) await Promise.resolve();
 }
 
@@ -136,6 +143,7 @@ class Consumer {
   readonly #abort = new AbortController();
   #reader: ReadableStreamDefaultReader<FlushRegion[]> | null = null;
   #stopAsked = false;
+  #openedUp = false;
   #failure: Error | null = null;
 
   constructor(kind: ConsumerKind, flusher: WriteFlusher, world: World, seed: number) {
@@ -157,6 +165,7 @@ class Consumer {
 
   /** Lets it read everything from now on, and releases what it holds. */
   openUp(): void {
+    this.#openedUp = true;
     this.#gate.openForGood();
     this.#releaseHeld(this.#held.length);
   }
@@ -202,7 +211,7 @@ class Consumer {
   #take(batch: FlushRegion[], mayHold: boolean): void {
     for (const region of batch) {
       this.#record(region.writerId, region.bytes);
-      if (mayHold && this.#r(3) === 0) this.#held.push(region);
+      if (mayHold && !this.#openedUp && this.#r(3) === 0) this.#held.push(region);
       else region.release();
     }
   }
@@ -366,7 +375,10 @@ function checkWriter(
     return [`writer ${id}: its bytes do not decode (${decoded.end})`];
   }
   const unsettled = items.filter((item) => item.state === "pending" || item.state === "open");
-  if (unsettled.length !== 0) return [`writer ${id}: ${unsettled.length} calls never settled`];
+  if (unsettled.length !== 0) {
+    const states = unsettled.map((item) => `${item.state} ${item.bytes.length} B`).join(", ");
+    return [`writer ${id}: calls never settled (${states})`];
+  }
   if (delivered(items, decoded.frames, stopped)) return [];
   const sent = items.filter((item) => item.state !== "dropped");
   return [
@@ -651,12 +663,13 @@ async function workerRun(index: number, worker: Worker): Promise<void> {
     else if (who === 1) consumer.step();
     else await pause(r);
   }
+  // Ours lets go of its buffers first: the worker's writer may be waiting for one.
   consumer.openUp();
+  await within(script.finish(), where);
   const theirs = await within(report, `${where}: the worker's writer`);
   if (!theirs.ok) throw new Error(`${where}: worker failed: ${theirs.error}`);
-  script.close();
   flusher.close();
-  await within(Promise.all([script.finish(), consumer.done]), where);
+  await within(consumer.done, where);
 
   const problems = [...consumer.problems, ...script.problems, ...theirs.problems];
   const stats = pool.stats();
@@ -675,6 +688,13 @@ Deno.test(`model: ${WORKER_SEQUENCES} sequences on a shared pool, writers in two
     type: "module",
   });
   try {
+    await new Promise<void>((resolve, reject) => {
+      worker.onmessage = (event) => event.data === READY && resolve();
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(`the model worker failed to start: ${event.message}`));
+      };
+    });
     await runAll(WORKER_SEQUENCES, true, (index) => workerRun(index, worker));
   } finally {
     worker.terminate();

@@ -4,12 +4,14 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 import { BufferPool, type BufferPoolHandle, type WriteFlusherHandle, Writer } from "../../mod.ts";
+import { setImmediate } from "node:timers";
 import { prng } from "../_helpers.ts";
 import {
   codecOf,
   type CodecSpec,
   describeError,
   type Item,
+  READY,
   type World,
   WriterScript,
 } from "../_model.ts";
@@ -41,7 +43,7 @@ self.onmessage = async ({ data: job }: MessageEvent<ModelJob>) => {
     const script = new WriterScript(writer, job.spec, pool.bufferSize, world);
     for (let s = 0; s < job.steps; s++) {
       script.step(r, manual);
-      if (r(4) === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      if (r(4) === 0) await new Promise((resolve) => setImmediate(resolve));
     }
     await script.finish();
     pool.detach();
@@ -52,3 +54,5 @@ self.onmessage = async ({ data: job }: MessageEvent<ModelJob>) => {
     self.postMessage({ ok: false, error: describeError(error) } satisfies ModelReport);
   }
 };
+
+self.postMessage(READY);
