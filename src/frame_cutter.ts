@@ -209,9 +209,10 @@ export class FrameCutter {
 
   /**
    * Whether the next bytes need a staging buffer the cutter does not hold:
-   * it has none yet, or the unfinished frame must move to a fresh one.
-   * {@linkcode FrameCutter.push} and {@linkcode FrameCutter.writable} take
-   * one from the pool themselves when it has one free.
+   * it has none, or the unfinished frame must move to the start of one.
+   * {@linkcode FrameCutter.push} and {@linkcode FrameCutter.writable} move
+   * it within the cutter's own buffer once no packet holds that buffer, or
+   * take one from the pool themselves when it has one free.
    */
   get needsBuffer(): boolean {
     return this.#buffer === null || this.#move;

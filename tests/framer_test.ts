@@ -1380,3 +1380,65 @@ Deno.test("Every reader accepts by default the largest message a Writer on the s
     }
   }
 });
+
+// -- The README's promises on the receive side --
+
+Deno.test("readFrames hands out packets on the very memory the source read into: no copy", async () => {
+  const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+  const codec = lengthPrefix(1);
+  const views: Uint8Array[] = [];
+  const inner = chunkSource([new Uint8Array([2, 7, 7, 3, 8, 8, 8])]);
+  const source = {
+    read(p: Uint8Array): Promise<number | null> {
+      views.push(p);
+      return inner.read(p);
+    },
+  };
+  for await (const batch of readFrames(source, pool, { codec })) {
+    for (const packet of batch) {
+      const view = views[views.length - 1]!;
+      assert.equal(packet.bytes.buffer, view.buffer);
+      const at = packet.bytes.byteOffset - view.byteOffset;
+      assert.ok(at >= 0 && at + packet.length <= view.length, "a view of the read's memory");
+    }
+    assert.deepEqual(takeAll(batch), [[7, 7], [8, 8, 8]]);
+  }
+  assertAllFree(pool);
+});
+
+Deno.test("A Framer made with an aborted signal errors both sides at once and holds nothing", async () => {
+  const pool = new BufferPool({ bufferSize: 16, bufferCount: 1 });
+  for (const make of [Framer, BatchFramer]) {
+    const reason = new Error("already stopped");
+    const framer = new make(pool, { codec: lengthPrefix(1), signal: AbortSignal.abort(reason) });
+    await assert.rejects(
+      framer.writable.getWriter().write(new Uint8Array([1, 1])),
+      /already stopped/,
+    );
+    await assert.rejects(framer.readable.getReader().read(), /already stopped/);
+    assertAllFree(pool);
+  }
+});
+
+Deno.test("A Framer's signal stops a write waiting for a buffer, which a pipe's signal cannot reach", async () => {
+  const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
+  const stop = new AbortController();
+  const framer = new Framer(pool, { codec: lengthPrefix(1), signal: stop.signal });
+  const writer = framer.writable.getWriter();
+  const reader = framer.readable.getReader();
+  // Two frames, then one across the end of the only buffer.
+  const written = new Tracked(writer.write(new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3, 3, 3])));
+  const kept = (await reader.read()).value!; // kept: it pins the buffer
+  const second = (await reader.read()).value!;
+  second.release();
+  await flush();
+  assert.equal(written.pending, true);
+  assert.equal(pool.stats().waiters, 1); // the framer waits for a buffer
+  stop.abort(new Error("giving up"));
+  await assert.rejects(reader.read(), /giving up/);
+  await flush();
+  assert.match(String(written.reason()), /giving up/);
+  assert.equal(pool.stats().waiters, 0);
+  kept.release();
+  assertAllFree(pool);
+});
