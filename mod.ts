@@ -3,8 +3,9 @@
  * one fixed block of memory.
  *
  * - {@linkcode BufferPool}: fixed-size buffers allocated once; acquire and
- *   release allocate nothing, moving buffers through a per-worker cache in
- *   batches, and `acquire()` waits first come, first served when it is empty.
+ *   release allocate no memory for them (an acquire makes one small handle),
+ *   moving buffers through a per-worker cache in batches, and `acquire()`
+ *   waits first come, first served when it is empty.
  * - {@linkcode PooledBuffer}: an acquired buffer, to write into and cut into
  *   packets.
  * - {@linkcode Packet}: a ref-counted view of a region of a pooled buffer;
