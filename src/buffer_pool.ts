@@ -398,10 +398,13 @@ export class BufferPool {
   }
 
   /**
-   * Acquires a buffer now if one is free.
+   * Acquires a buffer now if one is free to this worker: in its own cache
+   * or on the pool's shared free stack. In a shared pool, free buffers
+   * idling in another worker's cache are out of its reach; only
+   * {@linkcode BufferPool.acquire} gets them, by asking that worker to trim.
    *
    * @returns A new handle on the buffer, holding one reference, or `null`
-   * when the pool is empty.
+   * when none is free to this worker right now.
    * @throws {DetachedError} If this worker detached from the pool.
    */
   tryAcquire(): PooledBuffer | null {
