@@ -54,8 +54,6 @@ export class Reservation {
   readonly length: number;
   /** @ignore The writer, until the reservation is committed or cancelled. */
   _writer: Writer | null;
-  /** @ignore The writer that closed while this was open: it says why. */
-  _closedBy: Writer | null = null;
   /** @ignore The writer's record of the buffer the space is in. */
   readonly _chunk: Chunk;
   /** @ignore Offset of the frame (header included) in the buffer. */
@@ -96,7 +94,7 @@ export class Reservation {
    * failed) while it was open, saying why.
    */
   get bytes(): Uint8Array {
-    if (this._writer === null) throw this.#settled("read the bytes of");
+    if (this._writer === null) throw settled(this, "read the bytes of");
     return this.#bytes ??= this._chunk.view.subarray(
       this._payloadStart,
       this._payloadStart + this.length,
@@ -118,7 +116,7 @@ export class Reservation {
    */
   commit(): void {
     const writer = this._writer;
-    if (writer === null) throw this.#settled("commit");
+    if (writer === null) throw settled(this, "commit");
     writer._commit(this);
   }
 
@@ -132,7 +130,7 @@ export class Reservation {
    */
   toPacket(): Packet {
     const writer = this._writer;
-    if (writer === null) throw this.#settled("make a packet of");
+    if (writer === null) throw settled(this, "make a packet of");
     return writer._commitToPacket(this);
   }
 
@@ -146,21 +144,24 @@ export class Reservation {
   cancel(): void {
     const writer = this._writer;
     if (writer !== null) writer._cancel(this);
-    // Cancelled already by its writer's close: as asked.
-    else if (this._closedBy === null) throw this.#settled("cancel");
+    // Its writer closed: cancelled already, as asked.
+    else if (this._chunk.closedBy === null) throw settled(this, "cancel");
   }
 
   /** Cancels the reservation if it is still open: `using` support. */
   [Symbol.dispose](): void {
     if (this._writer !== null) this._writer._cancel(this);
   }
+}
 
-  /** The error for using it settled: the writer's ClosedError if its close settled it. */
-  #settled(action: string): Error {
-    const closer = this._closedBy;
-    if (closer !== null) return closer._closedError(`${action} a reservation`);
-    return new ReleasedError(
-      `Cannot ${action} a reservation: it was already committed or cancelled`,
-    );
-  }
+/**
+ * The error for using a settled reservation: its writer's ClosedError once
+ * that closed, which says why, else a ReleasedError. A function, not a
+ * private method: those make every instance carry a brand, a cost per
+ * reservation.
+ */
+function settled(reservation: Reservation, action: string): Error {
+  const closer = reservation._chunk.closedBy;
+  if (closer !== null) return closer._closedError(`${action} a reservation`);
+  return new ReleasedError(`Cannot ${action} a reservation: it was already committed or cancelled`);
 }

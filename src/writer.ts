@@ -91,6 +91,8 @@ export class Chunk {
   lent = false;
   /** The last value published to the header, without the listed bit. */
   published = 0;
+  /** The writer, once it closed: its reservations here say why they failed. */
+  closedBy: Writer | null = null;
 
   constructor(buffer: BufferRecord, header: number) {
     this.buffer = buffer;
@@ -433,11 +435,9 @@ export class Writer {
    */
   close(): void {
     if (this.#closed) return;
+    for (const chunk of this.#chunks) chunk.closedBy = this;
     // Newest first, so that open space at the end is taken back, not zeroed.
-    for (let r = this.#newest; r !== null; r = this.#newest) {
-      this._cancel(r);
-      r._closedBy = this;
-    }
+    while (this.#newest !== null) this._cancel(this.#newest);
     this.#closed = true;
     this.#learnWhy("the writer was closed");
     this.#rejectQueue(this._closedError("write"));
@@ -651,16 +651,14 @@ export class Writer {
 
   /** The flusher is gone: give back every buffer, settle every call. */
   #end(): void {
-    for (let r = this.#oldest; r !== null; r = r._next) {
-      r._writer = null;
-      r._closedBy = this;
-    }
+    for (let r = this.#oldest; r !== null; r = r._next) r._writer = null;
     this.#oldest = this.#newest = null;
     this.#closed = true;
     this.#learnWhy("the flusher has ended");
     this.#current = null;
     this.#news = false;
     for (const chunk of this.#chunks.splice(0)) {
+      chunk.closedBy = this;
       if (chunk.lent && !this.#claimedByFlusher(chunk)) {
         // The token was lent but never reached the flusher: take it back.
         const buffer = this.pool._claim(chunk.index);

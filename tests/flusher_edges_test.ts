@@ -1024,15 +1024,17 @@ Deno.test("A reservation open when its writer closes: commit and bytes throw a C
     return true;
   });
   failed.cancel();
-  // A reservation its own user settled still says so.
+  // One its user settled says so while the writer is open, and that the
+  // writer closed once it did.
   const pool2 = new BufferPool({ bufferSize: 32, bufferCount: 1 });
   const flusher2 = new WriteFlusher(pool2);
   const writer2 = new Writer(pool2, flusher2);
   const r = writer2.tryReserve(1)!;
   r.cancel();
   assert.throws(() => r.cancel(), ReleasedError);
-  writer2.close();
   assert.throws(() => r.commit(), ReleasedError);
+  writer2.close();
+  assert.throws(() => r.commit(), /Cannot commit a reservation: the writer was closed/);
   flusher2.close();
   await flusher2.readable.cancel();
   assertAllFree(pool);
