@@ -532,6 +532,12 @@ function runSync(c: Case): Outcome["kind"] {
   const cutter = new FrameCutter(pool, options);
   const max = cutter.maxFrameLength;
   const where = describe(c, max);
+  // The default is what a writer on the pool sends: no more, no less.
+  assert.equal(
+    max,
+    c.maxOption ?? largestFitting(c.spec, c.bufferSize),
+    `${where}: maxFrameLength`,
+  );
   const want = referenceDecode(c.spec, c.bytes, max, c.allowPartial, c.bufferSize);
   const frames: Uint8Array[] = [];
   const packets: Packet[] = [];
