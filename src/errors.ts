@@ -134,9 +134,11 @@ export class ClosedError extends Error {
    * Makes the error.
    *
    * @param message What was attempted, and what was closed.
+   * @param options `cause`: why it was closed, e.g. the error the flusher's
+   * consumer failed with.
    */
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "ClosedError";
   }
 }

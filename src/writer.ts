@@ -683,16 +683,10 @@ export class Writer {
 
   /** @ignore The error for a call on the closed writer: `Cannot <action>: <why><more>`. */
   _closedError(action: string, more = ""): ClosedError {
-    const error = new ClosedError(`Cannot ${action}: ${this.#why}${more}`);
-    // As `new Error(message, { cause })` would set it.
-    if (this.#cause !== undefined) {
-      Object.defineProperty(error, "cause", {
-        value: this.#cause,
-        writable: true,
-        configurable: true,
-      });
-    }
-    return error;
+    const message = `Cannot ${action}: ${this.#why}${more}`;
+    return this.#cause === undefined
+      ? new ClosedError(message)
+      : new ClosedError(message, { cause: this.#cause });
   }
 
   #claimedByFlusher(chunk: Chunk): boolean {
