@@ -37,11 +37,12 @@ import {
 /** Options for {@linkcode WriteFlusher}. */
 export interface WriteFlusherOptions {
   /**
-   * Accepted for compatibility, and must be a number from 0 up: the
-   * readable takes no batch ahead of its reader, whatever this says, so
-   * that a cancel strands none. What was not read yet waits on the
-   * flusher's list in the writers' buffers, and the next read takes all of
-   * it as one batch.
+   * Must be a number from 0 up, and changes nothing: the readable takes no
+   * batch ahead of its reader, so that a cancel strands none. What was not
+   * read yet waits on the flusher's list in the writers' buffers, and the
+   * next read takes all of it as one batch.
+   *
+   * @deprecated Has no effect since read-ahead was dropped; it will be removed.
    */
   highWaterMark?: number;
 }

@@ -301,7 +301,7 @@ async function busRun(index: number, r: (n: number) => number): Promise<BusResul
   const pool = new BufferPool({ bufferSize, bufferCount: 1 + r(4) });
   const spec = pickSpec(r, bufferSize);
   const kind = CONSUMERS[r(CONSUMERS.length)]!;
-  const flusher = new WriteFlusher(pool, { highWaterMark: 1 + r(4) });
+  const flusher = new WriteFlusher(pool);
   const world: World = { consumerStopped: false, consumerError: undefined };
   const writerCount = kind === "sink" ? 1 : 1 + r(3);
   const manual: boolean[] = [];
@@ -638,7 +638,7 @@ async function workerRun(index: number, worker: Worker): Promise<void> {
   const bufferSize = 16 + r(49);
   const pool = new BufferPool({ bufferSize, bufferCount: 2 + r(3), shared: true });
   const spec = pickSpec(r, bufferSize);
-  const flusher = new WriteFlusher(pool, { highWaterMark: 1 + r(2) });
+  const flusher = new WriteFlusher(pool);
   const world: World = { consumerStopped: false, consumerError: undefined };
   const writer = new Writer(pool, flusher, { id: 0, codec: codecOf(spec) });
   const script = new WriterScript(writer, spec, bufferSize, world);
