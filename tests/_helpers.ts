@@ -1,6 +1,6 @@
 // Helpers shared by the test files.
 import assert from "node:assert/strict";
-import { BufferPool, type PooledBuffer } from "../mod.ts";
+import { BufferPool, type ByteSource, type PooledBuffer } from "../mod.ts";
 
 // Every pool the tests make watches every packet, handle and flush region;
 // one collected without release fails the run. Reported, not thrown: an
@@ -121,4 +121,23 @@ export function permutations<T>(items: readonly T[]): T[][] {
     for (const tail of permutations(rest)) out.push([item, ...tail]);
   });
   return out;
+}
+
+/** A ByteSource over `chunks`: at most one chunk, and at most `p.length` bytes, a read. */
+export function chunkSource(chunks: readonly Uint8Array[]): ByteSource {
+  let i = 0;
+  let at = 0;
+  return {
+    read(p: Uint8Array): Promise<number | null> {
+      while (i < chunks.length && at === chunks[i]!.length) {
+        i++;
+        at = 0;
+      }
+      if (i === chunks.length) return Promise.resolve(null);
+      const n = Math.min(p.length, chunks[i]!.length - at);
+      p.set(chunks[i]!.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  };
 }

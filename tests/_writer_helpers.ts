@@ -34,7 +34,8 @@ export async function readBytes(
     const { done, value } = await reader.read();
     if (done) return bytes;
     for (const region of value) {
-      bytes.push(...region.bytes);
+      // No spread: a region can hold more bytes than a call takes arguments.
+      for (const byte of region.bytes) bytes.push(byte);
       region.release();
     }
     if (!all) return bytes;

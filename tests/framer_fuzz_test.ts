@@ -21,7 +21,6 @@ import assert from "node:assert/strict";
 import {
   BatchFramer,
   BufferPool,
-  type ByteSource,
   delimiter,
   fixedSize,
   type FrameCodec,
@@ -34,7 +33,7 @@ import {
   TruncatedError,
   varintPrefix,
 } from "../mod.ts";
-import { prng } from "./_helpers.ts";
+import { chunkSource, prng } from "./_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 0xbab) >>> 0;
 const CASES = Number(Deno.env.get("FUZZ_CASES") ?? 100_000);
@@ -608,25 +607,6 @@ async function withinDeadline<T>(promise: Promise<T>, ms: number, where: string)
   } finally {
     done.abort();
   }
-}
-
-/** A ByteSource over `chunks`: at most one chunk, and at most `p.length` bytes, a read. */
-function chunkSource(chunks: readonly Uint8Array[]): ByteSource {
-  let i = 0;
-  let at = 0;
-  return {
-    read(p: Uint8Array): Promise<number | null> {
-      while (i < chunks.length && at === chunks[i]!.length) {
-        i++;
-        at = 0;
-      }
-      if (i === chunks.length) return Promise.resolve(null);
-      const n = Math.min(p.length, chunks[i]!.length - at);
-      p.set(chunks[i]!.subarray(at, at + n));
-      at += n;
-      return Promise.resolve(n);
-    },
-  };
 }
 
 /** Writes `chunks` to a framer and closes it; settles once every write has. */

@@ -20,7 +20,8 @@ import {
   WriteFlusher,
   Writer,
 } from "../mod.ts";
-import { assertAllFree, assertRangeError, flush, prng, Tracked } from "./_helpers.ts";
+import { assertAllFree, assertRangeError, chunkSource, flush, prng, Tracked } from "./_helpers.ts";
+import { readBytes } from "./_writer_helpers.ts";
 
 // -- Helpers --
 
@@ -159,15 +160,9 @@ async function writeWithWriter(codec: FrameCodec, payloads: Uint8Array[]): Promi
   for (const payload of payloads) assert.ok(writer.tryWrite(payload));
   writer.close();
   flusher.close();
-  const parts: Uint8Array[] = [];
-  for await (const batch of flusher.readable) {
-    for (const region of batch) {
-      parts.push(region.bytes.slice());
-      region.release();
-    }
-  }
+  const sent = new Uint8Array(await readBytes(flusher.readable.getReader()));
   assertAllFree(pool);
-  return concat(parts);
+  return sent;
 }
 
 // -- Round trips with the Writer's encoder --
@@ -847,28 +842,6 @@ interface ReadResult {
   error: unknown;
 }
 
-/** A ByteSource that hands out `chunks` in order, at most `p.length` bytes a read. */
-function chunkSource(
-  chunks: readonly Uint8Array[],
-): { read(p: Uint8Array): Promise<number | null> } {
-  let i = 0;
-  let at = 0;
-  return {
-    read(p: Uint8Array): Promise<number | null> {
-      while (i < chunks.length && at === chunks[i]!.length) {
-        i++;
-        at = 0;
-      }
-      if (i === chunks.length) return Promise.resolve(null);
-      const chunk = chunks[i]!;
-      const n = Math.min(p.length, chunk.length - at);
-      p.set(chunk.subarray(at, at + n));
-      at += n;
-      return Promise.resolve(n);
-    },
-  };
-}
-
 /**
  * Reads `chunks` with one reader the way an application would, copying each
  * payload out. Returns the payloads read before the end or an error, and the
@@ -1327,15 +1300,9 @@ async function sendOne(
   }
   writer.close();
   flusher.close();
-  const parts: Uint8Array[] = [];
-  for await (const batch of flusher.readable) {
-    for (const region of batch) {
-      parts.push(region.bytes.slice());
-      region.release();
-    }
-  }
+  const sent = new Uint8Array(await readBytes(flusher.readable.getReader()));
   assertAllFree(pool);
-  return refused ?? concat(parts);
+  return refused ?? sent;
 }
 
 Deno.test("Every reader accepts by default the largest message a Writer on the same pool sends, and no more, for every codec", async () => {

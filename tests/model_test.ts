@@ -25,7 +25,7 @@ import {
   WriteFlusher,
   Writer,
 } from "../mod.ts";
-import { prng } from "./_helpers.ts";
+import { chunkSource, prng } from "./_helpers.ts";
 import {
   codecOf,
   type CodecSpec,
@@ -532,21 +532,12 @@ async function readWith(
     return "clean";
   }
   if (kind === "readFrames") {
-    let c = 0;
-    let at = 0;
+    const inner = chunkSource(failAfter < 0 ? chunks : chunks.slice(0, failAfter));
     const source = {
-      read(p: Uint8Array): Promise<number | null> {
-        if (c === failAfter) return Promise.reject(failure);
-        const chunk = chunks[c];
-        if (chunk === undefined) return Promise.resolve(null);
-        const n = Math.min(p.length, chunk.length - at);
-        p.set(chunk.subarray(at, at + n));
-        at += n;
-        if (at === chunk.length) {
-          c++;
-          at = 0;
-        }
-        return Promise.resolve(n);
+      read: async (p: Uint8Array): Promise<number | null> => {
+        const n = await inner.read(p);
+        if (n === null && failAfter >= 0) throw failure;
+        return n;
       },
     };
     for await (const batch of readFrames(source, pool, { codec })) {
