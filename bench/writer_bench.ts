@@ -47,7 +47,7 @@ class Rig {
   flushed = 0;
   /** Bytes of the regions released so far. */
   released = 0;
-  /** Times tryWrite or tryReserve found no room; the case then drains and retries. */
+  /** Times tryWrite, tryReserve or tryClaim found no room; the case then drains and retries. */
   stalls = 0;
 
   constructor(options: WriterOptions, pool: BufferPoolOptions = POOL) {
@@ -94,7 +94,7 @@ class Rig {
   }
 }
 
-// The four ways to write, each one iteration of WRITE_N messages. The retry
+// The ways to write, each one iteration of WRITE_N messages. The retry
 // branch never runs with this pool (stalls stay 0, checked below), but it is
 // what a real sender must do, so it is there and counted.
 
@@ -170,6 +170,31 @@ async function tryReserveManual(rig: Rig, frame: number): Promise<void> {
   await rig.drain();
 }
 
+/** tryClaim(32) + buffer.set at offset + commit, manual flush every FLUSH_EVERY messages. */
+async function tryClaimManual(rig: Rig, frame: number): Promise<void> {
+  const writer = rig.writer;
+  let since = 0;
+  for (let i = 0; i < WRITE_N; i++) {
+    message[0] = i;
+    const claim = writer.tryClaim(SIZE);
+    if (claim === null) {
+      rig.stalls++;
+      rig.flushed += since * frame;
+      since = 0;
+      await rig.drain();
+      i--;
+      continue;
+    }
+    claim.buffer.set(message, claim.offset);
+    claim.commit();
+    since++;
+    if (i % FLUSH_EVERY === FLUSH_EVERY - 1) writer.flush();
+  }
+  writer.flush();
+  rig.flushed += since * frame;
+  await rig.drain();
+}
+
 interface WriteCase {
   name: string;
   pool?: BufferPoolOptions;
@@ -211,6 +236,18 @@ const writeCases: WriteCase[] = [
     options: { flush: "manual" },
     frame: SIZE,
     run: tryReserveManual,
+  },
+  {
+    name: `tryClaim + buffer.set + commit, flush per ${FLUSH_EVERY}`,
+    options: { flush: "manual" },
+    frame: SIZE,
+    run: tryClaimManual,
+  },
+  {
+    name: `tryClaim + buffer.set + commit + lengthPrefix(4), flush per ${FLUSH_EVERY}`,
+    options: { flush: "manual", codec: lengthPrefix(4) },
+    frame: SIZE + 4,
+    run: tryClaimManual,
   },
 ];
 

@@ -20,11 +20,19 @@ export class BufferRecord {
   _refs = 0;
   /** Units of the shared count this worker holds (shared pools). */
   _units = 0;
+  /** A DataView over the whole buffer, made on first use and kept: writers' claims hand it out. */
+  #data: DataView | null = null;
 
   constructor(pool: BufferPool, index: number, view: Uint8Array) {
     this.pool = pool;
     this.index = index;
     this._view = view;
+  }
+
+  /** The buffer's DataView, made once per buffer on first use. */
+  get _dataView(): DataView {
+    const view = this._view;
+    return this.#data ??= new DataView(view.buffer, view.byteOffset, view.byteLength);
   }
 
   /**

@@ -11,6 +11,7 @@ import { ClosedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import { Reservation } from "./reservation.ts";
+import { WriterClaim } from "./writer_claim.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import {
   ENDED,
@@ -63,7 +64,10 @@ export interface WriterOptions {
   flushBytes?: number;
 }
 
-/** Options for the waiting forms {@linkcode Writer.reserve} and {@linkcode Writer.write}. */
+/**
+ * Options for the waiting forms {@linkcode Writer.claim},
+ * {@linkcode Writer.reserve} and {@linkcode Writer.write}.
+ */
 export interface ReserveOptions {
   /** Aborting gives up the wait: the promise rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -102,12 +106,19 @@ export class Chunk {
   }
 }
 
+/** What a waiting call places: a reservation, the claim, or bytes to copy in. */
+const RESERVE = 0;
+const CLAIM = 1;
+const WRITE = 2;
+type Kind = typeof RESERVE | typeof CLAIM | typeof WRITE;
+
 interface Request {
+  readonly kind: Kind;
   readonly length: number;
   readonly frame: number;
-  /** Bytes to copy in and commit, or null for a reservation. */
+  /** For WRITE: the bytes to copy in and commit. */
   readonly data: Uint8Array | null;
-  readonly resolve: (value: Reservation | null) => void;
+  readonly resolve: (value: Reservation | WriterClaim | null) => void;
   readonly reject: (reason: unknown) => void;
   readonly signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -116,16 +127,31 @@ interface Request {
 const encoder = new TextEncoder();
 
 /**
- * Packs messages into pooled buffers for a {@linkcode WriteFlusher}. Each
- * message is reserved and committed, or written in one call; messages
- * follow each other in a buffer, and one that does not fit starts the next
- * buffer, so the flusher gets them in the order they were reserved. A
- * writer lives in one worker; a flusher can have many, in any worker that
+ * Packs messages into pooled buffers for a {@linkcode WriteFlusher}.
+ * Messages follow each other in a buffer, and one that does not fit starts
+ * the next buffer, so the flusher gets them in the order they were placed.
+ * A writer lives in one worker; a flusher can have many, in any worker that
  * attached to the pool.
  *
- * Writing is synchronous while the writer has room: `tryWrite` and
- * `tryReserve` return `false`/`null` when a new buffer would have to be
- * waited for, and `write`/`reserve` wait for one. Before it waits, a writer
+ * There are three ways to place a message, all copy-free on the way out:
+ *
+ * - {@linkcode Writer.tryClaim} / {@linkcode Writer.claim}, **the fast
+ *   path**: fill the message in place through the writer's one reusable
+ *   {@linkcode WriterClaim} (the pool buffer's `Uint8Array` and `DataView`,
+ *   an offset and a length), then commit. No object per message; one claim
+ *   open at a time.
+ * - {@linkcode Writer.tryWrite} / {@linkcode Writer.write} (and the string
+ *   forms): copy a message you already have as bytes, in one call. Nothing
+ *   made per message either, but the bytes are made first and copied.
+ * - {@linkcode Writer.tryReserve} / {@linkcode Writer.reserve}: a
+ *   {@linkcode Reservation} object (and its `bytes` view) per message, that
+ *   you can hold across awaits, keep several of, commit in any order or turn
+ *   into a packet. The most flexible and the slowest, by about two small
+ *   allocations per message.
+ *
+ * Placing is synchronous while the writer has room: the `try` forms return
+ * `false`/`null` when a new buffer would have to be waited for, and
+ * `claim`/`write`/`reserve` wait for one. Before it waits, a writer
  * flushes, so it never waits on its own unflushed buffers, only on its open
  * reservations: a newer buffer goes to the flusher once every older one
  * went whole.
@@ -178,6 +204,8 @@ export class Writer {
   readonly #chunks: Chunk[] = [];
   /** Some chunk may have something new for the flusher. */
   #news = false;
+  /** The one claim this writer hands out, again and again. */
+  readonly #claim: WriterClaim = new WriterClaim(this);
   /** Open reservations, oldest first, linked through _prev/_next. */
   #oldest: Reservation | null = null;
   #newest: Reservation | null = null;
@@ -254,12 +282,100 @@ export class Writer {
   }
 
   /**
+   * Claims space for a message of `length` bytes now, if the writer has
+   * room or a free buffer can be had at once: the fast path. Fill it in
+   * place through the claim's `buffer` or `dataView`, from its `offset`,
+   * then commit or cancel it before placing anything else on this writer.
+   *
+   * @example Claim, fill, commit
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 2 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   *
+   * const claim = writer.tryClaim(4);
+   * assert.ok(claim !== null); // null only when a buffer would have to be waited for
+   * claim.buffer.set([1, 2, 3, 4], claim.offset);
+   * claim.commit();
+   *
+   * writer.close();
+   * flusher.close();
+   * for await (const batch of flusher.readable) {
+   *   for (const region of batch) {
+   *     assert.deepEqual([...region.bytes], [1, 2, 3, 4]);
+   *     region.release();
+   *   }
+   * }
+   * ```
+   *
+   * @param length The message's size in bytes (its payload, under a codec).
+   * @returns The writer's claim, open, or `null` if a buffer would have to be waited for.
+   * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   */
+  tryClaim(length: number): WriterClaim | null {
+    const frame = this.#check(length);
+    if (this.#queue.length !== 0) return null;
+    if (!this.#room(frame)) {
+      this.flush();
+      return null;
+    }
+    return this.#openClaim(length, frame);
+  }
+
+  /**
+   * Claims space for a message of `length` bytes, waiting for a buffer if
+   * need be; see {@linkcode Writer.tryClaim}. Calls are served in order,
+   * together with `reserve` and `write`; those queued after this one wait
+   * until the claim is committed or cancelled.
+   *
+   * @example Waiting for room, with a deadline
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 2 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   *
+   * const claim = await writer.claim(8, { signal: AbortSignal.timeout(1000) });
+   * claim.dataView.setFloat64(claim.offset, 0.25);
+   * claim.commit();
+   *
+   * writer.close();
+   * flusher.close();
+   * for await (const batch of flusher.readable) {
+   *   for (const region of batch) {
+   *     assert.equal(new DataView(region.bytes.buffer, region.bytes.byteOffset).getFloat64(0), 0.25);
+   *     region.release();
+   *   }
+   * }
+   * ```
+   *
+   * @param length The message's size in bytes (its payload, under a codec).
+   * @param options An optional `signal` to give up the wait.
+   * @returns The writer's claim, open.
+   * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   * @throws The signal's reason, if it aborts first.
+   */
+  claim(length: number, options?: ReserveOptions): Promise<WriterClaim> {
+    return this.#enqueue(CLAIM, length, null, options?.signal) as Promise<WriterClaim>;
+  }
+
+  /**
    * Reserves space for a message of `length` bytes now, if the writer has
    * room or a free buffer can be had at once.
    *
    * @param length The message's size in bytes (its payload, under a codec).
    * @returns The reservation, or `null` if a buffer would have to be waited for.
    * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    */
   tryReserve(length: number): Reservation | null {
@@ -280,11 +396,12 @@ export class Writer {
    * @param options An optional `signal` to give up the wait.
    * @returns The reservation.
    * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    * @throws The signal's reason, if it aborts first.
    */
   reserve(length: number, options?: ReserveOptions): Promise<Reservation> {
-    return this.#enqueue(length, null, options?.signal) as Promise<Reservation>;
+    return this.#enqueue(RESERVE, length, null, options?.signal) as Promise<Reservation>;
   }
 
   /**
@@ -293,6 +410,7 @@ export class Writer {
    * @param bytes The message (its payload, under a codec).
    * @returns `false` if a buffer would have to be waited for; nothing was written then.
    * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    */
   tryWrite(bytes: Uint8Array): boolean {
@@ -315,11 +433,12 @@ export class Writer {
    * @param bytes The message (its payload, under a codec).
    * @param options An optional `signal` to give up the wait.
    * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    * @throws The signal's reason, if it aborts first.
    */
   async write(bytes: Uint8Array, options?: ReserveOptions): Promise<void> {
-    await this.#enqueue(bytes.length, bytes, options?.signal);
+    await this.#enqueue(WRITE, bytes.length, bytes, options?.signal);
   }
 
   /**
@@ -329,6 +448,7 @@ export class Writer {
    * @param text The message.
    * @returns `false` if a buffer would have to be waited for; nothing was written then.
    * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    */
   tryWriteString(text: string): boolean {
@@ -355,6 +475,7 @@ export class Writer {
    * @param text The message.
    * @param options An optional `signal` to give up the wait.
    * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    * @throws The signal's reason, if it aborts first.
    */
@@ -428,15 +549,22 @@ export class Writer {
   }
 
   /**
-   * Flushes what was committed and gives every buffer back: open
-   * reservations are cancelled, waiting calls reject with a
+   * Flushes what was committed and gives every buffer back: the open claim
+   * and open reservations are cancelled, waiting calls reject with a
    * {@linkcode ClosedError}, and so does every later reserve or write.
    * Calling it again does nothing.
    */
   close(): void {
     if (this.#closed) return;
     for (const chunk of this.#chunks) chunk.closedBy = this;
-    // Newest first, so that open space at the end is taken back, not zeroed.
+    // Newest first, so that open space at the end is taken back, not zeroed:
+    // the claim, if open, is the newest of all.
+    const claim = this.#claim;
+    if (claim._chunk !== null) {
+      claim._chunk.reserved = claim._frameStart;
+      claim._chunk = null;
+      claim._closed = true;
+    }
     while (this.#newest !== null) this._cancel(this.#newest);
     this.#closed = true;
     this.#learnWhy("the writer was closed");
@@ -463,9 +591,34 @@ export class Writer {
     this.#unlink(reservation);
     chunk.open--;
     if (oldestHere) {
-      chunk.committed = next !== null && next._chunk === chunk ? next._frameStart : chunk.reserved;
+      // Up to the next open reservation here, or the open claim: it is newer than all of them.
+      const claim = this.#claim;
+      chunk.committed = next !== null && next._chunk === chunk
+        ? next._frameStart
+        : claim._chunk === chunk
+        ? claim._frameStart
+        : chunk.reserved;
       this.#committed(reservation._frameEnd - reservation._frameStart);
     }
+  }
+
+  /** @ignore Commits the open claim, then serves calls that waited behind it. */
+  _commitClaim(claim: WriterClaim): void {
+    const chunk = claim._chunk!;
+    claim._chunk = null;
+    // Nothing was placed after the claim: its frame ends the buffer's reserved space.
+    if (chunk.open === 0) {
+      chunk.committed = chunk.reserved;
+      this.#committed(chunk.reserved - claim._frameStart);
+    }
+    if (this.#queue.length !== 0 && this.#switching === null) this.#serveQueue();
+  }
+
+  /** @ignore Takes back the open claim's space: nothing was placed after it. */
+  _cancelClaim(claim: WriterClaim): void {
+    claim._chunk!.reserved = claim._frameStart;
+    claim._chunk = null;
+    if (this.#queue.length !== 0 && this.#switching === null) this.#serveQueue();
   }
 
   /** @ignore Commits an open reservation and makes a packet of its payload. */
@@ -542,6 +695,11 @@ export class Writer {
   }
 
   #checkOpen(): void {
+    if (this.#claim._chunk !== null) {
+      throw new TypeError(
+        "Cannot place a message: the writer's claim is still open; commit or cancel it first",
+      );
+    }
     if (this.#closed) throw this._closedError("write");
     if (this.#control[F_CLOSED] !== 0) {
       this.close();
@@ -610,6 +768,16 @@ export class Writer {
     return reservation;
   }
 
+  #openClaim(length: number, frame: number): WriterClaim {
+    const chunk = this.#current!;
+    const claim = this.#claim;
+    claim._frameStart = chunk.reserved;
+    claim._offset = this.#frame(chunk, length, frame);
+    claim._length = length;
+    claim._chunk = chunk;
+    return claim;
+  }
+
   #put(bytes: Uint8Array, length: number, frame: number): void {
     const chunk = this.#current!;
     chunk.view.set(bytes, this.#frame(chunk, length, frame));
@@ -651,6 +819,11 @@ export class Writer {
 
   /** The flusher is gone: give back every buffer, settle every call. */
   #end(): void {
+    const claim = this.#claim;
+    if (claim._chunk !== null) {
+      claim._chunk = null;
+      claim._closed = true;
+    }
     for (let r = this.#oldest; r !== null; r = r._next) r._writer = null;
     this.#oldest = this.#newest = null;
     this.#closed = true;
@@ -696,24 +869,32 @@ export class Writer {
   // -- Waiting for a buffer --
 
   #enqueue(
+    kind: Kind,
     length: number,
     data: Uint8Array | null,
     signal: AbortSignal | undefined,
-  ): Promise<Reservation | null> {
+  ): Promise<Reservation | WriterClaim | null> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let frame: number;
     try {
       frame = this.#check(length);
       if (this.#queue.length === 0 && this.#room(frame)) {
-        if (data === null) return Promise.resolve(this.#reserve(length, frame));
-        this.#put(data, length, frame);
-        return Promise.resolve(null);
+        return Promise.resolve(this.#place(kind, length, frame, data));
       }
     } catch (error) {
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      const request: Request = { length, frame, data, resolve, reject, signal, onAbort: undefined };
+      const request: Request = {
+        kind,
+        length,
+        frame,
+        data,
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+      };
       if (signal !== undefined) {
         request.onAbort = () => {
           const queue = this.#queue;
@@ -758,9 +939,24 @@ export class Writer {
     });
   }
 
+  /** Places a waiting call's message in the current buffer, which has room. */
+  #place(
+    kind: Kind,
+    length: number,
+    frame: number,
+    data: Uint8Array | null,
+  ): Reservation | WriterClaim | null {
+    if (kind === RESERVE) return this.#reserve(length, frame);
+    if (kind === CLAIM) return this.#openClaim(length, frame);
+    this.#put(data!, length, frame);
+    return null;
+  }
+
   #serveQueue(): void {
     const queue = this.#queue;
     while (queue.length !== 0) {
+      // Calls behind a claim wait until it is settled; settling it serves them.
+      if (this.#claim._chunk !== null) return;
       const request = queue[0]!;
       if (!this.#room(request.frame)) {
         this.#waitForBuffer();
@@ -770,12 +966,7 @@ export class Writer {
       if (request.onAbort !== undefined) {
         request.signal!.removeEventListener("abort", request.onAbort);
       }
-      if (request.data === null) {
-        request.resolve(this.#reserve(request.length, request.frame));
-      } else {
-        this.#put(request.data, request.length, request.frame);
-        request.resolve(null);
-      }
+      request.resolve(this.#place(request.kind, request.length, request.frame, request.data));
     }
   }
 

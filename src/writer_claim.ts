@@ -1,0 +1,189 @@
+/**
+ * A writer's one reusable claim: space for the next message, filled in
+ * place through the pool buffer's own views.
+ *
+ * @module
+ */
+
+import type { Chunk, Writer } from "./writer.ts";
+import { ReleasedError } from "./errors.ts";
+
+/**
+ * Space for one message that a {@linkcode Writer} handed out with
+ * {@linkcode Writer.tryClaim} or {@linkcode Writer.claim}: write the
+ * message into {@linkcode WriterClaim.buffer} (or through
+ * {@linkcode WriterClaim.dataView}) from {@linkcode WriterClaim.offset}
+ * for {@linkcode WriterClaim.length} bytes, then
+ * {@linkcode WriterClaim.commit} it or {@linkcode WriterClaim.cancel} it.
+ *
+ * This is the writer's fast path: a writer has exactly one claim object and
+ * hands it out again for every message, and `buffer` and `dataView` cover
+ * the whole pool buffer and are made once per buffer, so claiming, filling
+ * and committing allocate nothing. The price is that a claim is exclusive
+ * and short-lived:
+ *
+ * - While it is open, the writer places nothing else: any other claim,
+ *   reserve or write on it throws a `TypeError` until the claim is
+ *   committed or cancelled. Reservations opened before it stay open and may
+ *   be committed meanwhile.
+ * - `buffer`, `dataView`, `offset` and `length` are valid only while it is
+ *   open; once it is committed or cancelled they throw a
+ *   {@linkcode ReleasedError}, and so do `commit` and `cancel`. Since the
+ *   object is reused, a reference kept past `commit` sees the writer's next
+ *   claim once there is one: do not keep it.
+ * - Nothing is placed after an open claim, so `cancel` always takes its
+ *   space back.
+ * - If its writer closes (or its flusher's consumer fails) while it is open,
+ *   it is cancelled: `commit` and the accessors throw the writer's
+ *   {@linkcode ClosedError} saying why, and `cancel` does nothing.
+ *
+ * Use a {@linkcode Reservation} instead to keep several messages open at
+ * once, commit them in any order, or hold one across an `await` without
+ * stopping the writer.
+ *
+ * @example Filling messages in place, header and body
+ * ```ts
+ * import { BufferPool, lengthPrefix, WriteFlusher, Writer } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+ * const flusher = new WriteFlusher(pool);
+ * const writer = new Writer(pool, flusher, { codec: lengthPrefix(4) });
+ *
+ * for (let i = 0; i < 3; i++) {
+ *   const claim = writer.tryClaim(12) ?? await writer.claim(12);
+ *   claim.dataView.setUint32(claim.offset, i); // a sequence number
+ *   claim.dataView.setFloat64(claim.offset + 4, i / 2);
+ *   claim.commit();
+ * }
+ * writer.close();
+ * flusher.close();
+ *
+ * const values: number[] = [];
+ * for await (const batch of flusher.readable) {
+ *   for (const region of batch) {
+ *     const view = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.length);
+ *     // Each frame: a 4-byte length prefix, then the 12-byte message.
+ *     for (let at = 0; at < region.length; at += 16) {
+ *       assert.equal(view.getUint32(at), 12);
+ *       values.push(view.getUint32(at + 4), view.getFloat64(at + 8));
+ *     }
+ *     region.release();
+ *   }
+ * }
+ * assert.deepEqual(values, [0, 0, 1, 0.5, 2, 1]);
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class WriterClaim {
+  /** @ignore The writer that hands this claim out. */
+  readonly _writer: Writer;
+  /** @ignore The writer's record of the buffer the claim is in, while open. */
+  _chunk: Chunk | null = null;
+  /** @ignore Offset of the frame (header included) in the buffer. */
+  _frameStart = 0;
+  /** @ignore Offset of the payload in the buffer. */
+  _offset = 0;
+  /** @ignore Payload length. */
+  _length = 0;
+  /** @ignore Its writer closed while it was open. */
+  _closed = false;
+
+  /** @ignore Made by the writer, once. */
+  constructor(writer: Writer) {
+    this._writer = writer;
+  }
+
+  /**
+   * The whole pool buffer the message goes into: write the message at
+   * `buffer[offset]` to `buffer[offset + length - 1]`, and nowhere else.
+   * Those bytes hold whatever an earlier message left there: write all of
+   * them.
+   *
+   * @throws {ReleasedError} If the claim was committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open.
+   */
+  get buffer(): Uint8Array {
+    const chunk = this._chunk;
+    if (chunk === null) throw this.#settled("read the buffer of");
+    return chunk.view;
+  }
+
+  /**
+   * A `DataView` over the same whole buffer, e.g. to write numbers at
+   * `offset`; made once per pool buffer.
+   *
+   * @throws {ReleasedError} If the claim was committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open.
+   */
+  get dataView(): DataView {
+    const chunk = this._chunk;
+    if (chunk === null) throw this.#settled("read the dataView of");
+    return chunk.buffer._dataView;
+  }
+
+  /**
+   * Where the message starts in {@linkcode WriterClaim.buffer} (after the
+   * codec's header, which the writer wrote).
+   *
+   * @throws {ReleasedError} If the claim was committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open.
+   */
+  get offset(): number {
+    if (this._chunk === null) throw this.#settled("read the offset of");
+    return this._offset;
+  }
+
+  /**
+   * The message's length in bytes, as claimed (its payload, under a codec).
+   *
+   * @throws {ReleasedError} If the claim was committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open.
+   */
+  get length(): number {
+    if (this._chunk === null) throw this.#settled("read the length of");
+    return this._length;
+  }
+
+  /** Whether the claim is open: handed out and neither committed nor cancelled. */
+  get open(): boolean {
+    return this._chunk !== null;
+  }
+
+  /**
+   * Marks the message written; the writer may place the next one. The
+   * flusher gets it with the next flush, once every message placed before
+   * it was committed too.
+   *
+   * @throws {ReleasedError} If it was already committed or cancelled.
+   * @throws {ClosedError} If its writer closed (or its flusher's consumer
+   * failed) while it was open, saying why: the message was dropped.
+   */
+  commit(): void {
+    if (this._chunk === null) throw this.#settled("commit");
+    this._writer._commitClaim(this);
+  }
+
+  /**
+   * Gives the space back: nothing is ever placed after an open claim, so
+   * the writer takes it back whole. Does nothing once its writer's close
+   * cancelled it.
+   *
+   * @throws {ReleasedError} If it was already committed or cancelled.
+   */
+  cancel(): void {
+    if (this._chunk !== null) this._writer._cancelClaim(this);
+    else if (!this._closed) throw this.#settled("cancel");
+  }
+
+  /** Cancels the claim if it is still open: `using` support. */
+  [Symbol.dispose](): void {
+    if (this._chunk !== null) this._writer._cancelClaim(this);
+  }
+
+  /** The error for using a claim that is not open: why it is not. */
+  #settled(action: string): Error {
+    if (this._closed) return this._writer._closedError(`${action} a claim`);
+    return new ReleasedError(`Cannot ${action} a claim: it was already committed or cancelled`);
+  }
+}
