@@ -58,3 +58,5 @@ export * from "./src/writer_claim.ts";
 export * from "./src/frame_cutter.ts";
 export * from "./src/framer.ts";
 export * from "./src/read_frames.ts";
+export * from "./src/visit_frames.ts";
+export * from "./src/frame_sink.ts";

@@ -1,14 +1,15 @@
 /**
  * {@linkcode FrameCutter}: the framer's synchronous core. Incoming bytes are
- * staged in pooled buffers and cut into {@linkcode Packet}s by a
- * {@linkcode FrameCodec}, with no streams and no promises on the way.
+ * staged in pooled buffers and cut by a {@linkcode FrameCodec} into
+ * {@linkcode Packet}s, or handed in place to a {@linkcode FrameVisitor},
+ * with no streams and no promises on the way.
  *
  * @module
  */
 
 import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
 import { FrameBounds, type FrameCodec, largestPayload } from "./codec.ts";
-import { ClosedError, FrameError, TruncatedError } from "./errors.ts";
+import { ClosedError, FrameError, ReleasedError, TruncatedError } from "./errors.ts";
 import type { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 
@@ -39,6 +40,52 @@ export interface FrameCutterOptions {
 }
 
 /**
+ * Called by a {@linkcode FrameCutter} for each frame, in place: the payload
+ * is `bytes[start, end)`, where `bytes` is the whole staging buffer (the same
+ * view for every frame on that buffer, so nothing is made per frame). The
+ * bytes are valid only during the call: the cutter reuses the memory once
+ * the visitor returns. To keep a frame, call
+ * {@linkcode FrameCutter.retain} on `cutter` during the call; to stop,
+ * throw (the error propagates and the cutter closes) or call
+ * {@linkcode FrameCutter.close} (the frames after this one are not visited).
+ *
+ * A visitor must not push, commit, end or wait on the cutter it is called
+ * for: those throw a `TypeError` during a visit.
+ *
+ * @param bytes The staging buffer's memory; the payload is `bytes[start, end)`.
+ * @param start First byte of the payload.
+ * @param end Byte after the last of the payload.
+ * @param cutter The cutter calling, for {@linkcode FrameCutter.retain}.
+ *
+ * @example Summing frame lengths and keeping the frames that start with 1
+ * ```ts
+ * import { BufferPool, FrameCutter, type FrameVisitor, lengthPrefix, type Packet } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 4 });
+ * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+ * let total = 0;
+ * const kept: Packet[] = [];
+ * const visit: FrameVisitor = (bytes, start, end, cutter) => {
+ *   total += end - start;
+ *   if (bytes[start] === 1) kept.push(cutter.retain());
+ * };
+ * cutter.push(new Uint8Array([2, 1, 5, 1, 7, 3, 1, 8, 9]), visit);
+ * cutter.end(visit);
+ * assert.equal(total, 6);
+ * assert.deepEqual(kept.map((p) => [...p.bytes]), [[1, 5], [1, 8, 9]]);
+ * for (const packet of kept) packet.release();
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export type FrameVisitor = (
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  cutter: FrameCutter,
+) => void;
+
+/**
  * Cuts a byte stream into frames with a {@linkcode FrameCodec}, staging the
  * bytes in buffers from a {@linkcode BufferPool}. Synchronous: the stream
  * forms ({@linkcode Framer}, {@linkcode BatchFramer},
@@ -48,7 +95,11 @@ export interface FrameCutterOptions {
  * ({@linkcode FrameCutter.push}), or not at all when a reader fills the
  * staging memory itself ({@linkcode FrameCutter.writable} and
  * {@linkcode FrameCutter.commit}). Every frame is then a packet on that
- * memory: no copy out. A frame cut off by the end of a staging buffer is
+ * memory (the `sink` is a `Packet[]`), no copy out; or, cheaper still, it is
+ * handed in place to a {@linkcode FrameVisitor} (the `sink` is a function),
+ * which makes no object at all and keeps a packet only for the frames it
+ * {@linkcode FrameCutter.retain}s. A retained packet pins its buffer exactly
+ * as any packet does. A frame cut off by the end of a staging buffer is
  * moved, once: to the start of the same buffer when the cutter holds it
  * alone (every packet cut from it was released), else to the start of a
  * fresh one. Since `maxFrameLength` keeps every frame within one buffer,
@@ -64,7 +115,8 @@ export interface FrameCutterOptions {
  * and to the wait, as soon as its packets are released.
  *
  * How many buffers a cutter needs: one, if the packets cut from it are
- * released before it is given more bytes. Packets kept longer pin their
+ * released before it is given more bytes (a visitor that retains nothing
+ * always qualifies). Packets kept longer pin their
  * buffers, and the pool must hold those too; if they pin every buffer
  * while their holder waits for more frames, nothing can move, so give
  * every wait a `signal`.
@@ -112,6 +164,28 @@ export interface FrameCutterOptions {
  * cutter.end(packets);
  * assert.equal(pool.stats().inUse, 0);
  * ```
+ *
+ * @example Visiting frames in place, keeping one
+ * ```ts
+ * import { BufferPool, FrameCutter, type FrameVisitor, lengthPrefix, type Packet } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 4 });
+ * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+ * const lengths: number[] = [];
+ * let kept: Packet | null = null;
+ * const visit: FrameVisitor = (_bytes, start, end, cutter) => {
+ *   lengths.push(end - start);
+ *   if (end - start === 3) kept = cutter.retain(); // a packet of its own, to keep
+ * };
+ * cutter.push(new Uint8Array([2, 10, 11, 3, 20]), visit);
+ * cutter.push(new Uint8Array([21, 22, 0]), visit);
+ * cutter.end(visit);
+ * assert.deepEqual(lengths, [2, 3, 0]);
+ * assert.deepEqual([...kept!.bytes], [20, 21, 22]);
+ * kept!.release();
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
  */
 export class FrameCutter {
   /** The pool the staging buffers come from. */
@@ -144,6 +218,12 @@ export class FrameCutter {
    */
   #parked: Uint8Array | null = null;
   #closed = false;
+  /**
+   * A visitor is running: the frame it was given is
+   * `[#bounds.payloadStart, #bounds.payloadEnd)`, and the cutter's state
+   * must not change under it.
+   */
+  #visiting = false;
 
   /**
    * Makes a cutter. It acquires its first staging buffer when the first
@@ -219,26 +299,31 @@ export class FrameCutter {
   }
 
   /**
-   * Copies `chunk` into staging memory and appends to `packets` every frame
-   * completed by it, in order. Stops early only when it needs a buffer and
-   * the pool has none free: then await {@linkcode FrameCutter.waitForBuffer}
-   * and push the rest, `chunk.subarray(taken)`.
+   * Copies `chunk` into staging memory and hands `sink` every frame
+   * completed by it, in order: appended to it as packets when it is an
+   * array, or visited in place when it is a {@linkcode FrameVisitor}. Stops
+   * early only when it needs a buffer and the pool has none free: then await
+   * {@linkcode FrameCutter.waitForBuffer} and push the rest,
+   * `chunk.subarray(taken)`; or when the visitor closed the cutter.
    *
    * @param chunk Bytes from the stream; not kept, so the caller may reuse it.
-   * @param packets Receives the packets; each must be released by whoever
-   * ends up holding it.
+   * @param sink Receives the frames: an array gets packets, each to be
+   * released by whoever ends up holding it; a visitor is called with each.
    * @returns How many bytes of `chunk` were taken.
    * @throws {FrameError} If the bytes break the framing; the cutter is then
-   * closed. Packets appended before the bad frame are still the caller's.
+   * closed. Frames handed to `sink` before the bad one are still the
+   * caller's.
    * @throws {ClosedError} If the cutter was closed.
+   * @throws {TypeError} If called by a visitor of this cutter.
+   * @throws Whatever the visitor throws; the cutter is then closed.
    */
-  push(chunk: Uint8Array, packets: Packet[]): number {
-    if (this.#closed) throw this.#closedError("push bytes into");
+  push(chunk: Uint8Array, sink: Packet[] | FrameVisitor): number {
+    if (this.#closed || this.#visiting) throw this.#stateError("push bytes into");
     const length = chunk.length;
     let taken = 0;
     try {
       while (taken < length) {
-        if ((this.#buffer === null || this.#move) && !this.#next()) break;
+        if ((this.#buffer === null || this.#move) && (this.#closed || !this.#next())) break;
         const end = this.#end;
         const room = this.#size - end;
         const rest = length - taken;
@@ -251,10 +336,10 @@ export class FrameCutter {
           this.#end = end + room;
           taken += room;
         }
-        this.#cut(packets);
+        this.#cut(sink);
       }
     } catch (error) {
-      this.close();
+      this.#abandon();
       throw error;
     }
     return taken;
@@ -271,28 +356,32 @@ export class FrameCutter {
    * @returns A non-empty view, or `null` if a buffer is needed and the pool
    * has none free: await {@linkcode FrameCutter.waitForBuffer} and try again.
    * @throws {ClosedError} If the cutter was closed.
+   * @throws {TypeError} If called by a visitor of this cutter.
    */
   writable(): Uint8Array | null {
-    if (this.#closed) throw this.#closedError("read into");
+    if (this.#closed || this.#visiting) throw this.#stateError("read into");
     if ((this.#buffer === null || this.#move) && !this.#next()) return null;
     return this.#view.subarray(this.#end);
   }
 
   /**
    * Takes `length` bytes written at the start of the last
-   * {@linkcode FrameCutter.writable} view as input, and appends to
-   * `packets` every frame they complete.
+   * {@linkcode FrameCutter.writable} view as input, and hands `sink` every
+   * frame they complete, as {@linkcode FrameCutter.push} does.
    *
    * @param length Bytes written: from 0 to the view's length.
-   * @param packets Receives the packets.
+   * @param sink Receives the frames: packets appended to an array, or a
+   * visitor called with each.
    * @throws {RangeError} If `length` is not an integer within the free
    * staging memory.
    * @throws {FrameError} If the bytes break the framing; the cutter is then
    * closed.
    * @throws {ClosedError} If the cutter was closed.
+   * @throws {TypeError} If called by a visitor of this cutter.
+   * @throws Whatever the visitor throws; the cutter is then closed.
    */
-  commit(length: number, packets: Packet[]): void {
-    if (this.#closed) throw this.#closedError("commit bytes to");
+  commit(length: number, sink: Packet[] | FrameVisitor): void {
+    if (this.#closed || this.#visiting) throw this.#stateError("commit bytes to");
     if (length === 0) return;
     const room = this.#buffer === null || this.#move ? 0 : this.#size - this.#end;
     if (!Number.isInteger(length) || length < 0 || length > room) {
@@ -302,9 +391,9 @@ export class FrameCutter {
     }
     this.#end += length;
     try {
-      this.#cut(packets);
+      this.#cut(sink);
     } catch (error) {
-      this.close();
+      this.#abandon();
       throw error;
     }
   }
@@ -320,9 +409,10 @@ export class FrameCutter {
    * @param options An optional `signal` to give up the wait.
    * @throws The signal's reason, if it aborts first.
    * @throws {ClosedError} If the cutter is or gets closed.
+   * @throws {TypeError} If called by a visitor of this cutter.
    */
   async waitForBuffer(options?: AcquireOptions): Promise<void> {
-    if (this.#closed) throw this.#closedError("wait for a buffer for");
+    if (this.#closed || this.#visiting) throw this.#stateError("wait for a buffer for");
     if (!this.needsBuffer || this.#next()) return;
     // Packets pin the staging buffer and the pool has nothing free. Let go
     // of the buffer, so that releasing those packets hands it back here.
@@ -338,19 +428,22 @@ export class FrameCutter {
 
   /**
    * Ends the input: checks that it stopped on a frame boundary, then closes
-   * the cutter. With `allowPartial`, an unfinished frame becomes one last
-   * packet appended to `packets` instead of an error.
+   * the cutter. With `allowPartial`, an unfinished frame is handed to `sink`
+   * as one last frame (its raw bytes, header included) instead of an error.
    *
-   * @param packets Receives the unfinished frame's packet, with `allowPartial`.
+   * @param sink Receives the unfinished frame, with `allowPartial`: its
+   * packet appended to an array, or a visitor called with it.
    * @throws {TruncatedError} If the input stopped inside a frame (and
    * `allowPartial` is off, or the frame sits aside after a given-up
    * {@linkcode FrameCutter.waitForBuffer} and the pool has no buffer to
    * make it a packet on). The cutter is closed and the frame released
    * first.
    * @throws {ClosedError} If the cutter was closed.
+   * @throws {TypeError} If called by a visitor of this cutter.
+   * @throws Whatever the visitor throws; the cutter is closed all the same.
    */
-  end(packets: Packet[]): void {
-    if (this.#closed) throw this.#closedError("end");
+  end(sink: Packet[] | FrameVisitor): void {
+    if (this.#closed || this.#visiting) throw this.#stateError("end");
     const received = this.#end - this.#start;
     if (received > 0) {
       // A frame set aside by a given-up wait needs a buffer to be a packet on.
@@ -370,18 +463,85 @@ export class FrameCutter {
           expected,
         );
       }
-      packets.push(buffer.toPacket(this.#start, this.#end));
+      if (typeof sink !== "function") {
+        sink.push(buffer.toPacket(this.#start, this.#end));
+      } else {
+        const bounds = this.#bounds;
+        bounds.payloadStart = this.#start;
+        bounds.payloadEnd = this.#end;
+        this.#visiting = true;
+        try {
+          sink(this.#view, this.#start, this.#end, this);
+        } finally {
+          this.#abandon();
+        }
+        return;
+      }
     }
     this.close();
   }
 
   /**
+   * The frame being visited, as a {@linkcode Packet} holding its own
+   * reference: call it from a {@linkcode FrameVisitor} to keep that frame
+   * after the visit. Like any packet, it pins its staging buffer until
+   * released; the cutter moves on to other buffers meanwhile. Each call
+   * makes another packet.
+   *
+   * @returns The packet, the caller's to release.
+   * @throws {ReleasedError} If no frame of this cutter is being visited:
+   * outside a visitor, a frame's bytes are no longer the cutter's to give.
+   *
+   * @example Keeping every frame longer than 2 bytes
+   * ```ts
+   * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+   * const kept: Packet[] = [];
+   * cutter.push(new Uint8Array([1, 9, 3, 1, 2, 3]), (_bytes, start, end, cutter) => {
+   *   if (end - start > 2) kept.push(cutter.retain());
+   * });
+   * cutter.end([]);
+   * assert.deepEqual(kept.map((p) => [...p.bytes]), [[1, 2, 3]]);
+   * kept[0]!.release();
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   */
+  retain(): Packet {
+    if (!this.#visiting) {
+      throw new ReleasedError(
+        "Cannot retain a frame: none is being visited; call retain() from the visitor, during the visit of the frame to keep",
+      );
+    }
+    const bounds = this.#bounds;
+    return this.#buffer!.toPacket(bounds.payloadStart, bounds.payloadEnd);
+  }
+
+  /**
    * Releases the staging buffer and stops the cutter; an unfinished frame is
    * dropped. Packets already cut stay valid. Calling it again does nothing.
+   * Called by a visitor, it stops the visiting: the frames after the one
+   * being visited are not visited, and the buffer is released once the
+   * visitor returns.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // The visiting loop lets go of the buffer once the visitor returns.
+    if (!this.#visiting) this.#drop();
+  }
+
+  /** Closes the cutter after an error, even one thrown by a visitor that had closed it. */
+  #abandon(): void {
+    this.#visiting = false;
+    this.#closed = true;
+    this.#drop();
+  }
+
+  /** Releases the staging buffer and forgets the unfinished frame. */
+  #drop(): void {
     const buffer = this.#buffer;
     this.#buffer = null;
     this.#view = NO_BYTES;
@@ -395,8 +555,12 @@ export class FrameCutter {
     this.close();
   }
 
-  /** Cuts every complete frame in the staging buffer; notes how the unfinished one stands. */
-  #cut(packets: Packet[]): void {
+  /**
+   * Cuts every complete frame in the staging buffer and hands it to `sink`;
+   * notes how the unfinished one stands. One loop per kind of sink, so that
+   * each stays small and its calls monomorphic.
+   */
+  #cut(sink: Packet[] | FrameVisitor): void {
     const codec = this.codec;
     const view = this.#view;
     const bounds = this.#bounds;
@@ -405,9 +569,24 @@ export class FrameCutter {
     const end = this.#end;
     let start = this.#start;
     let scan = this.#scan;
-    while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
-      packets.push(buffer.toPacket(bounds.payloadStart, bounds.payloadEnd));
-      start = scan = bounds.frameEnd;
+    if (typeof sink === "function") {
+      this.#visiting = true;
+      while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
+        sink(view, bounds.payloadStart, bounds.payloadEnd, this);
+        start = scan = bounds.frameEnd;
+        if (this.#closed) break;
+      }
+      this.#visiting = false;
+      if (this.#closed) {
+        // The visitor closed the cutter: it kept the buffer until now.
+        this.#drop();
+        return;
+      }
+    } else {
+      while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
+        sink.push(buffer.toPacket(bounds.payloadStart, bounds.payloadEnd));
+        start = scan = bounds.frameEnd;
+      }
     }
     this.#start = start;
     if (start === end) {
@@ -519,6 +698,15 @@ export class FrameCutter {
       NaN,
       this.maxFrameLength,
     );
+  }
+
+  #stateError(action: string): Error {
+    if (this.#visiting) {
+      return new TypeError(
+        `Cannot ${action} the frame cutter during a visit: a visitor may only retain() or close() it`,
+      );
+    }
+    return this.#closedError(action);
   }
 
   #closedError(action: string): ClosedError {
