@@ -160,8 +160,9 @@ export class WriterScript {
 
   /** One random operation. */
   step(r: (n: number) => number, manual: boolean): void {
-    const op = r(16);
-    if (op < 3) this.#tryWrite(r);
+    const op = r(18);
+    if (op >= 16) this.#claim(r);
+    else if (op < 3) this.#tryWrite(r);
     else if (op < 5) this.#tryReserve(r);
     else if (op < 6) this.#waiting(r, false);
     else if (op < 7) this.#waiting(r, true);
@@ -201,6 +202,34 @@ export class WriterScript {
     const bytes = this.#next(r);
     this.#guard(() => {
       if (this.#writer.tryWrite(bytes)) this.items.push({ bytes, state: "placed" });
+    });
+  }
+
+  /**
+   * The fill-in-place path: claim, fill through the claim's buffer, then
+   * commit or cancel; while the claim is open, other calls must be refused.
+   */
+  #claim(r: (n: number) => number): void {
+    const bytes = this.#next(r);
+    this.#guard(() => {
+      const claim = this.#writer.tryClaim(bytes.length);
+      if (claim === null) return;
+      claim.buffer.set(bytes, claim.offset);
+      if (r(4) === 0) {
+        try {
+          this.#writer.tryWrite(bytes);
+          this.problems.push(`writer ${this.#id}: tryWrite went through while a claim was open`);
+        } catch (error) {
+          if (!(error instanceof TypeError)) throw error;
+        }
+      }
+      if (r(5) === 0) {
+        claim.cancel();
+        this.items.push({ bytes, state: "cancelled" });
+      } else {
+        claim.commit();
+        this.items.push({ bytes, state: "placed" });
+      }
     });
   }
 

@@ -19,9 +19,12 @@ import {
   FrameCutter,
   FrameError,
   Framer,
+  FrameSink,
+  type FrameVisitor,
   type Packet,
   readFrames,
   TruncatedError,
+  visitFrames,
   WriteFlusher,
   Writer,
 } from "../mod.ts";
@@ -388,7 +391,15 @@ function checkWriter(
   ];
 }
 
-const READERS = ["cutter", "framer", "batch", "readFrames"] as const;
+const READERS = [
+  "cutter",
+  "framer",
+  "batch",
+  "readFrames",
+  "visitCutter",
+  "visitFrames",
+  "frameSink",
+] as const;
 type ReaderKind = typeof READERS[number];
 
 /** The stream, maybe broken: cut short, or given a frame over the limit. */
@@ -452,28 +463,33 @@ async function readerRun(
   }, ${bytes.length} bytes in ${chunks.length} chunks${
     stopAfter >= 0 ? `, stop after ${stopAfter} frames` : ""
   }${failAfter >= 0 ? `, source fails after ${failAfter} chunks` : ""}`;
+  const record = (frame: Uint8Array): boolean => {
+    frames.push(frame);
+    return stopAfter >= 0 && frames.length >= stopAfter;
+  };
   const take = (packets: Packet[]): boolean => {
+    let stop = false;
     for (const packet of packets) {
-      frames.push(packet.bytes.slice());
+      stop = record(packet.bytes.slice());
       packet.release();
     }
     packets.length = 0;
-    return stopAfter >= 0 && frames.length >= stopAfter;
+    return stop;
   };
   const sourceFailure = new Error("source failed");
+  const problems: string[] = [];
   let ending: Ending;
   try {
-    ending = await within(
-      readWith(kind, pool, spec, chunks, take, failAfter, sourceFailure),
-      where,
-    );
+    const reading = kind === "visitCutter" || kind === "visitFrames" || kind === "frameSink"
+      ? visitWith(kind, pool, spec, chunks, record, failAfter, sourceFailure, r, problems)
+      : readWith(kind, pool, spec, chunks, take, failAfter, sourceFailure);
+    ending = await within(reading, where);
   } catch (error) {
     if (error === sourceFailure) ending = "stopped";
     else if (error instanceof FrameError) ending = "frame";
     else if (error instanceof TruncatedError) ending = "truncated";
     else throw new Error(`${where}: ${describeError(error)}`);
   }
-  const problems: string[] = [];
   const stopped = ending === "stopped";
   const prefix = expected.frames.slice(0, frames.length);
   const same = frames.length <= expected.frames.length &&
@@ -491,6 +507,100 @@ async function readerRun(
     problems.push(`${stats.inUse} buffers in use and ${stats.waiters} waiters at the end`);
   }
   if (problems.length !== 0) throw new Error(`${where}: ${problems.join("; ")}`);
+}
+
+/**
+ * Runs one of the visiting readers over the chunks, handing each frame to
+ * `record` (which says when to stop). Now and then the visitor retains the
+ * frame as a packet, checks it later, off the visit, and releases it.
+ */
+async function visitWith(
+  kind: "visitCutter" | "visitFrames" | "frameSink",
+  pool: BufferPool,
+  spec: CodecSpec,
+  chunks: Uint8Array[],
+  record: (frame: Uint8Array) => boolean,
+  failAfter: number,
+  failure: Error,
+  r: (n: number) => number,
+  problems: string[],
+): Promise<Ending> {
+  const codec = codecOf(spec);
+  const kept: [Packet, Uint8Array][] = [];
+  const letGo = () => {
+    for (const [packet, copy] of kept.splice(0)) {
+      const bytes = packet.bytes;
+      if (bytes.length !== copy.length || bytes.some((b, i) => b !== copy[i])) {
+        problems.push(`a retained frame changed: ${show([bytes])}, was ${show([copy])}`);
+      }
+      packet.release();
+    }
+  };
+  let stopped = false;
+  const stop = new AbortController();
+  const visit: FrameVisitor = (bytes, start, end, cutter) => {
+    if (stopped) return;
+    const frame = bytes.slice(start, end);
+    if (r(4) === 0) {
+      kept.push([cutter.retain(), frame]);
+      // Off the visit, so that a reader waiting for a buffer is woken by it.
+      if (kind !== "visitCutter") queueMicrotask(letGo);
+    }
+    if (!record(frame)) return;
+    stopped = true;
+    if (kind === "visitFrames") cutter.close();
+    else if (kind === "frameSink") stop.abort(failure);
+  };
+  try {
+    if (kind === "visitCutter") {
+      using cutter = new FrameCutter(pool, { codec });
+      for (let c = 0; c < chunks.length && !stopped; c++) {
+        if (c === failAfter) throw failure;
+        const chunk = chunks[c]!;
+        for (let at = 0; at < chunk.length && !stopped;) {
+          const taken = cutter.push(chunk.subarray(at), visit);
+          at += taken;
+          letGo();
+          if (at < chunk.length && !stopped) {
+            if (taken === 0 && !cutter.needsBuffer) throw new Error("push made no progress");
+            await cutter.waitForBuffer();
+          }
+        }
+      }
+      if (stopped) return "stopped";
+      if (failAfter === chunks.length) throw failure;
+      cutter.end(visit);
+      return "clean";
+    }
+    if (kind === "visitFrames") {
+      const inner = chunkSource(failAfter < 0 ? chunks : chunks.slice(0, failAfter));
+      const source = {
+        read: async (p: Uint8Array): Promise<number | null> => {
+          const n = await inner.read(p);
+          if (n === null && failAfter >= 0) throw failure;
+          return n;
+        },
+      };
+      await visitFrames(source, pool, { codec }, visit);
+      return stopped ? "stopped" : "clean";
+    }
+    let c = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (c === failAfter) controller.error(failure);
+        else if (c === chunks.length) controller.close();
+        else controller.enqueue(chunks[c++]!);
+      },
+    }, { highWaterMark: 0 });
+    await source.pipeTo(new FrameSink(pool, { codec, visit, signal: stop.signal }));
+    return "clean";
+  } catch (error) {
+    // Once we stopped, what the rest of the input would have done is moot.
+    if (stopped) return "stopped";
+    throw error;
+  } finally {
+    letGo();
+  }
 }
 
 /**
