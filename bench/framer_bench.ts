@@ -1,5 +1,6 @@
-// The receive side: FrameCutter, BatchFramer and Framer against what users
-// do without them. Run: deno bench -A bench/framer_bench.ts
+// The receive side: FrameCutter, BatchFramer and Framer, and the visiting
+// forms (FrameCutter with a FrameVisitor, visitFrames, FrameSink), against
+// what users do without them. Run: deno bench -A bench/framer_bench.ts
 //
 // Every case in a group cuts the same input per iteration, so the times
 // `deno bench` prints compare directly: frames/s = frames per iteration /
@@ -9,9 +10,9 @@
 //
 // Consumers look at each frame's length only, on both sides: a bab Packet
 // makes its `bytes` view on first use (~25 ns), a peer's frame is a view
-// already. bab consumers release every packet as it comes, so the pool is
-// reused; pool leaks are checked after every iteration, outside the timed
-// section (b.end() before the check).
+// already, a visitor gets offsets. bab consumers release every packet as it
+// comes, so the pool is reused; pool leaks are checked after every
+// iteration, outside the timed section (b.end() before the check).
 import assert from "node:assert/strict";
 import * as lp from "npm:it-length-prefixed@11.0.1";
 import type { Uint8ArrayList } from "npm:uint8arraylist@3.0.2";
@@ -19,15 +20,24 @@ import {
   BatchFramer,
   BufferPool,
   type BufferPoolOptions,
+  type ByteSource,
   delimiter,
   type FrameCodec,
   FrameCutter,
   Framer,
+  FrameSink,
   lengthPrefix,
   type Packet,
+  visitFrames,
 } from "../mod.ts";
 
 const CHUNK = 64 * 1024;
+/**
+ * What the consumers add up. Every case zeroes it before its timed part:
+ * grown past 2^30 over a run, it would no longer be a small integer, and
+ * every `+=` would allocate a heap number, charging the cases that run late
+ * for an allocation per frame in the consumer.
+ */
 let sink = 0;
 
 /** `frames` payloads of `size` bytes, framed by `codec`, as 64 KiB chunks. */
@@ -60,6 +70,60 @@ function cutAll(pool: BufferPool, codec: FrameCodec, chunks: Uint8Array[]): numb
   }
   cutter.end(packets);
   return frames;
+}
+
+/** Frames seen by {@linkcode countFrame}. */
+let visited = 0;
+
+/** The one visitor of every visiting case: looks at the frame's length only. */
+function countFrame(_bytes: Uint8Array, start: number, end: number): void {
+  sink += end - start;
+  visited++;
+}
+
+/** Feeds every chunk to a new FrameCutter visiting each frame in place; returns the frame count. */
+function visitAll(pool: BufferPool, codec: FrameCodec, chunks: Uint8Array[]): number {
+  const cutter = new FrameCutter(pool, { codec });
+  visited = 0;
+  for (const chunk of chunks) {
+    if (cutter.push(chunk, countFrame) !== chunk.length) throw new Error("the pool ran dry");
+  }
+  cutter.end(countFrame);
+  return visited;
+}
+
+/** A ByteSource handing out the chunks as a connection would: copied into the reader's memory. */
+function chunkReader(chunks: Uint8Array[]): ByteSource {
+  let i = 0;
+  let at = 0;
+  return {
+    read(p: Uint8Array): Promise<number | null> {
+      if (i === chunks.length) return Promise.resolve(null);
+      const chunk = chunks[i]!;
+      const n = Math.min(p.length, chunk.length - at);
+      p.set(at === 0 && n === chunk.length ? chunk : chunk.subarray(at, at + n));
+      at += n;
+      if (at === chunk.length) {
+        i++;
+        at = 0;
+      }
+      return Promise.resolve(n);
+    },
+  };
+}
+
+/** Reads the chunks with visitFrames; returns the frame count. */
+async function visitSource(pool: BufferPool, codec: FrameCodec, chunks: Uint8Array[]) {
+  visited = 0;
+  await visitFrames(chunkReader(chunks), pool, { codec }, countFrame);
+  return visited;
+}
+
+/** Pipes the chunks into a FrameSink; returns the frame count. */
+async function frameSinkAll(pool: BufferPool, codec: FrameCodec, chunks: Uint8Array[]) {
+  visited = 0;
+  await ReadableStream.from(chunks).pipeTo(new FrameSink(pool, { codec, visit: countFrame }));
+  return visited;
 }
 
 /** Pipes the chunks through a BatchFramer and releases each packet; returns the frame count. */
@@ -101,6 +165,7 @@ function benchBaseline(
     baseline: true,
     fn(b) {
       let count = 0;
+      sink = 0;
       b.start();
       for (const frame of frames()) {
         sink += frame.byteLength;
@@ -127,6 +192,7 @@ function benchBab(
     name,
     group,
     async fn(b) {
+      sink = 0;
       b.start();
       const cut = await run(pool, codec, chunks);
       b.end();
@@ -170,6 +236,33 @@ benchBab(
   SMALL_POOL,
 );
 benchBab(
+  "bab FrameCutter.push visiting (no packet)",
+  "decode-32B",
+  visitAll,
+  u32be,
+  small,
+  SMALL_N,
+  SMALL_POOL,
+);
+benchBab(
+  "bab visitFrames from a ByteSource",
+  "decode-32B",
+  visitSource,
+  u32be,
+  small,
+  SMALL_N,
+  SMALL_POOL,
+);
+benchBab(
+  "bab FrameSink (pipeTo)",
+  "decode-32B",
+  frameSinkAll,
+  u32be,
+  small,
+  SMALL_N,
+  SMALL_POOL,
+);
+benchBab(
   "bab BatchFramer (TransformStream, one array per chunk)",
   "decode-32B",
   batchAll,
@@ -206,6 +299,7 @@ const LARGE_POOL: BufferPoolOptions = { bufferSize: 1024 * 1024, bufferCount: 8 
     baseline: true,
     fn(b) {
       let at = 0;
+      sink = 0;
       b.start();
       for (const chunk of large) {
         if (at + chunk.length > target.length) at = 0;
@@ -222,6 +316,33 @@ benchBab(
   "bab FrameCutter.push (sync core)",
   "decode-64KiB",
   cutAll,
+  u32be,
+  large,
+  LARGE_N,
+  LARGE_POOL,
+);
+benchBab(
+  "bab FrameCutter.push visiting (no packet)",
+  "decode-64KiB",
+  visitAll,
+  u32be,
+  large,
+  LARGE_N,
+  LARGE_POOL,
+);
+benchBab(
+  "bab visitFrames from a ByteSource",
+  "decode-64KiB",
+  visitSource,
+  u32be,
+  large,
+  LARGE_N,
+  LARGE_POOL,
+);
+benchBab(
+  "bab FrameSink (pipeTo)",
+  "decode-64KiB",
+  frameSinkAll,
   u32be,
   large,
   LARGE_N,

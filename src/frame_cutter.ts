@@ -4,6 +4,23 @@
  * {@linkcode Packet}s, or handed in place to a {@linkcode FrameVisitor},
  * with no streams and no promises on the way.
  *
+ * Every reader is built on it. Which one to use, from the cheapest per
+ * frame:
+ *
+ * | reader | made per frame | input copied | use it when |
+ * | --- | --- | --- | --- |
+ * | {@linkcode visitFrames} | nothing: one visitor call | no: reads into pool memory | reading a `Deno.Conn` or file: the fastest way to consume a connection |
+ * | {@linkcode FrameCutter} with a {@linkcode FrameVisitor} | nothing: one visitor call | once by `push`; not by `writable`/`commit` | you own the read loop, or the bytes arrive synchronously |
+ * | {@linkcode FrameSink} | nothing: one visitor call | once, plus the stream's chunk per read | the bytes come as a `ReadableStream` (`pipeTo`) |
+ * | {@linkcode readFrames} | a {@linkcode Packet}, and an array per read | no | frames are kept or handed on (e.g. sent to another worker) |
+ * | {@linkcode BatchFramer} | a packet, and an array per chunk | once | a stream pipeline of packets (`pipeThrough`) |
+ * | {@linkcode Framer} | a packet and a stream read | once | one packet per read is simplest; it caps out at a few million frames a second |
+ *
+ * A visitor sees each frame's bytes in place, during the call only, and
+ * makes a packet ({@linkcode FrameCutter.retain}) for just the frames it
+ * keeps: at 32-byte frames that costs a few nanoseconds a frame, where a
+ * packet per frame costs several times more (see `bench/framer_bench.ts`).
+ *
  * @module
  */
 

@@ -1,7 +1,8 @@
 /**
  * {@linkcode Framer} and {@linkcode BatchFramer}: Web Streams that cut a byte
  * stream into {@linkcode Packet}s on pool memory, for
- * `conn.readable.pipeThrough(...)`.
+ * `conn.readable.pipeThrough(...)`. To look at frames in place with no
+ * object per frame, pipe into a {@linkcode FrameSink} instead.
  *
  * @module
  */
@@ -47,7 +48,9 @@ export interface FramerOptions extends FrameCutterOptions {
  * releases some, or until `options.signal` aborts.
  *
  * One read per packet caps a Web Stream at a few million packets a second;
- * {@linkcode BatchFramer} hands out each input chunk's packets in one array.
+ * {@linkcode BatchFramer} hands out each input chunk's packets in one array,
+ * and a {@linkcode FrameSink} visits each frame in place with no packet at
+ * all.
  *
  * Structurally a `TransformStream<Uint8Array, Packet>` (a `readable` and a
  * `writable`), so `pipeThrough` takes it; it is not an instance of the

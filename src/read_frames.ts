@@ -1,6 +1,7 @@
 /**
  * {@linkcode readFrames}: frames read from a connection straight into pool
- * memory, with no input copy.
+ * memory, with no input copy, as packets. To look at frames in place with no
+ * object per frame, use {@linkcode visitFrames}.
  *
  * @module
  */
@@ -49,6 +50,12 @@ export interface ReadFramesOptions extends FrameCutterOptions {
  * the loop early (`break`, `return`, an error) releases the staging buffer;
  * packets already yielded are the caller's to release. The source is not
  * closed.
+ *
+ * Each frame becomes a {@linkcode Packet}, and each read an array: the form
+ * for frames that are kept or handed on. A consumer that looks at most
+ * frames and keeps few is several times faster with
+ * {@linkcode visitFrames}, which makes a packet only for the frames it
+ * retains.
  *
  * One pool buffer is enough when each batch is released before the next is
  * asked for: a frame across the end of the buffer then moves to its start.
