@@ -611,14 +611,14 @@ export class Writer {
       chunk.committed = chunk.reserved;
       this.#committed(chunk.reserved - claim._frameStart);
     }
-    if (this.#queue.length !== 0 && this.#switching === null) this.#serveQueue();
+    if (this.#queue.length !== 0) this.#resume();
   }
 
   /** @ignore Takes back the open claim's space: nothing was placed after it. */
   _cancelClaim(claim: WriterClaim): void {
     claim._chunk!.reserved = claim._frameStart;
     claim._chunk = null;
-    if (this.#queue.length !== 0 && this.#switching === null) this.#serveQueue();
+    if (this.#queue.length !== 0) this.#resume();
   }
 
   /** @ignore Commits an open reservation and makes a packet of its payload. */
@@ -651,27 +651,44 @@ export class Writer {
 
   // -- Placing messages --
 
-  /** Validates a message length; returns its frame length. */
+  /**
+   * Validates a message length; returns its frame length. Kept small so that
+   * it inlines into the caller's loop (V8 inlines by bytecode size, within
+   * one budget per optimized function): the errors are made elsewhere.
+   */
   #check(length: number): number {
-    this.#checkOpen();
+    if (this.#claim._chunk !== null || this.#closed || this.#control[F_CLOSED] !== 0) {
+      throw this.#refusal();
+    }
+    if (length >>> 0 === length) {
+      const frame = this.#codec === null ? length : this.#framedLength(length);
+      if (frame <= this.#size) return frame;
+    }
+    throw this.#lengthError(length);
+  }
+
+  /** The frame length of a payload of `length` bytes under the codec; Infinity past its limit. */
+  #framedLength(length: number): number {
+    const codec = this.#codec!;
+    if (length > codec.maxPayload) return Infinity;
+    return codec.headerLength(length) + length + codec.trailerLength;
+  }
+
+  /** What is wrong with a length that {@linkcode Writer.#check} refused. */
+  #lengthError(length: number): RangeError {
     const codec = this.#codec;
     if (length >>> 0 !== length) {
-      throw new RangeError(`Cannot reserve ${length} bytes: not an integer from 0 up`);
+      return new RangeError(`Cannot reserve ${length} bytes: not an integer from 0 up`);
     }
     if (codec !== null && length > codec.maxPayload) {
-      throw new RangeError(
+      return new RangeError(
         `Cannot reserve ${length} bytes: the ${codec.name} codec can frame at most ${codec.maxPayload}`,
       );
     }
     const frame = codec === null
       ? length
       : codec.headerLength(length) + length + codec.trailerLength;
-    if (frame > this.#size) {
-      throw new RangeError(
-        `Cannot reserve ${frame} bytes: the pool's buffers hold ${this.#size}`,
-      );
-    }
-    return frame;
+    return new RangeError(`Cannot reserve ${frame} bytes: the pool's buffers hold ${this.#size}`);
   }
 
   /** Validates a string of `length` UTF-8 bytes; returns its frame length. */
@@ -695,16 +712,23 @@ export class Writer {
   }
 
   #checkOpen(): void {
+    if (this.#claim._chunk !== null || this.#closed || this.#control[F_CLOSED] !== 0) {
+      throw this.#refusal();
+    }
+  }
+
+  /**
+   * Why nothing can be placed now: the claim is open, or the writer is
+   * closed, which it does now if its flusher ended.
+   */
+  #refusal(): Error {
     if (this.#claim._chunk !== null) {
-      throw new TypeError(
+      return new TypeError(
         "Cannot place a message: the writer's claim is still open; commit or cancel it first",
       );
     }
-    if (this.#closed) throw this._closedError("write");
-    if (this.#control[F_CLOSED] !== 0) {
-      this.close();
-      throw this._closedError("write");
-    }
+    if (!this.#closed) this.close();
+    return this._closedError("write");
   }
 
   /** Makes sure the current buffer has `frame` bytes free, taking a new one if need be. */
@@ -746,11 +770,15 @@ export class Writer {
   /** Writes the frame's header and trailer; returns where the payload goes. */
   #frame(chunk: Chunk, length: number, frame: number): number {
     const start = chunk.reserved;
-    const codec = this.#codec;
     chunk.reserved = start + frame;
-    if (codec === null) return start;
-    const payload = start + codec.encodeHeader(chunk.view, start, length);
-    if (codec.trailerLength !== 0) codec.encodeTrailer(chunk.view, payload + length);
+    return this.#codec === null ? start : this.#encode(chunk.view, start, length);
+  }
+
+  /** Writes the codec's header and trailer around a payload of `length` bytes; returns where it goes. */
+  #encode(view: Uint8Array, start: number, length: number): number {
+    const codec = this.#codec!;
+    const payload = start + codec.encodeHeader(view, start, length);
+    if (codec.trailerLength !== 0) codec.encodeTrailer(view, payload + length);
     return payload;
   }
 
@@ -796,12 +824,13 @@ export class Writer {
    */
   #committed(bytes: number): void {
     this.#news = true;
-    this.#unflushed += bytes;
-    if (this.#unflushed >= this.#flushBytes) this.flush();
-    else if ((this.#microtask || this.#queue.length !== 0) && !this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(this.#flushTask);
-    }
+    if ((this.#unflushed += bytes) >= this.#flushBytes) this.flush();
+    else if (!this.#scheduled && (this.#microtask || this.#queue.length !== 0)) this.#schedule();
+  }
+
+  #schedule(): void {
+    this.#scheduled = true;
+    queueMicrotask(this.#flushTask);
   }
 
   /** Wakes the flusher: directly when it is in this worker, else through its bell. */
@@ -950,6 +979,11 @@ export class Writer {
     if (kind === CLAIM) return this.#openClaim(length, frame);
     this.#put(data!, length, frame);
     return null;
+  }
+
+  /** Serves the calls that waited behind a claim, unless they wait for a buffer. */
+  #resume(): void {
+    if (this.#switching === null) this.#serveQueue();
   }
 
   #serveQueue(): void {

@@ -105,7 +105,7 @@ export class WriterClaim {
    */
   get buffer(): Uint8Array {
     const chunk = this._chunk;
-    if (chunk === null) throw this.#settled("read the buffer of");
+    if (chunk === null) throw settled(this, "read the buffer of");
     return chunk.view;
   }
 
@@ -118,7 +118,7 @@ export class WriterClaim {
    */
   get dataView(): DataView {
     const chunk = this._chunk;
-    if (chunk === null) throw this.#settled("read the dataView of");
+    if (chunk === null) throw settled(this, "read the dataView of");
     return chunk.buffer._dataView;
   }
 
@@ -130,7 +130,7 @@ export class WriterClaim {
    * @throws {ClosedError} If its writer closed while it was open.
    */
   get offset(): number {
-    if (this._chunk === null) throw this.#settled("read the offset of");
+    if (this._chunk === null) throw settled(this, "read the offset of");
     return this._offset;
   }
 
@@ -141,7 +141,7 @@ export class WriterClaim {
    * @throws {ClosedError} If its writer closed while it was open.
    */
   get length(): number {
-    if (this._chunk === null) throw this.#settled("read the length of");
+    if (this._chunk === null) throw settled(this, "read the length of");
     return this._length;
   }
 
@@ -160,7 +160,7 @@ export class WriterClaim {
    * failed) while it was open, saying why: the message was dropped.
    */
   commit(): void {
-    if (this._chunk === null) throw this.#settled("commit");
+    if (this._chunk === null) throw settled(this, "commit");
     this._writer._commitClaim(this);
   }
 
@@ -173,17 +173,21 @@ export class WriterClaim {
    */
   cancel(): void {
     if (this._chunk !== null) this._writer._cancelClaim(this);
-    else if (!this._closed) throw this.#settled("cancel");
+    else if (!this._closed) throw settled(this, "cancel");
   }
 
   /** Cancels the claim if it is still open: `using` support. */
   [Symbol.dispose](): void {
     if (this._chunk !== null) this._writer._cancelClaim(this);
   }
+}
 
-  /** The error for using a claim that is not open: why it is not. */
-  #settled(action: string): Error {
-    if (this._closed) return this._writer._closedError(`${action} a claim`);
-    return new ReleasedError(`Cannot ${action} a claim: it was already committed or cancelled`);
-  }
+/**
+ * The error for using a claim that is not open: its writer's ClosedError if
+ * that closed while it was open, else a ReleasedError. A function, not a
+ * private method: the getters that call it stay small enough to inline.
+ */
+function settled(claim: WriterClaim, action: string): Error {
+  if (claim._closed) return claim._writer._closedError(`${action} a claim`);
+  return new ReleasedError(`Cannot ${action} a claim: it was already committed or cancelled`);
 }

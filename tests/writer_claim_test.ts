@@ -683,6 +683,31 @@ Deno.test("The flusher's consumer failing while a claim is open: commit throws a
   }
 });
 
+Deno.test("A writer through the flusher's handle that finds the flusher ended while its claim is open closes the claim too", async () => {
+  const pool = new BufferPool({ bufferSize: 16, bufferCount: 2, shared: true });
+  const flusher = new WriteFlusher(pool);
+  // As a writer in another worker would: through the handle, not registered.
+  const writer = new Writer(pool, flusher.handle, { flush: "manual" });
+  assert.ok(writer.tryWrite(new Uint8Array([1, 1])));
+  const claim = claimFilled(writer, 4, 2);
+  await flusher.readable.cancel(new Error("sink failed"));
+  assert.equal(claim.open, true, "the writer has not looked yet");
+  assert.throws(() => writer.flush(), ClosedError);
+  assert.ok(writer.closed);
+  assert.equal(claim.open, false);
+  assert.throws(() => claim.commit(), (e: unknown) => {
+    assert.ok(e instanceof ClosedError);
+    // Another worker's consumer: its error is quoted, it cannot be the cause.
+    assert.equal(
+      e.message,
+      "Cannot commit a claim: the flusher's consumer failed: sink failed",
+    );
+    return true;
+  });
+  claim.cancel();
+  assertAllFree(pool);
+});
+
 // -- Across workers --
 
 Deno.test("Writers in two workers fill numbered messages in place with claims, in order, through one flusher", async () => {
