@@ -1,52 +1,73 @@
-// A producer of the demo bus: attaches to the shared pool and writes
-// numbered messages through a Writer into the main thread's flusher, whose
-// bytes go to the TCP socket. Reports when done.
+// A producer of the demo bus, in a worker: it connects to the server, and
+// writes numbered, length-prefixed messages into a pool of its own through
+// a Writer, filling each one in place (tryClaim: no object per message).
+// Its own WriteFlusher writes what the writer flushes straight from pool
+// memory to its connection, so the main thread never touches these bytes
+// before they arrive. Reports when done.
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
-import {
-  BufferPool,
-  type BufferPoolHandle,
-  lengthPrefix,
-  type WriteFlusherHandle,
-  Writer,
-} from "../mod.ts";
+import { BufferPool, lengthPrefix, WriteFlusher, Writer } from "../mod.ts";
 import { fill } from "./_bus_message.ts";
 
 export interface ProducerJob {
   producer: number;
-  pool: BufferPoolHandle;
-  flusher: WriteFlusherHandle;
+  /** The server's port on 127.0.0.1. */
+  port: number;
   messages: number;
   size: number;
   /** performance.timeOrigin-based time to stop at, even if not all are sent. */
   deadline: number;
 }
 
-export type ProducerReport = { sent: number; waits: number } | { error: string };
+export type ProducerReport =
+  | { sent: number; waits: number; inUse: number; buffers: number }
+  | { error: string };
+
+/** Messages between looks at the clock, which costs more than a small message. */
+const CHECK_EVERY = 256;
 
 self.onmessage = async ({ data: job }: MessageEvent<ProducerJob>) => {
-  const pool = BufferPool.attach(job.pool);
-  // Flush every 32 KiB: the loop below only yields when it must wait.
-  const writer = new Writer(pool, job.flusher, { codec: lengthPrefix(4), flushBytes: 32 * 1024 });
+  // Eight 64 KiB buffers: the socket is written while the writer fills the
+  // next ones, and a slow server makes the writer wait, not memory grow.
+  const pool = new BufferPool({ bufferSize: 64 * 1024, bufferCount: 8 });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: job.port });
+  const flusher = new WriteFlusher(pool);
+  const piped = flusher.pipeTo(conn);
+  const writer = new Writer(pool, flusher, { codec: lengthPrefix(4) });
+  const stopAt = job.deadline - performance.timeOrigin;
+  const { producer, messages, size } = job;
   let sent = 0;
   let waits = 0;
   try {
-    for (; sent < job.messages; sent++) {
-      if ((sent & 0xfff) === 0 && performance.timeOrigin + performance.now() > job.deadline) break;
-      let reservation = writer.tryReserve(job.size);
-      if (reservation === null) {
+    for (; sent < messages; sent++) {
+      if (sent % CHECK_EVERY === 0 && performance.now() >= stopAt) break;
+      let claim = writer.tryClaim(size);
+      if (claim === null) {
         waits++;
-        reservation = await writer.reserve(job.size);
+        claim = await writer.claim(size);
       }
-      fill(reservation.bytes, job.producer, sent);
-      reservation.commit();
+      fill(claim.dataView, claim.offset, size, producer, sent);
+      claim.commit();
     }
     writer.close();
-    self.postMessage({ sent, waits } satisfies ProducerReport);
+    flusher.close();
+    await piped;
+    self.postMessage(
+      {
+        sent,
+        waits,
+        inUse: pool.stats().inUse,
+        buffers: pool.bufferCount,
+      } satisfies ProducerReport,
+    );
   } catch (error) {
+    // The pipe failed (its error is the writer's ClosedError's cause), or
+    // the writer did: either way give everything back before reporting.
     writer.close();
+    flusher.close();
+    await piped.catch(() => {});
     self.postMessage({ error: String(error) } satisfies ProducerReport);
   } finally {
-    pool.detach();
+    conn.close();
   }
 };

@@ -1,25 +1,32 @@
-// The demo: a message bus over loopback TCP, end to end, on one shared pool.
+// The demo: a message bus over loopback TCP, end to end, built the way bab
+// recommends for many producers.
 //
-//   producers (workers) ──Writer──▶ WriteFlusher ──TCP──▶ Framer ──▶ server
-//                                                                    │ sendBatch (1 in 8)
-//                                                                    ▼
-//                                                               auditor (worker)
+//   producer worker 0: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─pipeTo─▶ TCP ─┐
+//   producer worker 1: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─pipeTo─▶ TCP ─┤
+//   ...                                                                               │
+//   main thread: visitFrames on each connection, into the server pool ◀───────────────┘
+//                checks every frame in place; no object per message
+//                │ --audit: cutter.retain() one in 8, sendBatch
+//                ▼
+//            auditor (worker): checks them again where they lie, releases them
 //
-// Producer workers write numbered, length-prefixed messages into the pool
-// through Writers; one WriteFlusher in the main thread writes the flushed
-// regions to a TCP connection straight from pool memory. The server cuts
-// the connection's bytes back into Packets with a Framer and checks that
-// every message arrives once, in order per producer, with its bytes intact;
-// one packet in eight is forwarded to an auditor worker with no copy, which
-// checks it again where the server left it. Memory is the two pools, the
-// producers' and the server's: nothing grows with the number of messages.
+// Each producer worker fills numbered, length-prefixed messages in place in
+// a pool of its own (writer.tryClaim: no object per message) and runs its
+// own WriteFlusher, piped to its own connection: the socket writes happen
+// in the producer's thread, so the main thread does nothing but consume.
+// It reads each connection straight into server pool memory with
+// visitFrames and checks every message where it lies: that it arrives
+// once, in order per producer, with every byte intact. With --audit, one
+// message in eight is kept as a packet (cutter.retain()) and forwarded,
+// with no copy, to an auditor worker that checks it again. Memory is the
+// producers' pools and the server's: nothing grows with the messages.
 //
-//   deno task demo [--workers N] [--messages N] [--size BYTES] [--seconds S] [--memory]
+//   deno task demo [--workers N] [--messages N] [--size BYTES] [--seconds S] [--audit] [--memory]
 //   deno task soak    (10M messages with --memory)
 
 import { parseArgs } from "node:util";
-import { BatchFramer, BufferPool, lengthPrefix, type Packet, WriteFlusher } from "../mod.ts";
-import { HEADER, verify } from "./_bus_message.ts";
+import { BufferPool, type FrameVisitor, lengthPrefix, type Packet, visitFrames } from "../mod.ts";
+import { HEADER, MessageChecker } from "./_bus_message.ts";
 import type { ProducerJob, ProducerReport } from "./_bus_producer.ts";
 import type { AuditorReport } from "./_bus_auditor.ts";
 
@@ -30,6 +37,7 @@ const { values } = parseArgs({
     messages: { type: "string", default: "20000000" },
     size: { type: "string", default: "64" },
     seconds: { type: "string", default: "10" },
+    audit: { type: "boolean", default: false },
     memory: { type: "boolean", default: false },
   },
 });
@@ -45,70 +53,83 @@ if (
   !(seconds > 0)
 ) {
   console.error(
-    `Usage: deno task demo [--workers 1..64] [--messages N >= 1] [--size ${HEADER}..${MAX_SIZE}] [--seconds S > 0]`,
+    `Usage: deno task demo [--workers 1..64] [--messages N >= 1] [--size ${HEADER}..${MAX_SIZE}] [--seconds S > 0] [--audit] [--memory]`,
   );
   Deno.exit(2);
 }
 
 const AUDIT_EVERY = 8;
-// The two ends of the connection have a pool each, as a client and a server
-// in two processes would: with one, the senders could fill every buffer
-// while the socket is full, and the receiver could not get one to drain it.
-const pool = new BufferPool({
-  bufferSize: 64 * 1024,
-  bufferCount: 256,
-  shared: true,
-  maxWorkers: producers + 1,
-});
-const serverPool = new BufferPool({ bufferSize: 64 * 1024, bufferCount: 64, shared: true });
+/** Packets kept for the auditor are sent at least this often, and whenever the reader moves on to another buffer. */
+const AUDIT_BATCH = 256;
 const codec = lengthPrefix(4);
-
-// -- The server: frame, check, forward some to the auditor --
-
-const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-const auditor = new Worker(new URL("./_bus_auditor.ts", import.meta.url), { type: "module" });
-const audit = new MessageChannel();
-const audited = reportOf<AuditorReport>(auditor, "auditor");
-auditor.postMessage(serverPool.handle, [audit.port2]);
-
-const next = new Array<number>(producers).fill(0);
-let received = 0;
-let receivedBytes = 0;
-let failure: string | undefined;
-
-async function serve(): Promise<void> {
-  const conn = await listener.accept();
-  const forward: Packet[] = [];
-  const framed = conn.readable.pipeThrough(new BatchFramer(serverPool, { codec }));
-  for await (const batch of framed) {
-    for (const packet of batch) {
-      const result = verify(packet.bytes);
-      if (typeof result === "string") failure ??= result;
-      else if (result.producer >= producers || result.seq !== next[result.producer]) {
-        failure ??= `producer ${result.producer}: message ${result.seq} arrived, expected ${
-          next[result.producer]
-        }`;
-      } else next[result.producer]!++;
-      received++;
-      receivedBytes += packet.length;
-      if (received % AUDIT_EVERY === 0) forward.push(packet);
-      else packet.release();
+// The server's pool: each connection reads into a 256 KiB buffer; the rest
+// is room for packets on their way to the auditor, which pin their buffers.
+// Only the auditor needs the pool shared.
+const READ_BUFFER = 256 * 1024;
+const bufferCount = 2 * producers + (values.audit ? 8 : 0);
+const serverPool = new BufferPool({
+  bufferSize: READ_BUFFER,
+  bufferCount,
+  ...(values.audit
+    ? {
+      shared: true,
+      maxWorkers: 2,
+      // Every packet the pool's memory could hold for the auditor at once.
+      maxInFlight: Math.ceil((bufferCount * READ_BUFFER) / (4 + HEADER) / AUDIT_EVERY),
     }
-    if (forward.length !== 0) {
-      audit.port1.postMessage(serverPool.sendBatch(forward));
-      forward.length = 0;
+    : {}),
+});
+
+// -- The auditor, if asked for --
+
+const audit = values.audit ? new MessageChannel() : null;
+const auditor = values.audit
+  ? new Worker(new URL("./_bus_auditor.ts", import.meta.url), { type: "module" })
+  : null;
+const audited = auditor === null
+  ? Promise.resolve<AuditorReport>({ audited: 0 })
+  : reportOf<AuditorReport>(auditor, "auditor");
+auditor?.postMessage(serverPool.handle, [audit!.port2]);
+
+// -- The server: visit every frame of every connection in place --
+
+const checker = new MessageChecker(producers);
+let forwarded = 0;
+
+/** Reads one producer's connection to its end, checking every message. */
+function serve(conn: Deno.Conn): Promise<void> {
+  // One DataView per staging buffer: the visitor gets the same bytes for
+  // every frame on a buffer, so a new view is made only when it changes.
+  let staged: Uint8Array | null = null;
+  let view: DataView | null = null;
+  const keep: Packet[] = [];
+  const visit: FrameVisitor = (bytes, start, end, cutter) => {
+    if (bytes !== staged) {
+      // Kept packets go before the reader moves on, so that they pin no
+      // more than the buffer being read while they wait.
+      if (keep.length !== 0) forward(keep);
+      staged = bytes;
+      view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
-  }
-  audit.port1.postMessage(null);
-  listener.close();
+    checker.check(view!, start, end - start);
+    if (audit !== null && checker.received % AUDIT_EVERY === 0) {
+      keep.push(cutter.retain());
+      if (keep.length === AUDIT_BATCH) forward(keep);
+    }
+  };
+  return visitFrames(conn, serverPool, { codec }, visit).finally(() => {
+    if (keep.length !== 0) forward(keep);
+    conn.close();
+  });
 }
 
-// -- The producers: workers writing into one flusher piped to the socket --
+function forward(packets: Packet[]): void {
+  audit!.port1.postMessage(serverPool.sendBatch(packets));
+  forwarded += packets.length;
+  packets.length = 0;
+}
 
-const served = serve();
-const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-const flusher = new WriteFlusher(pool);
-const piped = flusher.pipeTo(conn);
+const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const started = performance.now();
 const deadline = performance.timeOrigin + started + seconds * 1000;
 const workers: Worker[] = [];
@@ -121,14 +142,16 @@ for (let producer = 0; producer < producers; producer++) {
   worker.postMessage(
     {
       producer,
-      pool: pool.handle,
-      flusher: flusher.handle,
+      port: listener.addr.port,
       messages: share,
       size,
       deadline,
     } satisfies ProducerJob,
   );
 }
+const served: Promise<void>[] = [];
+for (let i = 0; i < producers; i++) served.push(serve(await listener.accept()));
+listener.close();
 
 // -- Progress on a terminal, then a summary --
 
@@ -139,9 +162,9 @@ let mostInUse = 0;
 // most afterwards, to show that memory stays flat however long it runs.
 const memory = { warmHeap: 0, warmRss: 0, maxHeap: 0, maxRss: 0, samples: 0 };
 const progress = setInterval(() => {
-  const inUse = pool.stats().inUse + serverPool.stats().inUse;
+  const inUse = serverPool.stats().inUse;
   mostInUse = Math.max(mostInUse, inUse);
-  if (values.memory && received >= messages / 4) {
+  if (values.memory && checker.received >= messages / 4) {
     // With --v8-flags=--expose-gc (as `deno task soak` runs) the heap is
     // measured after a full collection: what is live, not garbage not yet
     // collected.
@@ -156,59 +179,66 @@ const progress = setInterval(() => {
   }
   if (!tty) return;
   const elapsed = (performance.now() - started) / 1000;
-  const line =
-    `${fmt(received / elapsed)} msg/s  ${(receivedBytes / elapsed / 1e6).toFixed(1)} MB/s  ` +
-    `${fmt(received)} received  buffers in use ${inUse}/${
-      pool.bufferCount + serverPool.bufferCount
-    }`;
+  const line = `${fmt(checker.received / elapsed)} msg/s  ${
+    (checker.bytes / elapsed / 1e6).toFixed(1)
+  } MB/s  ${fmt(checker.received)} received  server buffers in use ${inUse}/${bufferCount}`;
   Deno.stdout.writeSync(encoder.encode(`\r${line.padEnd(90)}`));
 }, 250);
 
 let sent = 0;
 let waits = 0;
+let producerBuffers = 0;
+let producerInUse = 0;
 try {
   for (const report of await Promise.all(reports)) {
-    if ("error" in report) failure ??= report.error;
+    if ("error" in report) checker.failure ??= report.error;
     else {
       sent += report.sent;
       waits += report.waits;
+      producerBuffers += report.buffers;
+      producerInUse += report.inUse;
     }
+  }
+  for (const result of await Promise.allSettled(served)) {
+    if (result.status === "rejected") checker.failure ??= `server: ${result.reason}`;
   }
 } finally {
   for (const worker of workers) worker.terminate();
 }
-flusher.close();
-await piped;
-conn.close();
-await served;
+const elapsed = (performance.now() - started) / 1000;
+audit?.port1.postMessage(null);
 const auditReport = await audited;
-auditor.terminate();
+auditor?.terminate();
+audit?.port1.close();
 clearInterval(progress);
 if (tty) Deno.stdout.writeSync(encoder.encode("\r".padEnd(92) + "\r"));
 
-const elapsed = (performance.now() - started) / 1000;
-if ("error" in auditReport) failure ??= `auditor: ${auditReport.error}`;
-const expectedAudits = Math.floor(received / AUDIT_EVERY);
+if ("error" in auditReport) checker.failure ??= `auditor: ${auditReport.error}`;
 const auditCount = "audited" in auditReport ? auditReport.audited : 0;
+const received = checker.received;
+let failure = checker.failure;
 if (failure === undefined && received !== sent) failure = `${sent} sent but ${received} received`;
-if (failure === undefined && auditCount !== expectedAudits) {
-  failure = `${expectedAudits} forwarded but ${auditCount} audited`;
+if (failure === undefined && checker.inOrder !== received) {
+  failure = `${received} received but ${checker.inOrder} in order`;
 }
-const inUse = pool.stats().inUse + serverPool.stats().inUse;
+if (failure === undefined && auditCount !== forwarded) {
+  failure = `${forwarded} forwarded but ${auditCount} audited`;
+}
+const inUse = serverPool.stats().inUse + producerInUse;
 if (failure === undefined && inUse !== 0) failure = `${inUse} buffers still in use at the end`;
 
 console.table({
-  "producer workers": producers,
+  "producer workers, one connection each": producers,
   "messages sent": sent,
-  "messages received, once each, in order": received,
-  "forwarded to the auditor and checked": auditCount,
+  "messages received, once each, in order, intact": received,
+  ...(values.audit ? { "forwarded to the auditor and checked again": auditCount } : {}),
   "message size (bytes)": size,
   "seconds": Number(elapsed.toFixed(2)),
   "messages/s": Math.round(received / elapsed),
-  "MB/s": Number((receivedBytes / elapsed / 1e6).toFixed(1)),
+  "MB/s": Number((checker.bytes / elapsed / 1e6).toFixed(1)),
   "times a producer waited for a buffer": waits,
-  "pools (producers, server)": `${pool.bufferCount} + ${serverPool.bufferCount} × 64 KiB`,
-  "most buffers in use at once (sampled)": mostInUse,
+  "pools (producers', server's)": `${producerBuffers} × 64 KiB, ${bufferCount} × 256 KiB`,
+  "most server buffers in use at once (sampled)": mostInUse,
   "buffers in use at the end": inUse,
   ...(values.memory
     ? {
@@ -223,7 +253,9 @@ if (failure !== undefined) {
   Deno.exit(1);
 }
 console.log(
-  "OK: every message arrived once, in order, intact; forwarded packets checked in another worker; every buffer is back in the pool",
+  `OK: every message arrived once, in order, intact${
+    values.audit ? "; forwarded packets checked in another worker" : ""
+  }; every buffer is back in its pool`,
 );
 
 function reportOf<T>(worker: Worker, name: string): Promise<T> {
