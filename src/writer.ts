@@ -133,21 +133,24 @@ const encoder = new TextEncoder();
  * A writer lives in one worker; a flusher can have many, in any worker that
  * attached to the pool.
  *
- * There are three ways to place a message, all copy-free on the way out:
+ * There are three ways to place a message; the flusher gets each as a
+ * view of the buffer it was placed in, never a copy:
  *
  * - {@linkcode Writer.tryClaim} / {@linkcode Writer.claim}, **the fast
- *   path**: fill the message in place through the writer's one reusable
+ *   path** for a message you build (serialize, encode, fill field by
+ *   field): write it in place through the writer's one reusable
  *   {@linkcode WriterClaim} (the pool buffer's `Uint8Array` and `DataView`,
- *   an offset and a length), then commit. No object per message; one claim
- *   open at a time.
+ *   an offset and a length), then commit. Nothing is made per message and
+ *   nothing is copied; one claim is open at a time.
  * - {@linkcode Writer.tryWrite} / {@linkcode Writer.write} (and the string
- *   forms): copy a message you already have as bytes, in one call. Nothing
- *   made per message either, but the bytes are made first and copied.
+ *   forms): for a message you already hold as bytes. Nothing is made per
+ *   message, but the bytes are copied in, and building them elsewhere
+ *   first is what a claim saves.
  * - {@linkcode Writer.tryReserve} / {@linkcode Writer.reserve}: a
  *   {@linkcode Reservation} object (and its `bytes` view) per message, that
  *   you can hold across awaits, keep several of, commit in any order or turn
- *   into a packet. The most flexible and the slowest, by about two small
- *   allocations per message.
+ *   into a packet. The most flexible and the slowest: two small objects per
+ *   message.
  *
  * Placing is synchronous while the writer has room: the `try` forms return
  * `false`/`null` when a new buffer would have to be waited for, and
