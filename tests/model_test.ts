@@ -264,17 +264,26 @@ class Consumer {
         return;
       }
       case "sink": {
+        let writing: Promise<unknown> = Promise.resolve();
         const sink = {
-          write: async (bytes: Uint8Array): Promise<number> => {
-            await this.#gate.pass();
-            const r = this.#r;
-            const n = bytes.length > 1 && r(3) === 0 ? 1 + r(bytes.length - 1) : bytes.length;
-            this.#record(0, bytes.subarray(0, n));
-            this.#maybeFail();
-            return n;
+          write: (bytes: Uint8Array): Promise<number> => {
+            const write = (async () => {
+              await this.#gate.pass();
+              const r = this.#r;
+              const n = bytes.length > 1 && r(3) === 0 ? 1 + r(bytes.length - 1) : bytes.length;
+              this.#record(0, bytes.subarray(0, n));
+              this.#maybeFail();
+              return n;
+            })();
+            writing = write.catch(() => {});
+            return write;
           },
         };
         await this.#expectStop(this.#flusher.pipeTo(sink, { signal: this.#abort.signal }));
+        // An aborted pipe settles at once; the region a write still reads is
+        // released when that write ends, a turn of the event loop later.
+        await writing;
+        await new Promise((resolve) => setImmediate(resolve));
         return;
       }
     }
