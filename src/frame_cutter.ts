@@ -61,7 +61,8 @@ export interface FrameCutterOptions {
  * is `bytes[start, end)`, where `bytes` is the whole staging buffer (the same
  * view for every frame on that buffer, so nothing is made per frame). The
  * bytes are valid only during the call: the cutter reuses the memory once
- * the visitor returns. To keep a frame, call
+ * the visitor returns (so an `async` visitor sees them only up to its first
+ * `await`). To keep a frame, call
  * {@linkcode FrameCutter.retain} on `cutter` during the call; to stop,
  * throw (the error propagates and the cutter closes) or call
  * {@linkcode FrameCutter.close} (the frames after this one are not visited).

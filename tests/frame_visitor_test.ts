@@ -184,6 +184,14 @@ async function pipeToSink(
   }
 }
 
+/** How a reference run ended: no error, or the error's class. */
+function ending(outcome: Outcome): string {
+  return outcome.error?.split(" ")[0] ?? "end";
+}
+
+/** Every way of ending, which each comparison must have met. */
+const ENDINGS = ["FrameError", "TruncatedError", "end"];
+
 /** Inputs that end well, end inside a frame, or break the framing midway. */
 function inputs(codec: FrameCodec, bufferSize: number, seed: number): Uint8Array[] {
   const good = stream(codec, bufferSize, 40, seed);
@@ -215,6 +223,7 @@ function inputs(codec: FrameCodec, bufferSize: number, seed: number): Uint8Array
 
 Deno.test("A visiting FrameCutter sees exactly the packet form's frames and errors: every codec, chunking and pool", () => {
   let seed = 1;
+  const endings = new Set<string>();
   for (const poolOptions of [...SMALL_POOLS, BIG_POOL]) {
     const pool = new BufferPool(poolOptions);
     for (const codec of CODECS) {
@@ -228,6 +237,7 @@ Deno.test("A visiting FrameCutter sees exactly the packet form's frames and erro
           for (const how of CHUNKINGS) {
             const chunks = chunked(bytes, how, seed++);
             const reference = cutPackets(pool, options, chunks);
+            endings.add(ending(reference));
             assertAllFree(pool);
             const where = `${codec.name}, ${how}, ${JSON.stringify(poolOptions)}`;
             assert.deepEqual(cutVisiting(pool, options, chunks), reference, where);
@@ -237,6 +247,7 @@ Deno.test("A visiting FrameCutter sees exactly the packet form's frames and erro
       }
     }
   }
+  assert.deepEqual([...endings].sort(), ENDINGS, "every way of ending was met");
 });
 
 Deno.test("The visitor gets one view per staging buffer, not one per frame", () => {
@@ -296,6 +307,48 @@ Deno.test("retain() on every frame makes packets equal to the packet form's", ()
     assert.deepEqual(kept.map((p) => [...p.bytes]), reference.frames, codec.name);
     for (const packet of kept) packet.release();
     assertAllFree(pool);
+  }
+});
+
+Deno.test("Retained frames stay intact across later pushes and buffer moves: every codec, chunking and small pool", () => {
+  let seed = 500;
+  for (const poolOptions of SMALL_POOLS) {
+    const pool = new BufferPool(poolOptions);
+    for (const codec of CODECS) {
+      for (const how of CHUNKINGS) {
+        const chunks = chunked(stream(codec, pool.bufferSize, 60, seed++), how, seed++);
+        const reference = cutPackets(pool, { codec }, chunks).frames;
+        const r = prng(seed++);
+        const cutter = new FrameCutter(pool, { codec });
+        // Retained frames, oldest first, with their index in the stream.
+        const kept: { packet: Packet; index: number }[] = [];
+        let index = 0;
+        let checked = 0;
+        const releaseOldest = () => {
+          const { packet, index } = kept.shift()!;
+          assert.deepEqual([...packet.bytes], reference[index], `frame ${index}, ${codec.name}`);
+          packet.release();
+          checked++;
+        };
+        const visit: FrameVisitor = (_bytes, _start, _end, c) => {
+          if (r(3) === 0) kept.push({ packet: c.retain(), index });
+          index++;
+        };
+        for (const chunk of chunks) {
+          let taken = 0;
+          while (taken < chunk.length) {
+            taken += cutter.push(chunk.subarray(taken), visit);
+            // Out of buffers: the retained frames pin them all. Let one go.
+            if (taken < chunk.length) releaseOldest();
+          }
+        }
+        cutter.end(visit);
+        assert.equal(index, reference.length);
+        while (kept.length > 0) releaseOldest();
+        assert.ok(checked > 5);
+        assertAllFree(pool);
+      }
+    }
   }
 });
 
@@ -488,6 +541,7 @@ Deno.test("Retained packets pin the only buffer: push stops, a signal bounds the
 
 Deno.test("visitFrames sees exactly the packet form's frames and errors: every codec, chunking and pool", async () => {
   let seed = 1000;
+  const endings = new Set<string>();
   for (const poolOptions of [...SMALL_POOLS, BIG_POOL]) {
     const pool = new BufferPool(poolOptions);
     for (const codec of CODECS) {
@@ -500,6 +554,7 @@ Deno.test("visitFrames sees exactly the packet form's frames and errors: every c
         for (const how of CHUNKINGS) {
           const chunks = chunked(bytes, how, seed++);
           const reference = cutPackets(pool, options, chunks);
+          endings.add(ending(reference));
           const where = `${codec.name}, ${how}, ${JSON.stringify(poolOptions)}`;
           assert.deepEqual(await visitSource(pool, options, chunks), reference, where);
           assertAllFree(pool);
@@ -507,6 +562,7 @@ Deno.test("visitFrames sees exactly the packet form's frames and errors: every c
       }
     }
   }
+  assert.deepEqual([...endings].sort(), ENDINGS, "every way of ending was met");
 });
 
 Deno.test("visitFrames: a visitor closing the cutter resolves it and stops reading", async () => {
@@ -621,6 +677,7 @@ Deno.test("visitFrames on a 1-buffer pool resumes when retained packets are rele
 
 Deno.test("FrameSink (pipeTo) sees exactly the packet form's frames and errors: every codec, chunking and pool", async () => {
   let seed = 2000;
+  const endings = new Set<string>();
   for (const poolOptions of [...SMALL_POOLS, BIG_POOL]) {
     const pool = new BufferPool(poolOptions);
     for (const codec of CODECS) {
@@ -633,6 +690,7 @@ Deno.test("FrameSink (pipeTo) sees exactly the packet form's frames and errors: 
         for (const how of CHUNKINGS) {
           const chunks = chunked(bytes, how, seed++);
           const reference = cutPackets(pool, options, chunks);
+          endings.add(ending(reference));
           const where = `${codec.name}, ${how}, ${JSON.stringify(poolOptions)}`;
           assert.deepEqual(await pipeToSink(pool, options, chunks), reference, where);
           assertAllFree(pool);
@@ -640,6 +698,7 @@ Deno.test("FrameSink (pipeTo) sees exactly the packet form's frames and errors: 
       }
     }
   }
+  assert.deepEqual([...endings].sort(), ENDINGS, "every way of ending was met");
 });
 
 Deno.test("FrameSink from a loopback TCP connection", async () => {
