@@ -252,6 +252,47 @@ Deno.test("Claims of 0 bytes and of the whole buffer; a RangeError for one byte 
   assertAllFree(pool);
 });
 
+Deno.test("tryClaim, claim, tryReserve and reserve refuse a bad length with the same RangeError, saying what is wrong", async () => {
+  const pool = new BufferPool({ bufferSize: 300, bufferCount: 1 });
+  const flusher = new WriteFlusher(pool);
+  const plain = new Writer(pool, flusher);
+  const framed = new Writer(pool, flusher, { codec: lengthPrefix(1) });
+  const cases: [Writer, number, RegExp][] = [
+    [plain, -1, /^Cannot reserve -1 bytes: not an integer from 0 up$/],
+    [plain, 1.5, /^Cannot reserve 1.5 bytes: not an integer from 0 up$/],
+    [plain, NaN, /^Cannot reserve NaN bytes: not an integer from 0 up$/],
+    [plain, 2 ** 32, /^Cannot reserve 4294967296 bytes: not an integer from 0 up$/],
+    [plain, 301, /^Cannot reserve 301 bytes: the pool's buffers hold 300$/],
+    [framed, 256, /^Cannot reserve 256 bytes: the u8 length prefix codec can frame at most 255$/],
+    [framed, 300, /^Cannot reserve 300 bytes: the u8 length prefix codec can frame at most 255$/],
+    [framed, -1, /^Cannot reserve -1 bytes: not an integer from 0 up$/],
+  ];
+  for (const [writer, length, message] of cases) {
+    const isIt = (error: unknown) => {
+      assert.ok(error instanceof RangeError, `expected a RangeError, got ${String(error)}`);
+      assert.match(error.message, message);
+      return true;
+    };
+    assert.throws(() => writer.tryClaim(length), isIt);
+    assert.throws(() => writer.tryReserve(length), isIt);
+    await assert.rejects(writer.claim(length), isIt);
+    await assert.rejects(writer.reserve(length), isIt);
+  }
+  // A frame one byte over: 300 bytes of payload fit a plain writer, 299 + 1 a framed one.
+  const framedOver = new Writer(pool, flusher, { codec: lengthPrefix(2) });
+  assert.throws(
+    () => framedOver.tryClaim(299),
+    /^RangeError: Cannot reserve 301 bytes: the pool's buffers hold 300$/,
+  );
+  assert.equal(pool.stats().inUse, 0, "nothing was taken for a refused length");
+  plain.close();
+  framed.close();
+  framedOver.close();
+  flusher.close();
+  assert.deepEqual(await readBytes(flusher.readable.getReader()), []);
+  assertAllFree(pool);
+});
+
 // -- One claim at a time --
 
 Deno.test("While a claim is open every placing call throws a TypeError; flush and close still work", async () => {
@@ -653,7 +694,6 @@ Deno.test("The flusher's consumer failing while a claim is open: commit throws a
     const reason = new Error("sink failed");
     if (how === "readable.cancel") await flusher.readable.cancel(reason);
     else if (how === "pipeTo") {
-      assert.ok(writer.tryWrite !== undefined);
       const other = new Writer(pool, flusher);
       assert.ok(other.tryWrite(new Uint8Array([5])));
       await assert.rejects(
@@ -697,11 +737,12 @@ Deno.test("A writer through the flusher's handle that finds the flusher ended wh
   assert.equal(claim.open, false);
   assert.throws(() => claim.commit(), (e: unknown) => {
     assert.ok(e instanceof ClosedError);
-    // Another worker's consumer: its error is quoted, it cannot be the cause.
+    // Through a handle, as from another worker: the error is quoted, not the cause.
     assert.equal(
       e.message,
       "Cannot commit a claim: the flusher's consumer failed: sink failed",
     );
+    assert.equal(e.cause, undefined);
     return true;
   });
   claim.cancel();
