@@ -18,7 +18,9 @@
 // and every message is checked: intact, once, in order per producer; for the
 // library, every pool buffer must be back at the end. Runs alternate between
 // the cases; the table shows medians, and the ratios are medians of the
-// per-run ratios. CPU is per thread, from /proc, over the whole run.
+// per-run ratios. CPU is per thread, from /proc, over the whole run: which
+// thread saturates first, and what each costs per message (it rises when
+// other processes compete for the cores, as the rates fall).
 //
 //   deno task bench:e2e [--runs 3] [--seconds 2] [--warmup 0.5] [--messages N]
 //     [--producers 2] [--sizes 32,1024,16384] [--arrangement own-pools] [--halves] [--write]
@@ -398,6 +400,10 @@ function medianCores(k: string): string {
   const pick = (field: keyof Sample) => medianOf(k, field).toFixed(2);
   return `${pick("cpuMain")} / ${pick("cpuProducer")} / ${pick("cpuProcess")}`;
 }
+function medianNs(k: string): string {
+  const pick = (field: keyof Sample) => medianOf(k, field).toFixed(0);
+  return `${pick("nsMain")} / ${pick("nsProducers")}`;
+}
 
 const header = [
   "producers",
@@ -408,6 +414,7 @@ const header = [
   "library / hand-written",
   "of TCP ceiling",
   "CPU cores: main / each producer / all",
+  "CPU ns per message: main / producers",
 ];
 const rows: string[][] = [];
 for (const producers of producerCounts) {
@@ -430,6 +437,7 @@ for (const producers of producerCounts) {
           : `${ratio}×`,
         `${(medianRatio(k, ceiling, "bytesRate") * 100).toFixed(0)}%`,
         medianCores(k),
+        medianNs(k),
       ]);
     }
   }
@@ -442,6 +450,7 @@ for (const producers of producerCounts) {
     "—",
     "100%",
     medianCores(ceiling),
+    `${medianNs(ceiling)} per 64 KiB`,
   ]);
 }
 const [fewest, ...more] = producerCounts;
@@ -454,6 +463,7 @@ for (const producers of more) {
         sizeName(size),
         kind,
         `${ratio.toFixed(2)}×`,
+        "",
         "",
         "",
         "",
