@@ -9,7 +9,31 @@ import type { BufferPool } from "./buffer_pool.ts";
 import { ClosedError } from "./errors.ts";
 import { FrameCutter, type FrameCutterOptions, type FrameVisitor } from "./frame_cutter.ts";
 
-/** Options for {@linkcode FrameSink}. */
+/**
+ * Options for {@linkcode FrameSink}: the codec, the longest payload and what
+ * an unfinished last frame means, as for {@linkcode FrameCutter}; the
+ * visitor; and a signal to stop it.
+ *
+ * @example A sink that gives up after a second
+ * ```ts
+ * import { BufferPool, type FrameSinkOptions, FrameSink, lengthPrefix } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * let bytes = 0;
+ * const options: FrameSinkOptions = {
+ *   codec: lengthPrefix(2),
+ *   maxFrameLength: 1000,
+ *   signal: AbortSignal.timeout(1000),
+ *   visit: (_bytes, start, end) => {
+ *     bytes += end - start;
+ *   },
+ * };
+ * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 1 });
+ * await ReadableStream.from([new Uint8Array([0, 3, 1, 2, 3])]).pipeTo(new FrameSink(pool, options));
+ * assert.equal(bytes, 3);
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
 export interface FrameSinkOptions extends FrameCutterOptions {
   /** Called with each frame, in stream order (see {@linkcode FrameVisitor}). */
   visit: FrameVisitor;
