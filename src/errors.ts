@@ -7,9 +7,12 @@
  */
 
 /**
- * Thrown at once when a released {@linkcode Packet} or {@linkcode PooledBuffer}
- * is used again: released a second time, read through `bytes`, cloned or
- * sliced. The pool's counts are left exactly as they were before the bad call.
+ * Thrown at once when a released {@linkcode Packet}, {@linkcode PooledBuffer},
+ * {@linkcode FlushRegion}, settled {@linkcode Reservation} or
+ * {@linkcode WriterClaim} is used again: released a second time, read
+ * through `bytes`, cloned or sliced; and by {@linkcode FrameCutter.retain}
+ * called outside a visit, when there is no frame to keep. The pool's counts
+ * are left exactly as they were before the bad call.
  *
  * @example Catching a double release
  * ```ts
