@@ -23,14 +23,16 @@
 // other processes compete for the cores, as the rates fall).
 //
 //   deno task bench:e2e [--runs 3] [--seconds 2] [--warmup 0.5] [--messages N]
-//     [--producers 2] [--sizes 32,1024,16384] [--arrangement own-pools] [--halves] [--write]
+//     [--producers 2,1] [--sizes 32,1024,16384] [--arrangement own-pools] [--batch 65536] [--halves] [--write]
 //
-// --producers takes a list (1,2) to compare producer counts in one run.
+// --producers is a list: by default 2 producers, then 1, to compare in one run.
 // --arrangement arranges the library bus otherwise, to compare:
 //   own-pools    each producer has its own pool, flusher and connection (default)
 //   shared-pool  the same, but the producers share one SharedArrayBuffer pool
 //   main-flusher the producers write into one flusher in the main thread,
 //                which writes to one connection and also consumes
+// --batch sets the hand-written producers' batch and the library producers'
+//   pool buffers alike (default 64 KiB): the most each writes to its socket at once.
 // --halves adds two cases that tell which end costs: library producers with
 //   the hand-written reader, and hand-written producers with the library's.
 // --write puts the table into docs/benchmarks.md, between its e2e markers.
@@ -56,9 +58,10 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "2" },
     warmup: { type: "string", default: "0.5" },
     messages: { type: "string" },
-    producers: { type: "string", default: "2" },
+    producers: { type: "string", default: "2,1" },
     sizes: { type: "string", default: "32,1024,16384" },
     arrangement: { type: "string", default: "own-pools" },
+    batch: { type: "string", default: "65536" },
     halves: { type: "boolean", default: false },
     write: { type: "boolean", default: false },
   },
@@ -70,23 +73,24 @@ const messages = values.messages === undefined ? Infinity : Number(values.messag
 const producerCounts = values.producers.split(",").map(Number);
 const sizes = values.sizes.split(",").map(Number);
 const arrangement = values.arrangement as Arrangement;
+/** The hand-written producer's batch, and the library producers' pool buffers: the same write size. */
+const SEND_BUFFER = Number(values.batch);
 if (
   !Number.isInteger(runs) || runs < 1 || !(seconds > 0) || !(warmup >= 0) ||
   !(messages === Infinity || (Number.isInteger(messages) && messages >= 1)) ||
   !producerCounts.every((n) => Number.isInteger(n) && n >= 1 && n <= 16) ||
   !sizes.every((n) => Number.isInteger(n) && n >= 12 && n <= 60 * 1024) ||
-  !ARRANGEMENTS.includes(arrangement)
+  !ARRANGEMENTS.includes(arrangement) ||
+  !Number.isInteger(SEND_BUFFER) || SEND_BUFFER < 4 + Math.max(...sizes) || SEND_BUFFER > 2 ** 24
 ) {
   console.error(
-    `Usage: deno task bench:e2e [--runs N] [--seconds S] [--warmup S] [--messages N] [--producers 1,2] [--sizes 32,1024,16384] [--arrangement ${
+    `Usage: deno task bench:e2e [--runs N] [--seconds S] [--warmup S] [--messages N] [--producers 2,1] [--sizes 32,1024,16384] [--arrangement ${
       ARRANGEMENTS.join("|")
-    }] [--halves] [--write]`,
+    }] [--batch BYTES] [--halves] [--write]`,
   );
   Deno.exit(2);
 }
 
-/** The hand-written producer's batch, and the library producers' pool buffers. */
-const SEND_BUFFER = 64 * 1024;
 /** Buffers per library producer: how far it may run ahead of its socket. */
 const PRODUCER_BUFFERS = 8;
 /** The main thread's read buffer per connection: by hand, and the server pool's buffers. */
@@ -453,11 +457,11 @@ for (const producers of producerCounts) {
     `${medianNs(ceiling)} per 64 KiB`,
   ]);
 }
-const [fewest, ...more] = producerCounts;
-for (const producers of more) {
+const fewest = Math.min(...producerCounts);
+for (const producers of producerCounts.filter((n) => n !== fewest)) {
   for (const size of sizes) {
     for (const kind of ["hand-written", "library"] as const) {
-      const ratio = medianRatio(key(kind, size, producers), key(kind, size, fewest!), "rate");
+      const ratio = medianRatio(key(kind, size, producers), key(kind, size, fewest), "rate");
       rows.push([
         `${producers} vs ${fewest}`,
         sizeName(size),
@@ -485,7 +489,9 @@ const note = `Medians of ${runs} alternating runs, ${
   messages === Infinity
     ? `${seconds} s each after ${warmup} s of warm-up`
     : `${messages} messages each`
-}, library arranged as ${arrangement}. MB/s counts message bytes, not the 4-byte prefixes; ratios are medians of the per-run ratios.`;
+}, library arranged as ${arrangement}, writes of up to ${
+  SEND_BUFFER / 1024
+} KiB. MB/s counts message bytes, not the 4-byte prefixes; ratios are medians of the per-run ratios.`;
 console.log(table);
 console.log(`\n${note} The whole run took ${totalSeconds.toFixed(0)} s.`);
 

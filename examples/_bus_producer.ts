@@ -17,10 +17,20 @@ export interface ProducerJob {
   size: number;
   /** performance.timeOrigin-based time to stop at, even if not all are sent. */
   deadline: number;
+  /** Sample this worker's heap after each million messages, past the first quarter. */
+  memory: boolean;
 }
 
 export type ProducerReport =
-  | { sent: number; waits: number; inUse: number; buffers: number }
+  | {
+    sent: number;
+    waits: number;
+    inUse: number;
+    buffers: number;
+    /** With `memory`: this worker's heap after the first quarter, and the most after (bytes). */
+    warmHeap: number;
+    maxHeap: number;
+  }
   | { error: string };
 
 /** Messages between looks at the clock, which costs more than a small message. */
@@ -38,9 +48,18 @@ self.onmessage = async ({ data: job }: MessageEvent<ProducerJob>) => {
   const { producer, messages, size } = job;
   let sent = 0;
   let waits = 0;
+  let warmHeap = 0;
+  let maxHeap = 0;
   try {
     for (; sent < messages; sent++) {
       if (sent % CHECK_EVERY === 0 && performance.now() >= stopAt) break;
+      if (job.memory && sent % 1_000_000 === 0 && sent >= messages / 4) {
+        // As in the main thread: after a full collection where --expose-gc allows.
+        (globalThis as { gc?: () => void }).gc?.();
+        const heap = Deno.memoryUsage().heapUsed;
+        if (warmHeap === 0) warmHeap = heap;
+        maxHeap = Math.max(maxHeap, heap);
+      }
       let claim = writer.tryClaim(size);
       if (claim === null) {
         waits++;
@@ -58,6 +77,8 @@ self.onmessage = async ({ data: job }: MessageEvent<ProducerJob>) => {
         waits,
         inUse: pool.stats().inUse,
         buffers: pool.bufferCount,
+        warmHeap,
+        maxHeap,
       } satisfies ProducerReport,
     );
   } catch (error) {

@@ -146,6 +146,7 @@ for (let producer = 0; producer < producers; producer++) {
       messages: share,
       size,
       deadline,
+      memory: values.memory,
     } satisfies ProducerJob,
   );
 }
@@ -183,12 +184,15 @@ const progress = setInterval(() => {
     (checker.bytes / elapsed / 1e6).toFixed(1)
   } MB/s  ${fmt(checker.received)} received  server buffers in use ${inUse}/${bufferCount}`;
   Deno.stdout.writeSync(encoder.encode(`\r${line.padEnd(90)}`));
-}, 250);
+}, 100);
 
 let sent = 0;
 let waits = 0;
 let producerBuffers = 0;
 let producerInUse = 0;
+// Each producer's heap, summed: after warm-up, and the most after.
+let producerWarmHeap = 0;
+let producerMaxHeap = 0;
 try {
   for (const report of await Promise.all(reports)) {
     if ("error" in report) checker.failure ??= report.error;
@@ -197,6 +201,8 @@ try {
       waits += report.waits;
       producerBuffers += report.buffers;
       producerInUse += report.inUse;
+      producerWarmHeap += report.warmHeap;
+      producerMaxHeap += report.maxHeap;
     }
   }
   for (const result of await Promise.allSettled(served)) {
@@ -242,7 +248,10 @@ console.table({
   "buffers in use at the end": inUse,
   ...(values.memory
     ? {
-      "heap after warm-up / most after (MB)": `${mb(memory.warmHeap)} / ${mb(memory.maxHeap)}`,
+      "main heap after warm-up / most after (MB)": `${mb(memory.warmHeap)} / ${mb(memory.maxHeap)}`,
+      "producers' heaps after warm-up / most after (MB, summed)": `${mb(producerWarmHeap)} / ${
+        mb(producerMaxHeap)
+      }`,
       "RSS after warm-up / most after (MB)": `${mb(memory.warmRss)} / ${mb(memory.maxRss)}`,
       "memory samples after warm-up": memory.samples,
     }
