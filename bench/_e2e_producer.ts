@@ -11,8 +11,8 @@
 // - "library": a Writer with a length-prefix codec claims room in pool
 //   memory, the message is filled in place, and this worker's own
 //   WriteFlusher writes the flushed regions to its connection.
-// - "ceiling": the same 64 KiB chunk written over and over: what loopback TCP
-//   carries at most.
+// - "ceiling": the same chunk (of `size` bytes) written over and over: what
+//   loopback TCP carries at most.
 import {
   BufferPool,
   type BufferPoolHandle,
@@ -22,6 +22,7 @@ import {
   Writer,
 } from "../mod.ts";
 import { fill } from "../examples/_bus_message.ts";
+import process from "node:process";
 
 export type ProducerMode = "plain" | "library" | "ceiling";
 
@@ -52,15 +53,11 @@ export type ProducerReport =
   | { sent: number; bytes: number; waits: number; inUse: number; cpu: number }
   | { error: string };
 
-/** CPU seconds this thread has used, user and system, from /proc (0 where there is none). */
+/** CPU seconds this thread has used, user and system (the OS counts in 10 ms ticks). */
 export function threadCpu(): number {
-  try {
-    const stat = Deno.readTextFileSync("/proc/thread-self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
+  const { user, system } = (process as unknown as { threadCpuUsage(): NodeJS.CpuUsage })
+    .threadCpuUsage();
+  return (user + system) / 1e6;
 }
 
 type Done = Exclude<ProducerReport, { error: string }>;
@@ -74,7 +71,10 @@ let conn: Deno.TcpConn | undefined;
 self.onmessage = async ({ data }: MessageEvent<ProducerJob | Go>) => {
   if ("mode" in data) {
     job = data;
-    if (job.port !== 0) conn = await Deno.connect({ hostname: "127.0.0.1", port: job.port });
+    if (job.port !== 0) {
+      conn = await Deno.connect({ hostname: "127.0.0.1", port: job.port });
+      conn.setNoDelay(true);
+    }
     self.postMessage("ready");
     return;
   }
@@ -161,7 +161,7 @@ async function library(stopAt: number): Promise<Done> {
 }
 
 async function ceiling(stopAt: number): Promise<Done> {
-  const chunk = new Uint8Array(64 * 1024).fill(7);
+  const chunk = new Uint8Array(job.size).fill(7);
   let bytes = 0;
   while (performance.now() < stopAt) {
     for (let start = 0; start < chunk.length;) {
