@@ -24,7 +24,8 @@
 // rises when other processes compete for the cores, as the rates fall).
 //
 //   deno task bench:e2e [--runs 3] [--seconds 2] [--warmup 0.5] [--messages N]
-//     [--producers 2,1] [--sizes 32,1024,16384] [--arrangement own-pools] [--batch 65536] [--halves] [--write]
+//     [--producers 2,1] [--sizes 32,1024,16384] [--arrangement own-pools]
+//     [--batch 65536] [--halves] [--write]
 //
 // --producers is a list: by default 2 producers, then 1, to compare in one run.
 // --arrangement arranges the library bus otherwise, to compare:
@@ -75,7 +76,7 @@ const messages = values.messages === undefined ? Infinity : Number(values.messag
 const producerCounts = values.producers.split(",").map(Number);
 const sizes = values.sizes.split(",").map(Number);
 const arrangement = values.arrangement as Arrangement;
-/** The hand-written producer's batch, and the library producers' pool buffers: the same write size. */
+/** The hand-written producer's batch and the library producers' buffers: the same write size. */
 const SEND_BUFFER = Number(values.batch);
 if (
   !Number.isInteger(runs) || runs < 1 || !(seconds > 0) || !(warmup >= 0) ||
@@ -123,7 +124,7 @@ interface Sample {
   cpuMain: number;
   cpuProducer: number;
   cpuProcess: number;
-  /** CPU nanoseconds per message (per 64 KiB for the ceiling): the main thread's, all producers'. */
+  /** CPU ns per message (per 64 KiB for the ceiling): the main thread's, all producers'. */
   nsMain: number;
   nsProducers: number;
 }
@@ -548,6 +549,17 @@ async function writeReport(table: string, note: string, totalSeconds: number): P
       gib.toFixed(1)
     } GiB RAM, ${Deno.build.os} ${Deno.osRelease()} ${Deno.build.arch}.`,
     `- Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC.`,
+    "",
+    "Producer workers send numbered, length-prefixed messages over loopback TCP, one connection",
+    "each, to the main thread, which checks every message (intact, once, in order per producer)",
+    "with the same code in both buses. _hand-written_: plain Deno, producers filling a reused",
+    "batch and writing it, the main thread cutting frames by hand from a reused 256 KiB read",
+    "buffer. _library_: each producer fills messages in place with `Writer.tryClaim` in its own",
+    "pool, its own `WriteFlusher` piped to its connection; the main thread reads with",
+    "`visitFrames`. _TCP ceiling_: producers writing one chunk over and over. CPU cores is what",
+    "each thread used over the run (1.00 is a core busy all the time: that thread limits the",
+    "bus); CPU ns per message is what the main thread and the producers (summed) spend per",
+    "message, which other load on the machine moves less than it moves the rates.",
     "",
     note,
     "",

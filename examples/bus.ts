@@ -1,10 +1,10 @@
 // The demo: a message bus over loopback TCP, end to end, built the way bab
 // recommends for many producers.
 //
-//   producer worker 0: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─pipeTo─▶ TCP ─┐
-//   producer worker 1: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─pipeTo─▶ TCP ─┤
-//   ...                                                                               │
-//   main thread: visitFrames on each connection, into the server pool ◀───────────────┘
+//   producer worker 0: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─▶ TCP ─┐
+//   producer worker 1: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─▶ TCP ─┤
+//   ...                                                                       │
+//   main thread: visitFrames on each connection, into the server pool ◀───────┘
 //                checks every frame in place; no object per message
 //                │ --audit: cutter.retain() one in 8, sendBatch
 //                ▼
@@ -59,7 +59,10 @@ if (
 }
 
 const AUDIT_EVERY = 8;
-/** Packets kept for the auditor are sent at least this often, and whenever the reader moves on to another buffer. */
+/**
+ * Packets kept for the auditor go at least this many at a time, and
+ * whenever the reader moves on to another buffer.
+ */
 const AUDIT_BATCH = 256;
 const codec = lengthPrefix(4);
 // The server's pool: each connection reads into a 256 KiB buffer; the rest
