@@ -523,6 +523,19 @@ if (failures !== 0) {
   Deno.exit(1);
 }
 
+/** Wraps prose at 100 columns, as `deno fmt` does markdown. */
+function wrap(text: string): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > 100) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  return [...lines, line].join("\n");
+}
+
 /** Replaces the e2e section of docs/benchmarks.md (between its markers) with this run's. */
 async function writeReport(table: string, note: string, totalSeconds: number): Promise<void> {
   const path = new URL("../docs/benchmarks.md", import.meta.url);
@@ -551,20 +564,23 @@ async function writeReport(table: string, note: string, totalSeconds: number): P
     } GiB RAM, ${Deno.build.os} ${Deno.osRelease()} ${Deno.build.arch}.`,
     `- Date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC.`,
     "",
-    "Producer workers send numbered, length-prefixed messages over loopback TCP, one connection",
-    "each, to the main thread, which checks every message (intact, once, in order per producer)",
-    "with the same code in both buses. _hand-written_: plain Deno, producers filling a reused",
-    "batch and writing it, the main thread cutting frames by hand from a reused 256 KiB read",
-    "buffer. _library_: each producer fills messages in place with `Writer.tryClaim` in its own",
-    "pool, its own `WriteFlusher` piped to its connection; the main thread reads with",
-    "`visitFrames`. _TCP ceiling_: producers writing one chunk over and over, 64 KiB (exactly one",
-    "loopback segment and a 53-byte runt per write, a slow size) or 60 KiB (the fastest size",
-    "here); each run's better one is 100%. CPU cores is what each thread used over the run",
-    "(1.00 is a core busy all the time: that thread limits the bus); CPU ns per message is what",
-    "the main thread and the producers (summed) spend per message, which other load on the",
-    "machine moves less than it moves the rates.",
+    wrap(
+      "Producer workers send numbered, length-prefixed messages over loopback TCP, one " +
+        "connection each, to the main thread, which checks every message (intact, once, in " +
+        "order per producer) with the same code in both buses. _hand-written_: plain Deno, " +
+        "producers filling a reused batch and writing it, the main thread cutting frames by " +
+        "hand from a reused 256 KiB read buffer. _library_: each producer fills messages in " +
+        "place with `Writer.tryClaim` in its own pool, its own `WriteFlusher` piped to its " +
+        "connection; the main thread reads with `visitFrames`. _TCP ceiling_: producers " +
+        "writing one chunk over and over, 64 KiB (exactly one loopback segment and a 53-byte " +
+        "runt per write, a slow size) or 60 KiB (the fastest size here); each run's better " +
+        "one is 100%. CPU cores is what each thread used over the run (1.00 is a core busy " +
+        "all the time: that thread limits the bus); CPU ns per message is what the main " +
+        "thread and the producers (summed) spend per message, which other load on the " +
+        "machine moves less than it moves the rates.",
+    ),
     "",
-    note,
+    wrap(note),
     "",
     table,
     "",
