@@ -79,7 +79,11 @@ const markdown = renderMarkdown(groups, {
 });
 
 await Deno.mkdir(OUT_DIR, { recursive: true });
-await Deno.writeTextFile(`${OUT_DIR}/benchmarks.md`, await format("md", markdown));
+// bench:e2e writes its own section between markers: keep it across a rewrite.
+const old = await Deno.readTextFile(`${OUT_DIR}/benchmarks.md`).catch(() => "");
+const e2e = old.match(/<!-- e2e:begin -->[\s\S]*<!-- e2e:end -->\n?/)?.[0];
+const page = e2e === undefined ? markdown : `${markdown.trimEnd()}\n\n${e2e}`;
+await Deno.writeTextFile(`${OUT_DIR}/benchmarks.md`, await format("md", page));
 await Deno.writeTextFile(`${OUT_DIR}/benchmarks.svg`, await format("svg", renderSvg(groups)));
 console.error(`Wrote ${OUT_DIR}/benchmarks.md and ${OUT_DIR}/benchmarks.svg`);
 
