@@ -9,6 +9,7 @@
 import type { BufferPool } from "./buffer_pool.ts";
 import { FrameCutter, type FrameCutterOptions } from "./frame_cutter.ts";
 import type { Packet } from "./packet.ts";
+import { readInto } from "./_read_into.ts";
 
 /**
  * Anything that reads bytes into memory it is given, as `Deno.Conn`,
@@ -107,14 +108,7 @@ export async function* readFrames(
   const acquireOptions = signal === undefined ? undefined : { signal };
   try {
     for (;;) {
-      signal?.throwIfAborted();
-      let view = cutter.writable();
-      if (view === null) {
-        await cutter.waitForBuffer(acquireOptions);
-        view = cutter.writable()!;
-      }
-      const n = await source.read(view);
-      signal?.throwIfAborted();
+      const n = await readInto(cutter, source, signal, acquireOptions);
       const batch: Packet[] = [];
       if (n === null) {
         cutter.end(batch);

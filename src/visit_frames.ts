@@ -8,6 +8,7 @@
 import type { BufferPool } from "./buffer_pool.ts";
 import { FrameCutter, type FrameVisitor } from "./frame_cutter.ts";
 import type { ByteSource, ReadFramesOptions } from "./read_frames.ts";
+import { readInto } from "./_read_into.ts";
 
 /**
  * Reads `source` straight into pool staging memory, as
@@ -111,14 +112,7 @@ export async function visitFrames(
   const acquireOptions = signal === undefined ? undefined : { signal };
   try {
     for (;;) {
-      signal?.throwIfAborted();
-      let view = cutter.writable();
-      if (view === null) {
-        await cutter.waitForBuffer(acquireOptions);
-        view = cutter.writable()!;
-      }
-      const n = await source.read(view);
-      signal?.throwIfAborted();
+      const n = await readInto(cutter, source, signal, acquireOptions);
       if (n === null) {
         cutter.end(visit);
         return;
