@@ -518,6 +518,34 @@ async function readerRun(
   if (problems.length !== 0) throw new Error(`${where}: ${problems.join("; ")}`);
 }
 
+/** A ByteSource over `chunks` that rejects with `failure` after `failAfter` of them (-1: never). */
+function failingSource(chunks: Uint8Array[], failAfter: number, failure: Error) {
+  const inner = chunkSource(failAfter < 0 ? chunks : chunks.slice(0, failAfter));
+  return {
+    read: async (p: Uint8Array): Promise<number | null> => {
+      const n = await inner.read(p);
+      if (n === null && failAfter >= 0) throw failure;
+      return n;
+    },
+  };
+}
+
+/** A stream of `chunks`, one per pull, that errors with `failure` after `failAfter` of them. */
+function failingStream(
+  chunks: Uint8Array[],
+  failAfter: number,
+  failure: Error,
+): ReadableStream<Uint8Array> {
+  let c = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (c === failAfter) controller.error(failure);
+      else if (c === chunks.length) controller.close();
+      else controller.enqueue(chunks[c++]!);
+    },
+  }, { highWaterMark: 0 });
+}
+
 /**
  * Runs one of the visiting readers over the chunks, handing each frame to
  * `record` (which says when to stop). Now and then the visitor retains the
@@ -582,25 +610,11 @@ async function visitWith(
       return "clean";
     }
     if (kind === "visitFrames") {
-      const inner = chunkSource(failAfter < 0 ? chunks : chunks.slice(0, failAfter));
-      const source = {
-        read: async (p: Uint8Array): Promise<number | null> => {
-          const n = await inner.read(p);
-          if (n === null && failAfter >= 0) throw failure;
-          return n;
-        },
-      };
+      const source = failingSource(chunks, failAfter, failure);
       await visitFrames(source, pool, { codec }, visit);
       return stopped ? "stopped" : "clean";
     }
-    let c = 0;
-    const source = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (c === failAfter) controller.error(failure);
-        else if (c === chunks.length) controller.close();
-        else controller.enqueue(chunks[c++]!);
-      },
-    }, { highWaterMark: 0 });
+    const source = failingStream(chunks, failAfter, failure);
     await source.pipeTo(new FrameSink(pool, { codec, visit, signal: stop.signal }));
     return "clean";
   } catch (error) {
@@ -651,27 +665,13 @@ async function readWith(
     return "clean";
   }
   if (kind === "readFrames") {
-    const inner = chunkSource(failAfter < 0 ? chunks : chunks.slice(0, failAfter));
-    const source = {
-      read: async (p: Uint8Array): Promise<number | null> => {
-        const n = await inner.read(p);
-        if (n === null && failAfter >= 0) throw failure;
-        return n;
-      },
-    };
+    const source = failingSource(chunks, failAfter, failure);
     for await (const batch of readFrames(source, pool, { codec })) {
       if (take(batch)) return "stopped";
     }
     return "clean";
   }
-  let c = 0;
-  const source = new ReadableStream<Uint8Array>({
-    pull(controller) {
-      if (c === failAfter) controller.error(failure);
-      else if (c === chunks.length) controller.close();
-      else controller.enqueue(chunks[c++]!);
-    },
-  }, { highWaterMark: 0 });
+  const source = failingStream(chunks, failAfter, failure);
   if (kind === "framer") {
     const reader = source.pipeThrough(new Framer(pool, { codec })).getReader();
     const one: Packet[] = [];
