@@ -43,7 +43,7 @@ import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
 import { BufferRecord } from "./_buffer_record.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
-import { WaiterQueue } from "./waiter_queue.ts";
+import { type Waiter, WaiterQueue } from "./waiter_queue.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
 import type { LeakDetection, LeakReport } from "./leak_report.ts";
 
@@ -743,6 +743,32 @@ export class BufferPool {
     const waiting = this.#waiters.wait(signal);
     if (this.shared && !this.#registered) this.#startWaiting();
     return waiting;
+  }
+
+  /**
+   * @ignore `_acquireRecord` for a caller that waits again and again (a
+   * writer for its next buffer) with a waiter of its own: no promise and no
+   * signal per wait. Returns the buffer if one is free now; otherwise queues
+   * the waiter, whose `resolve` gets the buffer (or `reject` the detach
+   * error) later, synchronously, from within a release: it must defer its
+   * work. {@link _cancelWait} takes it back.
+   *
+   * @throws {DetachedError} If this pool object was detached.
+   */
+  _waitRecord(waiter: Waiter<BufferRecord>): BufferRecord | null {
+    if (this.#detached) throw this.#detachedError("acquire");
+    if (this.#waiters.size === 0) {
+      const buffer = this._tryAcquireRecord();
+      if (buffer !== null) return buffer;
+    }
+    this.#waiters.push(waiter);
+    if (this.shared && !this.#registered) this.#startWaiting();
+    return null;
+  }
+
+  /** @ignore Takes back a waiter of `_waitRecord`; false if it was served already. */
+  _cancelWait(waiter: Waiter<BufferRecord>): boolean {
+    return this.#waiters.cancel(waiter);
   }
 
   /** @ignore The block's Int32 words up to the data, for writers and flushers. */

@@ -2,7 +2,12 @@
 // a writer's turn). Waiters live on a doubly linked list so that an aborted
 // one unlinks in O(1) and never disturbs the ones queued behind it.
 
-interface Waiter<T> {
+/**
+ * @ignore One place in the queue. `wait` makes one per call; a caller that
+ * waits again and again (a writer for its next buffer) may keep one and
+ * `push` it each time, so that waiting allocates nothing.
+ */
+export interface Waiter<T> {
   resolve: (value: T) => void;
   reject: (reason: unknown) => void;
   signal: AbortSignal | undefined;
@@ -40,7 +45,7 @@ export class WaiterQueue<T> {
         reject,
         signal,
         onAbort: undefined,
-        prev: this.#tail,
+        prev: null,
         next: null,
       };
       if (signal !== undefined) {
@@ -51,11 +56,34 @@ export class WaiterQueue<T> {
         };
         signal.addEventListener("abort", waiter.onAbort, { once: true });
       }
-      if (this.#tail === null) this.#head = waiter;
-      else this.#tail.next = waiter;
-      this.#tail = waiter;
-      this.#size++;
+      this.push(waiter);
     });
+  }
+
+  /**
+   * Queues a caller's own waiter at the back; `grant` calls its `resolve`,
+   * `rejectAll` its `reject`, synchronously. It must not be queued already
+   * and has no signal: the caller takes it back with {@link cancel}.
+   */
+  push(waiter: Waiter<T>): void {
+    waiter.prev = this.#tail;
+    waiter.next = null;
+    if (this.#tail === null) this.#head = waiter;
+    else this.#tail.next = waiter;
+    this.#tail = waiter;
+    this.#size++;
+  }
+
+  /**
+   * Takes a pushed waiter out of the queue, as an abort would.
+   *
+   * @returns Whether it was still queued (false once granted or rejected).
+   */
+  cancel(waiter: Waiter<T>): boolean {
+    if (waiter.prev === null && this.#head !== waiter) return false;
+    this.#unlink(waiter);
+    this.#onAbort();
+    return true;
   }
 
   /** Hands `value` to the oldest waiter. Returns false if nobody waits. */
