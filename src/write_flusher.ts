@@ -132,6 +132,11 @@ export class WriteFlusher {
   /** Writers made with this object, closed with it. */
   readonly #writers = new Set<Writer>();
   #wake: (() => void) | null = null;
+  /** The readable's controller: pipeTo ends the stream when it ends the flusher. */
+  #controller!: ReadableStreamDefaultController<FlushRegion[]>;
+  #readableClosed = false;
+  /** pipeTo's batch, reused: it takes the flush list without the stream. */
+  readonly #batch: FlushRegion[] = [];
   #ended = false;
   /** What the readable was cancelled with, for the writers' ClosedErrors. */
   #failure: unknown = undefined;
@@ -163,6 +168,9 @@ export class WriteFlusher {
     // for it, never into the stream's queue, which a cancel would drop
     // without a word, stranding its buffers.
     this.readable = new ReadableStream<FlushRegion[]>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
       pull: (controller) => this.#pull(controller),
       cancel: (reason) => this.#fail(reason),
     }, { highWaterMark: 0 });
@@ -221,10 +229,13 @@ export class WriteFlusher {
     sink: ByteSink | WritableStream<Uint8Array>,
     options?: PipeToOptions,
   ): Promise<void> {
+    // The readable stays locked while the pipe runs, but the pipe takes the
+    // flush list itself: no stream read, pull or promise per batch.
     const reader = this.readable.getReader();
     const stream = sink instanceof WritableStream ? sink.getWriter() : null;
+    const bytes = stream === null ? sink as ByteSink : null;
     const signal = options?.signal;
-    // Rejects when the signal aborts, so that neither a read nor a write
+    // Rejects when the signal aborts, so that neither a wait nor a write
     // that never finishes holds the abort up.
     let aborted: Promise<never> | null = null;
     let onAbort: (() => void) | undefined;
@@ -233,46 +244,54 @@ export class WriteFlusher {
       aborted.catch(() => {});
       signal.addEventListener("abort", onAbort!, { once: true });
     }
-    /** The read while it waits, when it races the signal. */
-    let reading: Promise<ReadableStreamReadResult<FlushRegion[]>> | null = null;
-    let batch: FlushRegion[] | undefined;
+    const batch = this.#batch;
     let i = 0;
     /** The write of `batch[i]` while it is in flight. */
     let writing: Promise<unknown> | null = null;
     try {
       signal?.throwIfAborted();
-      for (;;) {
-        reading = reader.read();
-        const result = aborted === null ? await reading : await Promise.race([reading, aborted]);
-        reading = null;
-        if (result.done) break;
-        batch = result.value;
+      for (let last = false; !last;) {
+        this.#take(batch);
+        if (batch.length === 0) {
+          if (this.#ended || Atomics.load(this.#control, F_CLOSED) !== 0) {
+            this.#end(batch);
+            last = true;
+          } else {
+            const sleep = this.#sleep();
+            await (aborted === null ? sleep : Promise.race([sleep, aborted]));
+            continue;
+          }
+        }
         for (i = 0; i < batch.length; i++) {
           const region = batch[i]!;
-          writing = stream !== null
-            ? stream.write(region.bytes)
-            : writeAll(sink as ByteSink, region.bytes);
-          await (aborted === null ? writing : Promise.race([writing, aborted]));
+          const view = region.bytes;
+          if (stream !== null) {
+            writing = stream.write(view);
+            await (aborted === null ? writing : Promise.race([writing, aborted]));
+          } else {
+            let written = 0;
+            while (written < view.length) {
+              writing = bytes!.write(written === 0 ? view : view.subarray(written));
+              written +=
+                await (aborted === null ? writing : Promise.race([writing, aborted])) as number;
+            }
+          }
           writing = null;
           region.release();
         }
-        batch = undefined;
+        batch.length = 0;
       }
+      this.#closeReadable();
       signal?.throwIfAborted();
       if (stream !== null && options?.preventClose !== true) await stream.close();
     } catch (error) {
-      // Aborted while a read waited: a batch it got meanwhile is ours to release.
-      reading?.then((late) => {
-        if (!late.done) { for (const region of late.value) region.release(); }
-      }, () => {});
-      if (batch !== undefined) {
-        if (writing !== null) {
-          // The sink may still be reading these bytes: release them once it is done.
-          const region = batch[i++]!;
-          writing.then(() => region.release(), () => region.release());
-        }
-        for (; i < batch.length; i++) batch[i]!.release();
+      if (writing !== null) {
+        // The sink may still be reading these bytes: release them once it is done.
+        const region = batch[i++]!;
+        writing.then(() => region.release(), () => region.release());
       }
+      for (; i < batch.length; i++) batch[i]!.release();
+      batch.length = 0;
       await reader.cancel(error);
       // Not awaited: an abort waits for a write in flight, which may never end.
       stream?.abort(error).catch(() => {});
@@ -324,11 +343,20 @@ export class WriteFlusher {
    * itself, elsewhere as text) and everything not yet read is released.
    */
   #fail(reason: unknown): void {
+    // Called as the readable's cancel: the stream is closed already.
+    this.#readableClosed = true;
     if (this.#ended) return;
     this.#failure = reason;
     storeFailure(this.#control, reason);
     this.#closeWriters();
     this.#end(null);
+  }
+
+  /** Ends the readable once: the flusher delivered everything it will. */
+  #closeReadable(): void {
+    if (this.#readableClosed) return;
+    this.#readableClosed = true;
+    this.#controller.close();
   }
 
   async #pull(controller: ReadableStreamDefaultController<FlushRegion[]>): Promise<void> {
@@ -344,7 +372,7 @@ export class WriteFlusher {
         const rest: FlushRegion[] = [];
         this.#end(rest);
         if (rest.length !== 0) controller.enqueue(rest);
-        controller.close();
+        this.#closeReadable();
         return;
       }
       await this.#sleep();
@@ -431,9 +459,4 @@ export class WriteFlusher {
     this.#tokens.clear();
     this._ring();
   }
-}
-
-async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void> {
-  let written = await sink.write(bytes);
-  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
 }
