@@ -195,6 +195,34 @@ async function tryClaimManual(rig: Rig, frame: number): Promise<void> {
   await rig.drain();
 }
 
+/**
+ * tryClaim(32, up to FLUSH_EVERY) runs: one claim and one commit for as many
+ * messages as the buffer holds (at most FLUSH_EVERY), then a manual flush.
+ */
+async function tryClaimRunManual(rig: Rig, frame: number): Promise<void> {
+  const writer = rig.writer;
+  for (let i = 0; i < WRITE_N;) {
+    const run = writer.tryClaim(SIZE, Math.min(FLUSH_EVERY, WRITE_N - i));
+    if (run === null) {
+      rig.stalls++;
+      await rig.drain();
+      continue;
+    }
+    const buffer = run.buffer;
+    const stride = run.stride;
+    const count = run.count;
+    for (let k = 0; k < count; k++) {
+      message[0] = i + k;
+      buffer.set(message, run.offset + k * stride);
+    }
+    run.commit();
+    i += count;
+    rig.flushed += count * frame;
+    writer.flush();
+  }
+  await rig.drain();
+}
+
 interface WriteCase {
   name: string;
   pool?: BufferPoolOptions;
@@ -248,6 +276,12 @@ const writeCases: WriteCase[] = [
     options: { flush: "manual", codec: lengthPrefix(4) },
     frame: SIZE + 4,
     run: tryClaimManual,
+  },
+  {
+    name: `tryClaim run of up to ${FLUSH_EVERY} + buffer.set each + one commit + lengthPrefix(4)`,
+    options: { flush: "manual", codec: lengthPrefix(4) },
+    frame: SIZE + 4,
+    run: tryClaimRunManual,
   },
 ];
 

@@ -19,6 +19,7 @@
  */
 
 import { FrameError } from "./errors.ts";
+import { registerLengthPrefix } from "./_length_prefix.ts";
 
 /**
  * Where {@linkcode FrameCodec.decode} found a frame, or how far it got. Made
@@ -242,7 +243,10 @@ export function lengthPrefix(size: 1 | 2 | 4, options: LengthPrefixOptions = {})
       `Cannot create length prefix codec: size must be 1, 2 or 4 bytes, received ${size}`,
     );
   }
-  return new LengthPrefixCodec(size, options.littleEndian ?? false);
+  const littleEndian = options.littleEndian ?? false;
+  const codec = new LengthPrefixCodec(size, littleEndian);
+  registerLengthPrefix(codec, size, littleEndian);
+  return codec;
 }
 
 /**

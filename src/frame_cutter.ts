@@ -24,6 +24,7 @@
  * @module
  */
 
+import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
 import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
 import { FrameBounds, type FrameCodec, largestPayload } from "./codec.ts";
 import { ClosedError, FrameError, ReleasedError, TruncatedError } from "./errors.ts";
@@ -217,6 +218,9 @@ export class FrameCutter {
 
   readonly #size: number;
   readonly #bounds = new FrameBounds();
+  /** Bytes of a `lengthPrefix()` codec's prefix, read inline; 0 for other codecs. */
+  readonly #prefixSize: number;
+  readonly #prefixLittleEndian: boolean;
   /** The staging buffer, holding the cutter's own reference; null when it holds none. */
   #buffer: BufferRecord | null = null;
   #view: Uint8Array = NO_BYTES;
@@ -293,6 +297,9 @@ export class FrameCutter {
     this.maxFrameLength = maxFrameLength;
     this.allowPartial = options.allowPartial ?? false;
     this.#size = pool.bufferSize;
+    const layout = lengthPrefixLayout(codec);
+    this.#prefixSize = layout & ~LITTLE_ENDIAN;
+    this.#prefixLittleEndian = (layout & LITTLE_ENDIAN) !== 0;
   }
 
   /** Whether the cutter was closed, ended, or broken by a {@linkcode FrameError}. */
@@ -587,9 +594,32 @@ export class FrameCutter {
     const end = this.#end;
     let start = this.#start;
     let scan = this.#scan;
+    // A length prefix is read inline, one load per frame; the codec's own
+    // decode takes over at the first frame that is unfinished or too long,
+    // to say so in its own way.
+    const prefix = this.#prefixSize;
     if (typeof sink === "function") {
       this.#visiting = true;
-      while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
+      if (prefix !== 0) {
+        const data = buffer._dataView;
+        const little = this.#prefixLittleEndian;
+        while (end - start >= prefix) {
+          const n = prefix === 4
+            ? data.getUint32(start, little)
+            : prefix === 2
+            ? data.getUint16(start, little)
+            : data.getUint8(start);
+          const payloadEnd = start + prefix + n;
+          if (n > max || payloadEnd > end) break;
+          // Where retain() finds the frame being visited.
+          bounds.payloadStart = start + prefix;
+          bounds.payloadEnd = payloadEnd;
+          sink(view, start + prefix, payloadEnd, this);
+          start = scan = payloadEnd;
+          if (this.#closed) break;
+        }
+      }
+      while (!this.#closed && start < end && codec.decode(view, start, end, max, bounds, scan)) {
         sink(view, bounds.payloadStart, bounds.payloadEnd, this);
         start = scan = bounds.frameEnd;
         if (this.#closed) break;
@@ -601,16 +631,38 @@ export class FrameCutter {
         return;
       }
     } else {
+      if (prefix !== 0) {
+        const data = buffer._dataView;
+        const little = this.#prefixLittleEndian;
+        while (end - start >= prefix) {
+          const n = prefix === 4
+            ? data.getUint32(start, little)
+            : prefix === 2
+            ? data.getUint16(start, little)
+            : data.getUint8(start);
+          const payloadEnd = start + prefix + n;
+          if (n > max || payloadEnd > end) break;
+          sink.push(buffer.toPacket(start + prefix, payloadEnd));
+          start = scan = payloadEnd;
+        }
+      }
       while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
         sink.push(buffer.toPacket(bounds.payloadStart, bounds.payloadEnd));
         start = scan = bounds.frameEnd;
       }
     }
     this.#start = start;
+    // Alone in its buffer (no packet holds it) and past the half: start
+    // over at the front, so that reads keep getting at least half a buffer,
+    // when the unfinished frame to move is smaller than the room it frees.
+    const restart = end > this.#size >> 1 && end - start < start && buffer._refs === 1 &&
+      buffer._units === 0;
     if (start === end) {
       this.#scan = start;
       this.#frameEnd = -1;
-      if (end === this.#size) {
+      if (restart) {
+        this.#rebase(start);
+      } else if (end === this.#size) {
         // Full and nothing unfinished: the packets keep the buffer alive.
         this.#buffer = null;
         this.#view = NO_BYTES;
@@ -628,7 +680,7 @@ export class FrameCutter {
     if (end === this.#size && start === 0) throw this.#headerTooLong(end);
     // Move the unfinished frame now if it cannot end in this buffer: the
     // fewer of its bytes are staged, the fewer are copied.
-    if (end === this.#size || frameEnd > this.#size) this.#move = true;
+    if (end === this.#size || frameEnd > this.#size || restart) this.#move = true;
   }
 
   /**

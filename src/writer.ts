@@ -10,8 +10,10 @@ import type { FrameCodec } from "./codec.ts";
 import { ClosedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
+import type { Waiter } from "./waiter_queue.ts";
 import { Reservation } from "./reservation.ts";
 import { WriterClaim } from "./writer_claim.ts";
+import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import {
   ENDED,
@@ -73,6 +75,15 @@ export interface ReserveOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@linkcode Writer.claim}. */
+export interface ClaimOptions extends ReserveOptions {
+  /**
+   * Claim room for a run of up to this many messages of the same length,
+   * framed back to back (see {@linkcode Writer.tryClaim}). Default 1.
+   */
+  count?: number;
+}
+
 /**
  * @ignore The writer's record of one buffer it filled: what it reserved and
  * committed there, and what it told the flusher.
@@ -81,6 +92,8 @@ export class Chunk {
   readonly buffer: BufferRecord;
   readonly index: number;
   readonly view: Uint8Array;
+  /** A DataView over the same memory, for claims and inline prefixes. */
+  readonly data: DataView;
   /** Int32 index of the buffer's header. */
   readonly header: number;
   /** End of the last reservation or write. */
@@ -102,6 +115,7 @@ export class Chunk {
     this.buffer = buffer;
     this.index = buffer.index;
     this.view = buffer._view;
+    this.data = buffer._dataView;
     this.header = header;
   }
 }
@@ -118,6 +132,8 @@ interface Request {
   readonly frame: number;
   /** For WRITE: the bytes to copy in and commit. */
   readonly data: Uint8Array | null;
+  /** Messages a claim asks room for, at most. */
+  readonly count: number;
   readonly resolve: (value: Reservation | WriterClaim | null) => void;
   readonly reject: (reason: unknown) => void;
   readonly signal: AbortSignal | undefined;
@@ -199,6 +215,11 @@ export class Writer {
   readonly #control: Int32Array;
   readonly #words: Int32Array;
   readonly #codec: FrameCodec | null;
+  /** How the fast path frames: bytes of length prefix (0 without a codec), -1 for no fast path. */
+  readonly #prefixSize: number;
+  readonly #prefixLittleEndian: boolean;
+  /** The largest payload the fast path frames. */
+  readonly #prefixMax: number;
   readonly #size: number;
   readonly #microtask: boolean;
   readonly #flushBytes: number;
@@ -214,7 +235,29 @@ export class Writer {
   #newest: Reservation | null = null;
   /** Reserves and writes waiting for a buffer, in call order. */
   readonly #queue: Request[] = [];
-  #switching: AbortController | null = null;
+  /** A buffer is on its way for the queue: the pool holds #waiter, or #onGranted is due. */
+  #waiting = false;
+  #granted: BufferRecord | null = null;
+  /**
+   * The writer's one place in the pool's queue, reused for every wait. The
+   * pool calls it from within a release or a detach, so it only defers.
+   */
+  readonly #waiter: Waiter<BufferRecord> = {
+    resolve: (buffer) => {
+      this.#granted = buffer;
+      queueMicrotask(this.#onGranted);
+    },
+    reject: (error) => {
+      queueMicrotask(() => {
+        this.#waiting = false;
+        if (!this.#closed) this.#rejectQueue(error);
+      });
+    },
+    signal: undefined,
+    onAbort: undefined,
+    prev: null,
+    next: null,
+  };
   #closed = false;
   /** Once closed: why, as the end of an error message. */
   #why = "";
@@ -272,8 +315,13 @@ export class Writer {
     this.#flusher = local;
     this.#control = control;
     this.#words = pool._words;
-    this.#codec = options?.codec ?? null;
+    const codec = options?.codec ?? null;
+    this.#codec = codec;
     this.#size = pool.bufferSize;
+    const layout = codec === null ? 0 : lengthPrefixLayout(codec);
+    this.#prefixSize = codec === null ? 0 : layout === 0 ? -1 : layout & ~LITTLE_ENDIAN;
+    this.#prefixLittleEndian = (layout & LITTLE_ENDIAN) !== 0;
+    this.#prefixMax = codec === null ? pool.bufferSize : codec.maxPayload;
     this.#microtask = (options?.flush ?? "microtask") === "microtask";
     this.#flushBytes = flushBytes;
     local?._register(this);
@@ -289,6 +337,52 @@ export class Writer {
    * room or a free buffer can be had at once: the fast path. Fill it in
    * place through the claim's `buffer` or `dataView`, from its `offset`,
    * then commit or cancel it before placing anything else on this writer.
+   *
+   * With `count` above 1 the claim covers a **run**: room for up to `count`
+   * messages of `length` bytes each, as many as the current buffer holds
+   * (at least one; a full buffer moves to the next as for one message),
+   * framed back to back with their headers already written. Message `i`
+   * starts at `offset + i * stride`; {@linkcode WriterClaim.count} says how
+   * many there are. One commit settles them all, or the first few with
+   * `commit(n)`. For many small messages of one size this is the fastest
+   * way to send: the per-message cost is the filling alone.
+   *
+   * @example A run of fixed-size messages, one commit
+   * ```ts
+   * import { BufferPool, lengthPrefix, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * // 5,000 bytes to send before reading them: room for all of them.
+   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 8 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher, { codec: lengthPrefix(2) });
+   *
+   * let sent = 0;
+   * while (sent < 500) {
+   *   const run = writer.tryClaim(8, 500 - sent) ?? await writer.claim(8, { count: 500 - sent });
+   *   for (let i = 0; i < run.count; i++) {
+   *     run.dataView.setFloat64(run.offset + i * run.stride, sent + i);
+   *   }
+   *   sent += run.count;
+   *   run.commit();
+   * }
+   * writer.close();
+   * flusher.close();
+   *
+   * let received = 0;
+   * for await (const batch of flusher.readable) {
+   *   for (const region of batch) {
+   *     const view = new DataView(region.bytes.buffer, region.bytes.byteOffset, region.length);
+   *     for (let at = 0; at < region.length; at += 10) {
+   *       assert.equal(view.getUint16(at), 8);
+   *       assert.equal(view.getFloat64(at + 2), received++);
+   *     }
+   *     region.release();
+   *   }
+   * }
+   * assert.equal(received, 500);
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    *
    * @example Claim, fill, commit
    * ```ts
@@ -315,19 +409,35 @@ export class Writer {
    * ```
    *
    * @param length The message's size in bytes (its payload, under a codec).
+   * @param count The most messages of a run to claim room for; default 1.
    * @returns The writer's claim, open, or `null` if a buffer would have to be waited for.
-   * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {RangeError} If the message (framed) does not fit in one buffer,
+   * or `count` is not an integer from 1 up.
    * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    */
-  tryClaim(length: number): WriterClaim | null {
+  tryClaim(length: number, count = 1): WriterClaim | null {
+    if (count === 1) {
+      const start = this.#fastStart(length);
+      if (start >= 0) {
+        const claim = this.#claim;
+        claim._frameStart = start;
+        claim._offset = start + this.#prefixSize;
+        claim._length = length;
+        claim._count = 1;
+        claim._stride = this.#prefixSize + length;
+        claim._chunk = this.#current;
+        return claim;
+      }
+    }
     const frame = this.#check(length);
+    checkCount(count);
     if (this.#queue.length !== 0) return null;
     if (!this.#room(frame)) {
       this.flush();
       return null;
     }
-    return this.#openClaim(length, frame);
+    return this.#openClaim(length, frame, count);
   }
 
   /**
@@ -360,15 +470,23 @@ export class Writer {
    * ```
    *
    * @param length The message's size in bytes (its payload, under a codec).
-   * @param options An optional `signal` to give up the wait.
+   * @param options An optional `signal` to give up the wait, and a `count`
+   * to claim a run of messages (see {@linkcode Writer.tryClaim}).
    * @returns The writer's claim, open.
-   * @throws {RangeError} If the message (framed) does not fit in one buffer.
+   * @throws {RangeError} If the message (framed) does not fit in one buffer,
+   * or `count` is not an integer from 1 up.
    * @throws {TypeError} If the writer's claim is still open.
    * @throws {ClosedError} If the writer or its flusher was closed.
    * @throws The signal's reason, if it aborts first.
    */
-  claim(length: number, options?: ReserveOptions): Promise<WriterClaim> {
-    return this.#enqueue(CLAIM, length, null, options?.signal) as Promise<WriterClaim>;
+  claim(length: number, options?: ClaimOptions): Promise<WriterClaim> {
+    const count = options?.count ?? 1;
+    try {
+      checkCount(count);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#enqueue(CLAIM, length, null, options?.signal, count) as Promise<WriterClaim>;
   }
 
   /**
@@ -418,6 +536,16 @@ export class Writer {
    */
   tryWrite(bytes: Uint8Array): boolean {
     const length = bytes.length;
+    const start = this.#fastStart(length);
+    if (start >= 0) {
+      const chunk = this.#current!;
+      chunk.view.set(bytes, start + this.#prefixSize);
+      if (chunk.open === 0) {
+        chunk.committed = chunk.reserved;
+        this.#committed(chunk.reserved - start);
+      }
+      return true;
+    }
     const frame = this.#check(length);
     if (this.#queue.length !== 0) return false;
     if (!this.#room(frame)) {
@@ -606,9 +734,11 @@ export class Writer {
   }
 
   /** @ignore Commits the open claim, then serves calls that waited behind it. */
-  _commitClaim(claim: WriterClaim): void {
+  _commitClaim(claim: WriterClaim, count: number): void {
     const chunk = claim._chunk!;
     claim._chunk = null;
+    // Messages of a run left out: the claim is the newest, so they are taken back.
+    if (count !== claim._count) chunk.reserved = claim._frameStart + count * claim._stride;
     // Nothing was placed after the claim: its frame ends the buffer's reserved space.
     if (chunk.open === 0) {
       chunk.committed = chunk.reserved;
@@ -653,6 +783,31 @@ export class Writer {
   }
 
   // -- Placing messages --
+
+  /**
+   * The common case in a few loads and one store: no codec or a length
+   * prefix, room in the current buffer, nothing waiting, nothing open.
+   * Reserves the frame, writes its prefix and returns where the frame
+   * starts, or -1 when the general path must decide (and report errors).
+   */
+  #fastStart(length: number): number {
+    const chunk = this.#current;
+    const prefix = this.#prefixSize;
+    if (
+      chunk === null || prefix < 0 || this.#claim._chunk !== null || this.#queue.length !== 0 ||
+      this.#control[F_CLOSED] !== 0 || length >>> 0 !== length || length > this.#prefixMax
+    ) {
+      return -1;
+    }
+    const start = chunk.reserved;
+    const end = start + prefix + length;
+    if (end > this.#size) return -1;
+    chunk.reserved = end;
+    if (prefix === 4) chunk.data.setUint32(start, length, this.#prefixLittleEndian);
+    else if (prefix === 2) chunk.data.setUint16(start, length, this.#prefixLittleEndian);
+    else if (prefix === 1) chunk.data.setUint8(start, length);
+    return start;
+  }
 
   /**
    * Validates a message length; returns its frame length. Kept small so that
@@ -799,12 +954,33 @@ export class Writer {
     return reservation;
   }
 
-  #openClaim(length: number, frame: number): WriterClaim {
+  #openClaim(length: number, frame: number, count: number): WriterClaim {
     const chunk = this.#current!;
     const claim = this.#claim;
-    claim._frameStart = chunk.reserved;
-    claim._offset = this.#frame(chunk, length, frame);
+    const start = chunk.reserved;
+    // As many as the buffer holds, up to count; #room made sure of one.
+    const n = Math.min(count, Math.floor((this.#size - start) / frame));
+    claim._frameStart = start;
     claim._length = length;
+    claim._count = n;
+    claim._stride = frame;
+    const prefix = this.#prefixSize;
+    if (prefix >= 0) {
+      chunk.reserved = start + n * frame;
+      claim._offset = start + prefix;
+      const data = chunk.data;
+      const little = this.#prefixLittleEndian;
+      const last = start + n * frame;
+      for (let at = start; at < last; at += frame) {
+        if (prefix === 4) data.setUint32(at, length, little);
+        else if (prefix === 2) data.setUint16(at, length, little);
+        else if (prefix === 1) data.setUint8(at, length);
+      }
+    } else {
+      // Every frame of the run has the same header and trailer.
+      claim._offset = this.#frame(chunk, length, frame);
+      for (let i = 1; i < n; i++) this.#frame(chunk, length, frame);
+    }
     claim._chunk = chunk;
     return claim;
   }
@@ -905,13 +1081,14 @@ export class Writer {
     length: number,
     data: Uint8Array | null,
     signal: AbortSignal | undefined,
+    count = 1,
   ): Promise<Reservation | WriterClaim | null> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let frame: number;
     try {
       frame = this.#check(length);
       if (this.#queue.length === 0 && this.#room(frame)) {
-        return Promise.resolve(this.#place(kind, length, frame, data));
+        return Promise.resolve(this.#place(kind, length, frame, data, count));
       }
     } catch (error) {
       return Promise.reject(error);
@@ -922,6 +1099,7 @@ export class Writer {
         length,
         frame,
         data,
+        count,
         resolve,
         reject,
         signal,
@@ -937,7 +1115,7 @@ export class Writer {
         signal.addEventListener("abort", request.onAbort, { once: true });
       }
       this.#queue.push(request);
-      if (this.#switching === null) this.#waitForBuffer();
+      if (!this.#waiting) this.#waitForBuffer();
     });
   }
 
@@ -949,27 +1127,35 @@ export class Writer {
     } catch {
       return; // The flusher ended: #end rejected the queue.
     }
-    const controller = new AbortController();
-    this.#switching = controller;
-    this.pool._acquireRecord({ signal: controller.signal }).then((buffer) => {
-      this.#switching = null;
-      if (this.#closed || this.#current !== null) {
-        buffer.release();
-        return;
-      }
-      if (this.#control[F_CLOSED] !== 0) {
-        // The flusher stopped while this writer waited (from another worker, unseen till now).
-        buffer.release();
-        this.close();
-        return;
-      }
-      this.#install(buffer);
-      this.#serveQueue();
-    }, (error: unknown) => {
-      this.#switching = null;
-      if (!this.#closed) this.#rejectQueue(error);
-    });
+    let buffer: BufferRecord | null;
+    try {
+      buffer = this.pool._waitRecord(this.#waiter);
+    } catch (error) {
+      this.#rejectQueue(error);
+      return;
+    }
+    this.#waiting = true;
+    if (buffer !== null) this.#waiter.resolve(buffer);
   }
+
+  /** A buffer came: the queue's wait is over (the writer may have closed meanwhile). */
+  readonly #onGranted = () => {
+    const buffer = this.#granted!;
+    this.#granted = null;
+    this.#waiting = false;
+    if (this.#closed || this.#current !== null) {
+      buffer.release();
+      return;
+    }
+    if (this.#control[F_CLOSED] !== 0) {
+      // The flusher stopped while this writer waited (from another worker, unseen till now).
+      buffer.release();
+      this.close();
+      return;
+    }
+    this.#install(buffer);
+    this.#serveQueue();
+  };
 
   /** Places a waiting call's message in the current buffer, which has room. */
   #place(
@@ -977,16 +1163,17 @@ export class Writer {
     length: number,
     frame: number,
     data: Uint8Array | null,
+    count: number,
   ): Reservation | WriterClaim | null {
     if (kind === RESERVE) return this.#reserve(length, frame);
-    if (kind === CLAIM) return this.#openClaim(length, frame);
+    if (kind === CLAIM) return this.#openClaim(length, frame, count);
     this.#put(data!, length, frame);
     return null;
   }
 
   /** Serves the calls that waited behind a claim, unless they wait for a buffer. */
   #resume(): void {
-    if (this.#switching === null) this.#serveQueue();
+    if (!this.#waiting) this.#serveQueue();
   }
 
   #serveQueue(): void {
@@ -1003,13 +1190,15 @@ export class Writer {
       if (request.onAbort !== undefined) {
         request.signal!.removeEventListener("abort", request.onAbort);
       }
-      request.resolve(this.#place(request.kind, request.length, request.frame, request.data));
+      request.resolve(
+        this.#place(request.kind, request.length, request.frame, request.data, request.count),
+      );
     }
   }
 
   #rejectQueue(reason: unknown): void {
-    this.#switching?.abort();
-    this.#switching = null;
+    // Still queued: taken back. Already granted: #onGranted releases it.
+    if (this.#waiting && this.pool._cancelWait(this.#waiter)) this.#waiting = false;
     for (const request of this.#queue.splice(0)) {
       if (request.onAbort !== undefined) {
         request.signal!.removeEventListener("abort", request.onAbort);
@@ -1033,6 +1222,12 @@ export class Writer {
  * The UTF-8 length of `text` as `TextEncoder` encodes it, a lone surrogate
  * as U+FFFD: known before encoding, the frame is placed like any other.
  */
+function checkCount(count: number): void {
+  if (!Number.isInteger(count) || count < 1) {
+    throw new RangeError(`Cannot claim ${count} messages: count must be an integer from 1 up`);
+  }
+}
+
 function utf8Length(text: string): number {
   const units = text.length;
   let length = units;

@@ -86,6 +86,10 @@ export class WriterClaim {
   _offset = 0;
   /** @ignore Payload length. */
   _length = 0;
+  /** @ignore Messages in the run. */
+  _count = 1;
+  /** @ignore Bytes from one message of the run to the next: the framed length. */
+  _stride = 0;
   /** @ignore Its writer closed while it was open. */
   _closed = false;
 
@@ -119,7 +123,7 @@ export class WriterClaim {
   get dataView(): DataView {
     const chunk = this._chunk;
     if (chunk === null) throw settled(this, "read the dataView of");
-    return chunk.buffer._dataView;
+    return chunk.data;
   }
 
   /**
@@ -145,6 +149,31 @@ export class WriterClaim {
     return this._length;
   }
 
+  /**
+   * How many messages the claim holds: 1, or for a run (see
+   * {@linkcode Writer.tryClaim}) from 1 to the count asked for. Message `i`
+   * starts at `offset + i * stride`.
+   *
+   * @throws {ReleasedError} If the claim was committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open.
+   */
+  get count(): number {
+    if (this._chunk === null) throw settled(this, "read the count of");
+    return this._count;
+  }
+
+  /**
+   * Bytes from one message of a run to the next: the message's length
+   * plus its codec's header and trailer.
+   *
+   * @throws {ReleasedError} If the claim was committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open.
+   */
+  get stride(): number {
+    if (this._chunk === null) throw settled(this, "read the stride of");
+    return this._stride;
+  }
+
   /** Whether the claim is open: handed out and neither committed nor cancelled. */
   get open(): boolean {
     return this._chunk !== null;
@@ -153,15 +182,25 @@ export class WriterClaim {
   /**
    * Marks the message written; the writer may place the next one. The
    * flusher gets it with the next flush, once every message placed before
-   * it was committed too.
+   * it was committed too. For a run, `count` commits its first `count`
+   * messages and takes the rest back (default: all of them).
    *
+   * @param count Messages of a run to commit, from 0 to
+   * {@linkcode WriterClaim.count}; 0 is a cancel.
+   * @throws {RangeError} If `count` is out of that range.
    * @throws {ReleasedError} If it was already committed or cancelled.
    * @throws {ClosedError} If its writer closed (or its flusher's consumer
    * failed) while it was open, saying why: the message was dropped.
    */
-  commit(): void {
+  commit(count?: number): void {
     if (this._chunk === null) throw settled(this, "commit");
-    this._writer._commitClaim(this);
+    if (count === undefined) count = this._count;
+    else if (!Number.isInteger(count) || count < 0 || count > this._count) {
+      throw new RangeError(
+        `Cannot commit ${count} messages of a claim: it holds ${this._count}; commit from 0 to ${this._count}`,
+      );
+    }
+    this._writer._commitClaim(this, count);
   }
 
   /**

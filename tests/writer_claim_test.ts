@@ -791,3 +791,137 @@ Deno.test("Writers in two workers fill numbered messages in place with claims, i
   assertAllFree(pool);
   assert.equal(pool.stats().workers, 1, "the workers detached");
 });
+
+// -- Runs: one claim for many messages of one length --
+
+/** Every codec a writer may frame with, the inline length prefixes and the general path alike. */
+const RUN_CODECS: { name: string; codec?: FrameCodec }[] = [
+  { name: "no codec" },
+  { name: "lengthPrefix(1)", codec: lengthPrefix(1) },
+  { name: "lengthPrefix(2, le)", codec: lengthPrefix(2, { littleEndian: true }) },
+  { name: "lengthPrefix(4)", codec: lengthPrefix(4) },
+  { name: "varintPrefix()", codec: varintPrefix() },
+  { name: "delimiter", codec: delimiter("\r\n") },
+];
+
+Deno.test("A run claims as many messages as the buffer holds, up to count, headers written, one commit", async () => {
+  for (const { name, codec } of RUN_CODECS) {
+    const { pool, flusher, writer, reader } = rig(
+      { bufferSize: 100, bufferCount: 4 },
+      codec === undefined ? {} : { codec },
+    );
+    const frame = codec === undefined ? 6 : codec.headerLength(6) + 6 + codec.trailerLength;
+    const payloads: number[][] = [];
+    let next = 0;
+    let used = 0;
+    // 3 now, then as many as the rest of the buffer holds, then a fresh buffer's worth.
+    for (const ask of [3, 1000, 1000]) {
+      const run = writer.tryClaim(6, ask);
+      assert.ok(run !== null, name);
+      if (used + frame > 100) used = 0;
+      const expected = Math.min(ask, Math.floor((100 - used) / frame));
+      assert.equal(run.count, expected, `${name}: count for ${ask}`);
+      assert.equal(run.offset, used + frame - 6 - (codec?.trailerLength ?? 0), name);
+      used += expected * frame;
+      assert.equal(run.stride, frame, name);
+      assert.equal(run.length, 6, name);
+      for (let i = 0; i < run.count; i++) {
+        const payload = [next, next + 1, next + 2, next + 3, next + 4, next + 5].map((b) =>
+          b & 0xff
+        );
+        run.buffer.set(payload, run.offset + i * run.stride);
+        payloads.push(payload);
+        next += 7;
+      }
+      run.commit();
+      assert.equal(run.open, false);
+    }
+    const bytes = await finish(writer, flusher, reader);
+    const frames = codec === undefined
+      ? Array.from({ length: bytes.length / 6 }, (_, i) => bytes.slice(i * 6, i * 6 + 6))
+      : parseFrames(codec, new Uint8Array(bytes)).map((f) => [...f]);
+    assert.deepEqual(frames, payloads, name);
+    assertAllFree(pool);
+  }
+});
+
+Deno.test("commit(n) keeps a run's first n messages and takes the rest back; commit(0) is a cancel", async () => {
+  const codec = lengthPrefix(2);
+  const { pool, flusher, writer, reader } = rig({ bufferSize: 64, bufferCount: 2 }, { codec });
+  const run = writer.tryClaim(2, 10)!;
+  assert.equal(run.count, 10);
+  for (let i = 0; i < 10; i++) run.buffer.fill(i, run.offset + i * 4, run.offset + i * 4 + 2);
+  run.commit(3);
+  const empty = writer.tryClaim(2, 5)!;
+  empty.commit(0);
+  // The next message follows the third directly: nothing of the run was left behind.
+  assert.ok(writer.tryWrite(new Uint8Array([9, 9])));
+  const bytes = await finish(writer, flusher, reader);
+  assert.deepEqual(bytes, [0, 2, 0, 0, 0, 2, 1, 1, 0, 2, 2, 2, 0, 2, 9, 9]);
+  assertAllFree(pool);
+});
+
+Deno.test("Bad run counts are RangeErrors that name the limit, and leave the writer usable", async () => {
+  const { pool, flusher, writer, reader } = rig({ bufferSize: 64, bufferCount: 2 });
+  for (const count of [0, -1, 1.5, NaN, Infinity]) {
+    assert.throws(() => writer.tryClaim(4, count), (error: unknown) => {
+      assert.ok(error instanceof RangeError);
+      assert.equal(
+        error.message,
+        `Cannot claim ${count} messages: count must be an integer from 1 up`,
+      );
+      return true;
+    });
+    await assert.rejects(writer.claim(4, { count }), RangeError);
+  }
+  const run = writer.tryClaim(4, 2)!;
+  assert.throws(
+    () => run.commit(3),
+    /Cannot commit 3 messages of a claim: it holds 2; commit from 0 to 2/,
+  );
+  assert.throws(() => run.commit(-1), RangeError);
+  assert.equal(run.open, true);
+  run.buffer.fill(5, run.offset, run.offset + 8);
+  run.commit();
+  assert.deepEqual(await finish(writer, flusher, reader), [5, 5, 5, 5, 5, 5, 5, 5]);
+  assertAllFree(pool);
+});
+
+Deno.test("claim() with a count waits for a buffer on a full pool and then gives a whole run", async () => {
+  const codec = lengthPrefix(1);
+  const { pool, flusher, writer, reader } = rig({ bufferSize: 16, bufferCount: 1 }, { codec });
+  const first = writer.tryClaim(3, 100)!;
+  assert.equal(first.count, 4);
+  first.buffer.fill(1, first.offset, first.offset + 15);
+  first.commit();
+  assert.equal(writer.tryClaim(3, 100), null);
+  const waiting = new Tracked(writer.claim(3, { count: 100 }));
+  await flush();
+  assert.ok(waiting.pending);
+  assert.equal(pool.stats().waiters, 1);
+  // Reading the flushed buffer gives it back; the run then fills the buffer anew.
+  const before = await readBytes(reader, false);
+  assert.equal(before.length, 16);
+  await flush();
+  const run = waiting.value();
+  assert.equal(run.count, 4);
+  assert.equal(run.offset, 1);
+  run.cancel();
+  assert.deepEqual(await finish(writer, flusher, reader), []);
+  assertAllFree(pool);
+});
+
+Deno.test("A run open when its writer closes is dropped: commit throws the ClosedError, nothing is sent", async () => {
+  const { pool, flusher, writer, reader } = rig({ bufferSize: 64, bufferCount: 2 }, {
+    codec: lengthPrefix(4),
+  });
+  assert.ok(writer.tryWrite(new Uint8Array([1])));
+  const run = writer.tryClaim(4, 5)!;
+  writer.close();
+  assert.throws(() => run.commit(), ClosedError);
+  assert.throws(() => run.count, ClosedError);
+  run.cancel();
+  flusher.close();
+  assert.deepEqual(await readBytes(reader), [0, 0, 0, 1, 1]);
+  assertAllFree(pool);
+});
