@@ -1,17 +1,18 @@
 // The demo: a message bus over loopback TCP, end to end, built the way bab
 // recommends for many producers.
 //
-//   producer worker 0: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─▶ TCP ─┐
-//   producer worker 1: Writer ─claim, fill─▶ own pool ─▶ WriteFlusher ─▶ TCP ─┤
-//   ...                                                                       │
-//   main thread: visitFrames on each connection, into the server pool ◀───────┘
+//   producer worker 0: Writer ─claim run, fill─▶ own pool ─▶ WriteFlusher ─▶ TCP ─┐
+//   producer worker 1: Writer ─claim run, fill─▶ own pool ─▶ WriteFlusher ─▶ TCP ─┤
+//   ...                                                                           │
+//   main thread: visitFrames on each connection, into the server pool ◀───────────┘
 //                checks every frame in place; no object per message
 //                │ --audit: cutter.retain() one in 8, sendBatch
 //                ▼
 //            auditor (worker): checks them again where they lie, releases them
 //
 // Each producer worker fills numbered, length-prefixed messages in place in
-// a pool of its own (writer.tryClaim: no object per message) and runs its
+// a pool of its own (writer.tryClaim with a count: a run of messages per
+// claim, one commit per buffer, no object per message) and runs its
 // own WriteFlusher, piped to its own connection: the socket writes happen
 // in the producer's thread, so the main thread does nothing but consume.
 // It reads each connection straight into server pool memory with
