@@ -1,4 +1,4 @@
-// The bus's message, shared by the demo and bench/e2e_bench.ts so that the
+// The bus's message, shared by the demo and bench/e2e.ts so that the
 // library and the hand-written bus do exactly the same work per message:
 //
 //   [producer u32][seq u32][check u32][filler: 32-bit words from check]

@@ -30,8 +30,8 @@ for (const [file, args, expect] of examples) {
   });
 }
 
-Deno.test("bench/e2e_bench.ts runs every case with small sizes and checks every message", async () => {
-  const path = new URL("../bench/e2e_bench.ts", import.meta.url).pathname;
+Deno.test("bench/e2e.ts runs every case with small sizes and checks every message", async () => {
+  const path = new URL("../bench/e2e.ts", import.meta.url).pathname;
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",

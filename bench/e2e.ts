@@ -7,10 +7,12 @@
 //   batch and writes it on its own connection; the main thread reads each
 //   connection into one reused 256 KiB buffer, cuts the frames by hand,
 //   checks each in place and moves a partial frame to the buffer's start.
-// - library: each producer claims room with a Writer (tryClaim, no object
-//   per message), fills the message in place, and its own WriteFlusher
-//   writes to its own connection; the main thread reads each connection
-//   with visitFrames on a server pool and checks each frame in place.
+// - library: each producer claims room with a Writer for a run of messages
+//   at a time (tryClaim with a count: prefixes written, one commit per
+//   buffer, no object per message), fills them in place, and its own
+//   WriteFlusher writes to its own connection; the main thread reads each
+//   connection with visitFrames on a server pool and checks each frame in
+//   place.
 // - TCP ceiling: the producers write one chunk over and over (64 KiB, and
 //   60 KiB since exactly 64 KiB is a slow size on loopback) and the main
 //   thread reads it into a 256 KiB buffer, counting bytes.
@@ -549,7 +551,7 @@ async function writeReport(table: string, note: string, totalSeconds: number): P
   const section = [
     begin,
     "",
-    "## bench/e2e_bench.ts: the whole bus",
+    "## bench/e2e.ts: the whole bus",
     "",
     `Written by \`deno task bench:e2e --write\`; run it again rather than edit.`,
     "",
@@ -570,7 +572,8 @@ async function writeReport(table: string, note: string, totalSeconds: number): P
         "order per producer) with the same code in both buses. _hand-written_: plain Deno, " +
         "producers filling a reused batch and writing it, the main thread cutting frames by " +
         "hand from a reused 256 KiB read buffer. _library_: each producer fills messages in " +
-        "place with `Writer.tryClaim` in its own pool, its own `WriteFlusher` piped to its " +
+        "place, a run per `Writer.tryClaim(size, count)`, in its own pool, its own " +
+        "`WriteFlusher` piped to its " +
         "connection; the main thread reads with `visitFrames`. _TCP ceiling_: producers " +
         "writing one chunk over and over, 64 KiB (exactly one loopback segment and a 53-byte " +
         "runt per write, a slow size) or 60 KiB (the fastest size here); each run's better " +
