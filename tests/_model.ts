@@ -210,6 +210,10 @@ export class WriterScript {
    * commit or cancel; while the claim is open, other calls must be refused.
    */
   #claim(r: (n: number) => number): void {
+    if (r(3) === 0) {
+      this.#run(r);
+      return;
+    }
     const bytes = this.#next(r);
     this.#guard(() => {
       const claim = this.#writer.tryClaim(bytes.length);
@@ -230,6 +234,35 @@ export class WriterScript {
         claim.commit();
         this.items.push({ bytes, state: "placed" });
       }
+    });
+  }
+
+  /**
+   * A run: room for up to a few messages of one length, filled through the
+   * claim, then the first k of them committed and the rest taken back.
+   */
+  #run(r: (n: number) => number): void {
+    const length = this.#length(r);
+    const count = 1 + r(5);
+    this.#guard(() => {
+      const run = this.#writer.tryClaim(length, count);
+      if (run === null) return;
+      if (run.count < 1 || run.count > count || run.stride < length) {
+        this.problems.push(
+          `writer ${this.#id}: a run of ${run.count} (stride ${run.stride}) for ${count} of ${length}`,
+        );
+      }
+      const messages: Uint8Array[] = [];
+      for (let i = 0; i < run.count; i++) {
+        const bytes = content(this.#id, this.#seq++, length);
+        run.buffer.set(bytes, run.offset + i * run.stride);
+        messages.push(bytes);
+      }
+      const kept = r(3) === 0 ? r(run.count + 1) : run.count;
+      run.commit(kept);
+      messages.forEach((bytes, i) =>
+        this.items.push({ bytes, state: i < kept ? "placed" : "dropped" })
+      );
     });
   }
 
