@@ -15,6 +15,9 @@ import { ReleasedError } from "./errors.ts";
  * {@linkcode WriterClaim.dataView}) from {@linkcode WriterClaim.offset}
  * for {@linkcode WriterClaim.length} bytes, then
  * {@linkcode WriterClaim.commit} it or {@linkcode WriterClaim.cancel} it.
+ * Claimed with a count, it is space for a run of
+ * {@linkcode WriterClaim.count} such messages, each
+ * {@linkcode WriterClaim.stride} bytes after the one before.
  *
  * This is the writer's fast path: a writer has exactly one claim object and
  * hands it out again for every message, and `buffer` and `dataView` cover
