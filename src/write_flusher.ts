@@ -387,13 +387,19 @@ export class WriteFlusher {
     }
   }
 
-  /** Sleeps until a writer pushes onto an empty list, or close. */
-  async #sleep(): Promise<void> {
+  /**
+   * Sleeps until a writer pushes onto an empty list, or close. In one
+   * worker the promise is the writer's wake itself: no async function
+   * around it, so a wake costs one hop, not three.
+   */
+  #sleep(): Promise<void> {
+    if (!this.pool.shared) return new Promise<void>((resolve) => this.#wake = resolve);
+    return this.#sleepShared();
+  }
+
+  /** #sleep for a shared pool: the bell word, which writers in any worker ring. */
+  async #sleepShared(): Promise<void> {
     const control = this.#control;
-    if (!this.pool.shared) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
-      return;
-    }
     Atomics.store(control, F_WAITING, 1);
     const bell = Atomics.load(control, F_BELL);
     if (Atomics.load(control, F_HEAD) === 0 && Atomics.load(control, F_CLOSED) === 0) {
