@@ -603,14 +603,9 @@ export class FrameCutter {
       if (prefix !== 0) {
         const data = buffer._dataView;
         const little = this.#prefixLittleEndian;
-        while (end - start >= prefix) {
-          const n = prefix === 4
-            ? data.getUint32(start, little)
-            : prefix === 2
-            ? data.getUint16(start, little)
-            : data.getUint8(start);
-          const payloadEnd = start + prefix + n;
-          if (n > max || payloadEnd > end) break;
+        for (;;) {
+          const payloadEnd = prefixedFrameEnd(data, start, end, prefix, little, max);
+          if (payloadEnd < 0) break;
           // Where retain() finds the frame being visited.
           bounds.payloadStart = start + prefix;
           bounds.payloadEnd = payloadEnd;
@@ -634,14 +629,9 @@ export class FrameCutter {
       if (prefix !== 0) {
         const data = buffer._dataView;
         const little = this.#prefixLittleEndian;
-        while (end - start >= prefix) {
-          const n = prefix === 4
-            ? data.getUint32(start, little)
-            : prefix === 2
-            ? data.getUint16(start, little)
-            : data.getUint8(start);
-          const payloadEnd = start + prefix + n;
-          if (n > max || payloadEnd > end) break;
+        for (;;) {
+          const payloadEnd = prefixedFrameEnd(data, start, end, prefix, little, max);
+          if (payloadEnd < 0) break;
           sink.push(buffer.toPacket(start + prefix, payloadEnd));
           start = scan = payloadEnd;
         }
@@ -784,4 +774,27 @@ export class FrameCutter {
       `Cannot ${action} the frame cutter: it was closed (by close(), end() or a framing error)`,
     );
   }
+}
+
+/**
+ * Where the payload of the length-prefixed frame at `start` ends, if the
+ * frame is whole before `end` and its length within `max`; else -1, and the
+ * codec's decode says why.
+ */
+function prefixedFrameEnd(
+  data: DataView,
+  start: number,
+  end: number,
+  prefix: number,
+  little: boolean,
+  max: number,
+): number {
+  if (end - start < prefix) return -1;
+  const n = prefix === 4
+    ? data.getUint32(start, little)
+    : prefix === 2
+    ? data.getUint16(start, little)
+    : data.getUint8(start);
+  const payloadEnd = start + prefix + n;
+  return n > max || payloadEnd > end ? -1 : payloadEnd;
 }
