@@ -39,9 +39,11 @@ export class ReleasedError extends Error {
 }
 
 /**
- * Thrown when a pool object is used after {@linkcode BufferPool.detach}: the
- * worker gave its slot back, so it can no longer acquire or receive through
- * that object. Buffers and packets it still holds stay valid.
+ * Thrown when a pool object is used after {@linkcode BufferPool.detach} or
+ * after it was disposed (`using`): the worker gave its slot back, or the
+ * pool object's scope ended, so it can no longer acquire or receive through
+ * that object, and its pending `acquire()` calls reject with it. Buffers and
+ * packets it still holds stay valid.
  *
  * @example Using a detached pool
  * ```ts
@@ -192,5 +194,42 @@ export class TruncatedError extends Error {
     this.name = "TruncatedError";
     this.received = received;
     this.expected = expected;
+  }
+}
+
+/**
+ * Thrown when shared memory is asked for where the runtime has no
+ * `SharedArrayBuffer`: a {@linkcode BufferPool} created with `shared: true`,
+ * or {@linkcode BufferPool.attach}, in a browser page that is not
+ * cross-origin isolated. Such a page gets `SharedArrayBuffer` once it is
+ * served with the headers `Cross-Origin-Opener-Policy: same-origin` and
+ * `Cross-Origin-Embedder-Policy: require-corp`; a pool without
+ * `shared: true` works everywhere, on a plain `ArrayBuffer`.
+ *
+ * @example Falling back to a pool of one thread
+ * ```ts
+ * import { BufferPool, SharedMemoryUnavailableError } from "@bab/bab";
+ *
+ * function makePool(): BufferPool {
+ *   const sizes = { bufferSize: 4096, bufferCount: 64 };
+ *   try {
+ *     return new BufferPool({ ...sizes, shared: true });
+ *   } catch (error) {
+ *     if (!(error instanceof SharedMemoryUnavailableError)) throw error;
+ *     return new BufferPool(sizes); // no workers, but the same API in this thread
+ *   }
+ * }
+ * makePool().tryAcquire()?.release();
+ * ```
+ */
+export class SharedMemoryUnavailableError extends Error {
+  /**
+   * Makes the error.
+   *
+   * @param message What was attempted, and how to get shared memory.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "SharedMemoryUnavailableError";
   }
 }
