@@ -2,14 +2,68 @@
  * bab ("build a bus"): low-level parts for building a message bus, sharing
  * one fixed block of memory.
  *
- * - {@linkcode BufferPool}: fixed-size buffers allocated once; acquire and
- *   release allocate no memory for them (an acquire makes one small handle),
- *   moving buffers through a per-worker cache in batches, and `acquire()`
- *   waits first come, first served when it is empty.
- * - {@linkcode PooledBuffer}: an acquired buffer, to write into and cut into
- *   packets.
+ * Memory:
+ * - {@linkcode BufferPool}: fixed-size buffers allocated once, in one
+ *   worker or shared by many; acquire and release allocate no memory for
+ *   them, and `acquire()` waits first come, first served when it is empty.
  * - {@linkcode Packet}: a ref-counted view of a region of a pooled buffer;
- *   the buffer goes back to the pool when the last packet on it is released.
+ *   the buffer goes back to the pool when the last packet on it is
+ *   released. `send()` / `sendBatch()` hand packets to other workers
+ *   without a copy.
+ *
+ * Sending:
+ * - {@linkcode Writer}: packs messages into pooled buffers, framed by a
+ *   codec ({@linkcode lengthPrefix}, {@linkcode varintPrefix},
+ *   {@linkcode delimiter}, {@linkcode fixedSize}); `tryClaim` fills them in
+ *   place with no object per message.
+ * - {@linkcode WriteFlusher}: takes what writers in any worker commit, in
+ *   batches, and `pipeTo(conn)` writes it straight from pool memory.
+ *
+ * Receiving:
+ * - {@linkcode Framer} / {@linkcode BatchFramer}: `TransformStream`s that
+ *   cut incoming bytes into packets on pool memory; {@linkcode readFrames}
+ *   does it from a `read()`able source, and {@linkcode visitFrames} /
+ *   {@linkcode FrameSink} visit each frame in place with no object at all.
+ * - {@linkcode FrameCutter}: the synchronous core under all of them.
+ *
+ * @example The whole path: a writer's messages over TCP, cut back into packets
+ * ```ts
+ * import { BufferPool, Framer, lengthPrefix, WriteFlusher, Writer } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 64 * 1024, bufferCount: 16 });
+ * const codec = lengthPrefix(4);
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ *
+ * // Receive: cut the connection into packets on pool memory.
+ * const received = (async () => {
+ *   const conn = await listener.accept();
+ *   const texts: string[] = [];
+ *   for await (const packet of conn.readable.pipeThrough(new Framer(pool, { codec }))) {
+ *     texts.push(new TextDecoder().decode(packet.bytes));
+ *     packet.release();
+ *   }
+ *   return texts;
+ * })();
+ *
+ * // Send: writers fill pool buffers, the flusher writes them to the socket.
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * const flusher = new WriteFlusher(pool);
+ * const sent = flusher.pipeTo(conn);
+ * const writer = new Writer(pool, flusher, { codec });
+ * writer.tryWriteString("hello");
+ * const claim = writer.tryClaim(5) ?? await writer.claim(5); // filled in place
+ * claim.buffer.set(new TextEncoder().encode("world"), claim.offset);
+ * claim.commit();
+ * writer.close();
+ * flusher.close();
+ * await sent;
+ * conn.close();
+ *
+ * assert.deepEqual(await received, ["hello", "world"]);
+ * listener.close();
+ * assert.equal(pool.stats().inUse, 0); // every buffer back in the pool
+ * ```
  *
  * @example Messages packed into one pooled buffer
  * ```ts
