@@ -114,3 +114,5 @@ export * from "./src/framer.ts";
 export * from "./src/read_frames.ts";
 export * from "./src/visit_frames.ts";
 export * from "./src/frame_sink.ts";
+export * from "./src/encode.ts";
+export * from "./src/decode.ts";
