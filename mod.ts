@@ -116,3 +116,4 @@ export * from "./src/visit_frames.ts";
 export * from "./src/frame_sink.ts";
 export * from "./src/encode.ts";
 export * from "./src/decode.ts";
+export * from "./src/packet_bytes_stream.ts";
