@@ -30,8 +30,20 @@ function releaseItem(item: Packet | Packet[]): void {
 }
 
 /**
+ * A packet's bytes on a fresh ArrayBuffer, the packet released: the copy
+ * is made as it is handed to a read, so the stream's queue never holds
+ * pool memory and the packets not yet read stay in ours, to be released.
+ */
+function copyOut(packet: Packet): Uint8Array<ArrayBuffer> {
+  const bytes = packet.bytes.slice();
+  packet.release();
+  return bytes;
+}
+
+/**
  * Builds the sides. With `batch`, each input chunk's packets go out as one
- * array (none when it completed no frame); without, one packet per read.
+ * array (none when it completed no frame); without, one packet per read,
+ * or with `copy` a copy of its bytes, the packet released.
  */
 export function framerSides(
   pool: BufferPool,
@@ -42,12 +54,20 @@ export function framerSides(
   pool: BufferPool,
   options: FramerOptions,
   batch: false,
+  copy?: false,
 ): FramerSides<Packet>;
 export function framerSides(
   pool: BufferPool,
   options: FramerOptions,
+  batch: false,
+  copy: true,
+): FramerSides<Uint8Array<ArrayBuffer>>;
+export function framerSides(
+  pool: BufferPool,
+  options: FramerOptions,
   batch: boolean,
-): FramerSides<Packet | Packet[]> {
+  copy = false,
+): FramerSides<Packet | Packet[] | Uint8Array<ArrayBuffer>> {
   const cutter = new FrameCutter(pool, options);
   const stop = new AbortController();
   const acquireOptions = { signal: stop.signal };
@@ -66,7 +86,9 @@ export function framerSides(
   let drained: { resolve: () => void; reject: (reason: unknown) => void } | null = null;
   /** The per-packet form reuses one array for each chunk's packets. */
   const scratch: Packet[] = [];
-  let readableController!: ReadableStreamDefaultController<Packet | Packet[]>;
+  let readableController!: ReadableStreamDefaultController<
+    Packet | Packet[] | Uint8Array<ArrayBuffer>
+  >;
   let writableController!: WritableStreamDefaultController;
 
   /** Queues what one step cut, handing the first item to a waiting read. */
@@ -84,7 +106,7 @@ export function framerSides(
     let i = 0;
     if (reading) {
       reading = false;
-      readableController.enqueue(packets[0]!);
+      readableController.enqueue(copy ? copyOut(packets[0]!) : packets[0]!);
       i = 1;
     }
     for (; i < packets.length; i++) queue.push(packets[i]!);
@@ -161,7 +183,7 @@ export function framerSides(
     await whenDrained();
   }
 
-  const readable = new ReadableStream<Packet | Packet[]>({
+  const readable = new ReadableStream<Packet | Packet[] | Uint8Array<ArrayBuffer>>({
     start(controller) {
       readableController = controller;
     },
@@ -172,7 +194,7 @@ export function framerSides(
       }
       const item = queue[head]!;
       queue[head++] = undefined!;
-      controller.enqueue(item);
+      controller.enqueue(copy ? copyOut(item as Packet) : item);
       if (head === queue.length) {
         queue.length = 0;
         head = 0;

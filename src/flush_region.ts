@@ -53,6 +53,8 @@ export class FlushRegion {
   #bytes: Uint8Array | undefined = undefined;
   /** Whether the pool's leak detector watches this region. */
   #tracked = false;
+  /** Whether its bytes were read, a packet made of it, or it was released. */
+  #touched = false;
 
   /** @ignore Made by the flusher, holding one reference to `buffer`. */
   constructor(buffer: BufferRecord, offset: number, length: number, writerId: number) {
@@ -75,6 +77,7 @@ export class FlushRegion {
   get bytes(): Uint8Array {
     const buffer = this.#buffer;
     if (buffer === null) throw released("read the bytes of");
+    this.#touched = true;
     return this.#bytes ??= buffer._view.subarray(this.#offset, this.#offset + this.length);
   }
 
@@ -98,6 +101,7 @@ export class FlushRegion {
     const buffer = this.#buffer;
     if (buffer === null) throw released("make a packet of");
     checkRange(begin, end, this.length, "make a packet of region bytes");
+    this.#touched = true;
     return buffer.toPacket(this.#offset + begin, this.#offset + end);
   }
 
@@ -112,11 +116,21 @@ export class FlushRegion {
     if (buffer === null) throw released("release");
     this.#buffer = null;
     this.#bytes = undefined;
+    this.#touched = true;
     if (this.#tracked) {
       this.#tracked = false;
       buffer.pool._leaks!.untrack(this);
     }
     buffer.release();
+  }
+
+  /**
+   * @ignore Whether anyone has used the region: read its bytes, made a
+   * packet of it or released it. The flusher reclaims batches a failed pipe
+   * left untouched.
+   */
+  get _touched(): boolean {
+    return this.#touched;
   }
 
   /** Releases the region unless it already was: `using` support. */

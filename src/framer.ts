@@ -29,6 +29,47 @@ export interface FramerOptions extends FrameCutterOptions {
 }
 
 /**
+ * What a {@linkcode Framer} hands out for each value of its `output`
+ * option: `"packets"` (the default) gives {@linkcode Packet}s on pool
+ * memory, to release; `"bytes"` gives each frame's bytes copied into a
+ * plain `Uint8Array`, the packet already released.
+ *
+ * @example The readable's chunk type follows the option
+ * ```ts
+ * import { BufferPool, Framer, type FramerOutputs, lengthPrefix } from "@bab/bab";
+ *
+ * const pool = new BufferPool({ bufferSize: 256, bufferCount: 2 });
+ * const framer = new Framer(pool, { codec: lengthPrefix(2), output: "bytes" });
+ * const readable: ReadableStream<FramerOutputs["bytes"]> = framer.readable;
+ * await readable.cancel();
+ * ```
+ */
+export interface FramerOutputs {
+  /** A packet per frame, to be released by the reader. */
+  packets: Packet;
+  /** A copy of each frame's bytes, holding no pool memory. */
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Options for {@linkcode Framer}: those of {@linkcode FramerOptions}, and
+ * what it hands out.
+ *
+ * @typeParam O The `output` option, which picks the readable's chunk type.
+ */
+export interface FramerOutputOptions<O extends keyof FramerOutputs> extends FramerOptions {
+  /**
+   * `"packets"` (the default): a {@linkcode Packet} per frame, which the
+   * reader must release. `"bytes"`: a copy of each frame's bytes, made as
+   * a read takes it, with the packet released at once; what is read then
+   * holds no pool memory, so the readable can be piped into any consumer
+   * of bytes (a `TextDecoderStream`, say) or simply dropped. The copy
+   * costs an allocation and a memcpy per frame.
+   */
+  output?: O;
+}
+
+/**
  * A transform stream from bytes to {@linkcode Packet}s, one per frame, cut
  * by a {@linkcode FrameCodec} from bytes staged in `pool` (see
  * {@linkcode FrameCutter} for how). Every packet read must be released.
@@ -52,9 +93,16 @@ export interface FramerOptions extends FrameCutterOptions {
  * and a {@linkcode FrameSink} visits each frame in place with no packet at
  * all.
  *
+ * With `output: "bytes"` it hands out a copy of each frame's bytes
+ * instead, the packet released as the copy is read (see
+ * {@linkcode FramerOutputOptions.output}); the readable is then a
+ * `ReadableStream<Uint8Array>`.
+ *
  * Structurally a `TransformStream<Uint8Array, Packet>` (a `readable` and a
  * `writable`), so `pipeThrough` takes it; it is not an instance of the
  * `TransformStream` class.
+ *
+ * @typeParam O The `output` option: `"packets"` unless it is given.
  *
  * @example Cutting length-prefixed frames
  * ```ts
@@ -72,10 +120,25 @@ export interface FramerOptions extends FrameCutterOptions {
  * assert.deepEqual(payloads, [[1, 2], [3]]);
  * assert.equal(pool.stats().inUse, 0);
  * ```
+ *
+ * @example Lines as text, with no packet to release
+ * ```ts
+ * import { BufferPool, delimiter, Framer } from "@bab/bab";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
+ * const input = ReadableStream.from([new TextEncoder().encode("one\ntwo\n")]);
+ * const lines = input
+ *   .pipeThrough(new Framer(pool, { codec: delimiter("\n"), output: "bytes" }))
+ *   .pipeThrough(new TextDecoderStream());
+ * assert.deepEqual(await Array.fromAsync(lines), ["one", "two"]);
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
  */
-export class Framer implements TransformStream<Uint8Array, Packet> {
-  /** Packets, one per frame, in stream order. */
-  readonly readable: ReadableStream<Packet>;
+export class Framer<O extends keyof FramerOutputs = "packets">
+  implements TransformStream<Uint8Array, FramerOutputs[O]> {
+  /** One chunk per frame, in stream order: packets, or copies of their bytes. */
+  readonly readable: ReadableStream<FramerOutputs[O]>;
   /** Bytes of the framed stream. */
   readonly writable: WritableStream<Uint8Array>;
 
@@ -83,14 +146,24 @@ export class Framer implements TransformStream<Uint8Array, Packet> {
    * Makes the stream.
    *
    * @param pool Where staging buffers come from.
-   * @param options The codec, and optionally `maxFrameLength`, `allowPartial`
-   * and a `signal`.
+   * @param options The codec, and optionally `maxFrameLength`,
+   * `allowPartial`, a `signal` and the `output`.
    * @throws {RangeError} If `maxFrameLength` does not fit the pool's buffers
-   * (see {@linkcode FrameCutter}).
+   * (see {@linkcode FrameCutter}), or `output` is neither `"packets"` nor
+   * `"bytes"`.
    */
-  constructor(pool: BufferPool, options: FramerOptions) {
-    const sides = framerSides(pool, options, false);
-    this.readable = sides.readable;
+  constructor(pool: BufferPool, options: FramerOutputOptions<O>) {
+    const output: keyof FramerOutputs = options.output ?? "packets";
+    if (output !== "packets" && output !== "bytes") {
+      throw new RangeError(
+        `Cannot make framer: output ${JSON.stringify(output)} must be "packets" or "bytes"`,
+      );
+    }
+    // The overloads pick the chunk type by `output`; O is that same choice.
+    const sides = output === "bytes"
+      ? framerSides(pool, options, false, true)
+      : framerSides(pool, options, false);
+    this.readable = sides.readable as ReadableStream<FramerOutputs[O]>;
     this.writable = sides.writable;
   }
 }

@@ -82,6 +82,58 @@ export class Packet {
     return this.#bytes;
   }
 
+  /**
+   * The packet's bytes decoded as UTF-8 text. Malformed sequences become
+   * U+FFFD rather than throwing, and a leading byte order mark is dropped,
+   * as `TextDecoder` does by default.
+   *
+   * @example Reading a text message
+   * ```ts
+   * import { BufferPool } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
+   * const buffer = pool.tryAcquire()!;
+   * const { written } = new TextEncoder().encodeInto("héllo", buffer.bytes);
+   * using packet = buffer.intoPacket(0, written);
+   * assert.equal(packet.text(), "héllo");
+   * ```
+   *
+   * @returns The decoded text.
+   * @throws {ReleasedError} If the packet was released.
+   */
+  text(): string {
+    if (this.#buffer === null) throw released("read the text of");
+    const bytes = this.bytes;
+    // A copy for shared memory: not every runtime's TextDecoder takes a view of it.
+    return decoder.decode(bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice());
+  }
+
+  /**
+   * The packet's bytes parsed as JSON text (decoded as by
+   * {@linkcode Packet.text}).
+   *
+   * @example Reading a JSON message
+   * ```ts
+   * import { BufferPool } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
+   * const buffer = pool.tryAcquire()!;
+   * const { written } = new TextEncoder().encodeInto('{"id":7}', buffer.bytes);
+   * using packet = buffer.intoPacket(0, written);
+   * assert.deepEqual(packet.json(), { id: 7 });
+   * ```
+   *
+   * @returns The parsed value.
+   * @throws {SyntaxError} If the text is not valid JSON.
+   * @throws {ReleasedError} If the packet was released.
+   */
+  json(): unknown {
+    if (this.#buffer === null) throw released("parse the JSON of");
+    return JSON.parse(this.text());
+  }
+
   /** The packet's length in bytes; still readable after release. */
   get length(): number {
     return this.#length;
@@ -187,6 +239,9 @@ export class Packet {
     if (this.#buffer !== null) this.release();
   }
 }
+
+/** Shared by every packet's `text()`: decoding keeps no state between calls. */
+const decoder = new TextDecoder();
 
 function released(action: string): ReleasedError {
   return new ReleasedError(

@@ -8,7 +8,6 @@
 import type { BufferPool } from "./buffer_pool.ts";
 import { FlushRegion } from "./flush_region.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
-import { isSharedArrayBuffer } from "./_shared_memory.ts";
 import type { Writer } from "./writer.ts";
 import {
   CLOSED,
@@ -122,6 +121,21 @@ export class WriteFlusher {
    * a read asks for one. Cancelling it (also by leaving a `for await` loop
    * early) ends the flusher: what was not read is released, and writers'
    * calls reject with a {@linkcode ClosedError} that carries the reason.
+   * Batches a reader has read are its own, cancel or not.
+   *
+   * Its chunks are arrays, not bytes: to pipe it into a byte sink use
+   * {@linkcode WriteFlusher.pipeTo} (no copy) or
+   * {@linkcode WriteFlusher.bytes}. Piping it (`pipeTo`, `pipeThrough`) to
+   * a destination of `FlushRegion[]` works, with one rule: when the pipe
+   * fails, the flusher releases every region of each batch it handed to
+   * the pipe that nobody has touched (read `bytes` of, made a packet of or
+   * released), since a failed destination drops its queue without a word.
+   * A destination that keeps batches to use after its pipe failed must
+   * touch them first. When a pipe fails with a `TypeError` before any batch
+   * it was handed was touched, as a byte sink that refuses arrays does, the
+   * error is rephrased as a `TypeError` that says so, with the sink's error
+   * as its `cause`, both for the pipe and for the writers'
+   * {@linkcode ClosedError}s.
    */
   readonly readable: ReadableStream<FlushRegion[]>;
   readonly #control: Int32Array;
@@ -145,6 +159,15 @@ export class WriteFlusher {
   #ended = false;
   /** What the readable was cancelled with, for the writers' ClosedErrors. */
   #failure: unknown = undefined;
+  /**
+   * While `readable` is piped: copies of the batches handed to the pipe
+   * that were untouched when last looked at; null while it is not.
+   */
+  #piped: FlushRegion[][] | null = null;
+  /** Some batch handed to the current pipe was touched: its destination takes regions. */
+  #pipeTouched = false;
+  /** The byte-sink error the pipe's failure was rephrased as, and its cause. */
+  #rephrased: { cause: unknown; error: TypeError } | null = null;
 
   /**
    * Makes a flusher for writers of `pool`.
@@ -170,16 +193,24 @@ export class WriteFlusher {
         `Cannot make flusher: highWaterMark ${highWaterMark} must be a number from 0 up`,
       );
     }
-    // A high-water mark of 0: a batch is taken only for a read that waits
-    // for it, never into the stream's queue, which a cancel would drop
-    // without a word, stranding its buffers.
-    this.readable = new ReadableStream<FlushRegion[]>({
+    this.readable = new FlushReadable({
       start: (controller) => {
         this.#controller = controller;
       },
       pull: (controller) => this.#pull(controller),
       cancel: (reason) => this.#fail(reason),
-    }, { highWaterMark: 0 });
+    }, {
+      started: () => {
+        this.#piped = [];
+        this.#pipeTouched = false;
+        this.#rephrased = null;
+      },
+      ended: (error) => {
+        const reason = error === undefined ? undefined : this.#reclaim(error.reason);
+        this.#piped = null;
+        return reason;
+      },
+    });
   }
 
   /**
@@ -190,7 +221,7 @@ export class WriteFlusher {
    */
   get handle(): WriteFlusherHandle {
     const block = this.#control.buffer;
-    if (!isSharedArrayBuffer(block)) {
+    if (!(block instanceof SharedArrayBuffer)) {
       throw new TypeError(
         "Cannot share flusher: its pool was created without shared: true, so no other worker can see it",
       );
@@ -309,6 +340,89 @@ export class WriteFlusher {
     }
   }
 
+  /**
+   * The flushed bytes as a plain byte stream, to pipe anywhere a
+   * `ReadableStream<Uint8Array>` goes (`pipeTo(file.writable)`,
+   * `pipeThrough(new TextDecoderStream())`). Each read takes everything
+   * flushed since the last one, copies it into one fresh `Uint8Array` and
+   * releases its regions at once: a consumer of a `ReadableStream` reads
+   * ahead of what its sink has finished with and cannot say when that is,
+   * so only a copy is safe to hand out. Nothing is taken before a read asks
+   * for it, so cancelling the stream (or a failed pipe) strands nothing:
+   * it ends the flusher as cancelling {@linkcode WriteFlusher.readable}
+   * does. {@linkcode WriteFlusher.pipeTo} writes straight from pool memory
+   * instead, with no copy.
+   *
+   * It holds `readable` locked until the flusher ends.
+   *
+   * @example Writers' text through a `TextDecoderStream`
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * const flusher = new WriteFlusher(pool);
+   * const text = flusher.bytes().pipeThrough(new TextDecoderStream());
+   * const writer = new Writer(pool, flusher);
+   * writer.tryWriteString("hello, ");
+   * writer.tryWriteString("world");
+   * flusher.close(); // closes the writer, which flushes
+   * assert.equal((await Array.fromAsync(text)).join(""), "hello, world");
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   *
+   * @returns A stream of copies of the flushed bytes, in flush order.
+   * @throws {TypeError} If `readable` is locked: read, piped, or already
+   * turned into bytes.
+   */
+  bytes(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    if (this.readable.locked) {
+      throw new TypeError(
+        "Cannot read the flusher as bytes: its readable is locked (read, piped, or already turned into bytes)",
+      );
+    }
+    const reader = this.readable.getReader();
+    let cancelled = false;
+    return new ReadableStream<Uint8Array<ArrayBuffer>>({
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (cancelled) return;
+        if (done) {
+          reader.releaseLock();
+          controller.close();
+          return;
+        }
+        controller.enqueue(copyOut(value));
+      },
+      cancel(reason) {
+        cancelled = true;
+        return reader.cancel(reason);
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * Closes the flusher, as {@linkcode WriteFlusher.close} does, when a
+   * `using` scope ends.
+   *
+   * @example Closing with `using`
+   * ```ts
+   * import { BufferPool, WriteFlusher } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * let outer: WriteFlusher;
+   * {
+   *   using flusher = new WriteFlusher(pool);
+   *   outer = flusher;
+   * }
+   * assert.equal(outer.closed, true);
+   * ```
+   */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
   /** @ignore What the readable was cancelled with, for writers in this worker. */
   get _failure(): unknown {
     return this.#failure;
@@ -351,6 +465,7 @@ export class WriteFlusher {
   #fail(reason: unknown): void {
     // Called as the readable's cancel: the stream is closed already.
     this.#readableClosed = true;
+    if (this.#piped !== null) reason = this.#reclaim(reason);
     if (this.#ended) return;
     this.#failure = reason;
     storeFailure(this.#control, reason);
@@ -372,12 +487,16 @@ export class WriteFlusher {
       this.#take(batch);
       if (batch.length !== 0) {
         controller.enqueue(batch);
+        if (this.#piped !== null) this.#handToPipe(batch);
         return;
       }
       if (Atomics.load(this.#control, F_CLOSED) !== 0) {
         const rest: FlushRegion[] = [];
         this.#end(rest);
-        if (rest.length !== 0) controller.enqueue(rest);
+        if (rest.length !== 0) {
+          controller.enqueue(rest);
+          if (this.#piped !== null) this.#handToPipe(rest);
+        }
         this.#closeReadable();
         return;
       }
@@ -386,6 +505,57 @@ export class WriteFlusher {
       // batch: it stays on the list for the next read, which pulls again.
       if (!this.readable.locked) return;
     }
+  }
+
+  /**
+   * Notes a batch handed to a pipe of `readable`, and forgets those handed
+   * before that were touched since: their destination took them.
+   */
+  #handToPipe(batch: FlushRegion[]): void {
+    const piped = this.#piped!;
+    let kept = 0;
+    for (let i = 0; i < piped.length; i++) {
+      const handed = piped[i]!;
+      if (anyTouched(handed)) this.#pipeTouched = true;
+      else piped[kept++] = handed;
+    }
+    piped.length = kept;
+    // A copy: the destination may empty or reuse the array it was given.
+    piped.push(batch.slice());
+  }
+
+  /**
+   * A pipe of `readable` failed with `reason`: releases the batches it was
+   * handed that nobody touched, which its destination dropped.
+   *
+   * @returns The reason, or, when nothing handed to the pipe was ever
+   * touched and the destination failed with a TypeError, a TypeError that
+   * says it was a byte sink.
+   */
+  #reclaim(reason: unknown): unknown {
+    // The pipe rejects with what its cancel was rephrased as.
+    const rephrased = this.#rephrased;
+    if (rephrased !== null && rephrased.cause === reason) return rephrased.error;
+    const piped = this.#piped!;
+    if (piped.length === 0) return reason;
+    let touched = this.#pipeTouched;
+    for (let i = 0; i < piped.length; i++) {
+      const handed = piped[i]!;
+      if (anyTouched(handed)) {
+        touched = true;
+        continue;
+      }
+      for (let j = 0; j < handed.length; j++) handed[j]!.release();
+    }
+    piped.length = 0;
+    this.#pipeTouched = touched;
+    if (touched || !(reason instanceof TypeError)) return reason;
+    const error = new TypeError(
+      "Cannot pipe flusher.readable to a byte sink: it yields FlushRegion[] batches, not bytes; use flusher.pipeTo(sink) to write them without a copy, or pipe flusher.bytes()",
+      { cause: reason },
+    );
+    this.#rephrased = { cause: reason, error };
+    return error;
   }
 
   /**
@@ -473,5 +643,94 @@ export class WriteFlusher {
       if (--buffer._refs === 0) this.pool._recycle(buffer);
     }
     this._ring();
+  }
+}
+
+/** Whether a region of `batch` was used. */
+function anyTouched(batch: readonly FlushRegion[]): boolean {
+  for (let i = 0; i < batch.length; i++) if (batch[i]!._touched) return true;
+  return false;
+}
+
+/** A batch's bytes, copied into one fresh array; its regions released. */
+function copyOut(batch: readonly FlushRegion[]): Uint8Array<ArrayBuffer> {
+  let length = 0;
+  for (let i = 0; i < batch.length; i++) length += batch[i]!.length;
+  const bytes = new Uint8Array(length);
+  let at = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const region = batch[i]!;
+    bytes.set(region.bytes, at);
+    at += region.length;
+    region.release();
+  }
+  return bytes;
+}
+
+/** What {@linkcode FlushReadable} tells its flusher about its pipes. */
+interface PipeWatcher {
+  /** A pipe took the stream. */
+  started(): void;
+  /**
+   * The pipe ended, with `error` when it failed.
+   *
+   * @returns What the pipe rejects with: the reason, or a clearer one.
+   */
+  ended(error: { reason: unknown } | undefined): unknown;
+}
+
+/**
+ * The flusher's readable. It follows its own pipes: a pipe's destination
+ * drops what it queued when it fails, and only the pipe can tell that a
+ * batch went there rather than to a reader, so the flusher can reclaim it.
+ */
+class FlushReadable extends ReadableStream<FlushRegion[]> {
+  readonly #watcher: PipeWatcher;
+
+  constructor(source: UnderlyingDefaultSource<FlushRegion[]>, watcher: PipeWatcher) {
+    // A high-water mark of 0: a batch is taken only for a read that waits
+    // for it, never into the stream's queue, which a cancel would drop
+    // without a word, stranding its buffers.
+    super(source, { highWaterMark: 0 });
+    this.#watcher = watcher;
+  }
+
+  override pipeTo(
+    destination: WritableStream<FlushRegion[]>,
+    options?: StreamPipeOptions,
+  ): Promise<void> {
+    const wasLocked = this.locked;
+    const piping = super.pipeTo(destination, options);
+    // Refused (locked, or a bad argument): it took no batch.
+    if (wasLocked || !this.locked) return piping;
+    const watcher = this.#watcher;
+    watcher.started();
+    return piping.then(
+      () => {
+        watcher.ended(undefined);
+      },
+      (reason: unknown) => {
+        throw watcher.ended({ reason });
+      },
+    );
+  }
+
+  override pipeThrough<T>(
+    transform: ReadableWritablePair<T, FlushRegion[]>,
+    options?: StreamPipeOptions,
+  ): ReadableStream<T> {
+    if (!(transform?.readable instanceof ReadableStream)) {
+      throw new TypeError("Cannot pipe through: transform.readable is not a ReadableStream");
+    }
+    if (!(transform.writable instanceof WritableStream)) {
+      throw new TypeError("Cannot pipe through: transform.writable is not a WritableStream");
+    }
+    if (this.locked) throw new TypeError("Cannot pipe through: the flusher's readable is locked");
+    if (transform.writable.locked) {
+      throw new TypeError("Cannot pipe through: transform.writable is locked");
+    }
+    // As the standard pipeThrough does: the pipe's failure shows on transform.readable.
+    this.pipeTo(transform.writable, options).catch(() => {});
+    return transform.readable;
   }
 }
