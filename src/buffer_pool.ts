@@ -39,6 +39,11 @@ import {
   SLOT_WORDS,
 } from "./_layout.ts";
 import { DetachedError, ReleasedError } from "./errors.ts";
+import {
+  isSharedArrayBuffer,
+  sharedMemoryAvailable,
+  sharedMemoryUnavailable,
+} from "./_shared_memory.ts";
 import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
 import { BufferRecord } from "./_buffer_record.ts";
@@ -296,6 +301,9 @@ export class BufferPool {
       );
     } else {
       const shared = options.shared ?? false;
+      if (shared && !sharedMemoryAvailable()) {
+        throw sharedMemoryUnavailable("create a shared buffer pool");
+      }
       const { bufferSize, bufferCount } = options;
       checkSize("bufferSize", bufferSize, 1, MAX_BUFFER_SIZE);
       checkSize("bufferCount", bufferCount, 1, MAX_BUFFER_COUNT);
@@ -313,7 +321,7 @@ export class BufferPool {
     this.bufferSize = layout.bufferSize;
     this.bufferCount = layout.bufferCount;
     this.batchSize = layout.batchSize;
-    this.shared = block instanceof SharedArrayBuffer;
+    this.shared = isSharedArrayBuffer(block);
     this.#block = block;
     this.#words = new Int32Array(block, 0, layout.dataByte / 4);
     this.#free = this.shared
@@ -367,8 +375,9 @@ export class BufferPool {
    * @throws {RangeError} If every worker slot is taken.
    */
   static attach(handle: BufferPoolHandle, options?: AttachOptions): BufferPool {
+    if (!sharedMemoryAvailable()) throw sharedMemoryUnavailable("attach to buffer pool");
     const block = handle?.block;
-    if (!(block instanceof SharedArrayBuffer) || block.byteLength < 64) {
+    if (!isSharedArrayBuffer(block) || block.byteLength < 64) {
       throw new TypeError(
         "Cannot attach to buffer pool: the handle holds no SharedArrayBuffer; pass pool.handle of a pool created with shared: true",
       );
@@ -389,7 +398,7 @@ export class BufferPool {
    * @throws {TypeError} If the pool was not created with `shared: true`.
    */
   get handle(): BufferPoolHandle {
-    if (!(this.#block instanceof SharedArrayBuffer)) {
+    if (!isSharedArrayBuffer(this.#block)) {
       throw new TypeError(
         "Cannot share buffer pool: it was created without shared: true, so its memory is not shared",
       );
@@ -459,7 +468,26 @@ export class BufferPool {
    * Gives this worker's cached buffers back to the shared pool and frees its
    * worker slot for another worker. Buffers and packets still held here stay
    * valid; each goes straight back to the shared pool when released.
-   * Acquiring through this object afterwards throws.
+   * Acquiring through this object afterwards throws a
+   * {@linkcode DetachedError}, and so do the `acquire()` calls still waiting
+   * here (they reject with it). The pool that created the memory is a worker
+   * like any other: detaching it frees its slot, and the pool objects
+   * attached elsewhere go on as before. Calling it again does nothing.
+   *
+   * @example Detaching a worker's pool object
+   * ```ts
+   * import { BufferPool, DetachedError } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 4, shared: true });
+   * const worker = BufferPool.attach(pool.handle);
+   * const held = worker.tryAcquire()!;
+   * worker.detach();
+   * assert.equal(pool.stats().workers, 1);
+   * assert.throws(() => worker.tryAcquire(), DetachedError);
+   * held.release(); // still valid, and back in the shared pool now
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    *
    * @throws {TypeError} If the pool is not shared.
    */
@@ -467,30 +495,75 @@ export class BufferPool {
     if (!this.shared) {
       throw new TypeError("Cannot detach from buffer pool: it is not shared");
     }
+    this.#end();
+  }
+
+  /**
+   * Ends this pool object, for `using`: what {@linkcode BufferPool.detach}
+   * does, for a pool made with `shared: true` or attached, and the same for a
+   * pool of one thread, which has no slot to free. Afterwards:
+   *
+   * - its cached buffers are back on the pool's free stack, so
+   *   `stats().inUse` counts only what is still held;
+   * - buffers, packets and flush regions still held stay valid, and each
+   *   goes back to the pool when released;
+   * - the `acquire()` calls still waiting on it reject with a
+   *   {@linkcode DetachedError}, and so does any acquire or receive through
+   *   it from then on (writers that wait for a buffer fail the same way);
+   * - in a shared pool, its worker slot is free, and the other workers' pool
+   *   objects go on as before, including when this one created the pool.
+   *
+   * Disposing twice, or after `detach()`, does nothing.
+   *
+   * @example Disposing a pool with a buffer held and an acquire waiting
+   * ```ts
+   * import { BufferPool, DetachedError } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
+   * const held = pool.tryAcquire()!;
+   * const waiting = pool.acquire();
+   * pool[Symbol.dispose](); // what the end of `using pool = ...`'s scope calls
+   * await assert.rejects(waiting, DetachedError);
+   * assert.throws(() => pool.tryAcquire(), DetachedError);
+   * held.release(); // still valid, and back in the pool
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   */
+  [Symbol.dispose](): void {
+    this.#end();
+  }
+
+  /** Gives back the cache, frees the slot and fails this object's waiters. */
+  #end(): void {
     if (this.#detached) return;
     this.#handoff = true;
     this.#spillAll();
-    // The slot's next owner may be reclaimed one day: leave nothing of this
-    // object's marked as the slot's. What it still holds becomes a plain
-    // share of the shared count, released as usual.
     const words = this.#words;
-    for (const buffer of this.#records) {
-      if (buffer === undefined || buffer._refs === 0) continue;
-      if (buffer._units === 0) {
-        const header = this.#header(buffer.index);
-        words[header + H_OWNER] = 0;
-        Atomics.store(words, header + H_SHARED_REFS, 1);
-        buffer._units = 1;
-      } else {
-        this.#setHolder(buffer.index, false);
+    if (this.shared) {
+      // The slot's next owner may be reclaimed one day: leave nothing of this
+      // object's marked as the slot's. What it still holds becomes a plain
+      // share of the shared count, released as usual.
+      for (const buffer of this.#records) {
+        if (buffer === undefined || buffer._refs === 0) continue;
+        if (buffer._units === 0) {
+          const header = this.#header(buffer.index);
+          words[header + H_OWNER] = 0;
+          Atomics.store(words, header + H_SHARED_REFS, 1);
+          buffer._units = 1;
+        } else {
+          this.#setHolder(buffer.index, false);
+        }
       }
     }
     this.#detached = true;
     this.#waiters.rejectAll(this.#detachedError("acquire"));
     this.#afterLastWaiter();
-    // Wake this worker's trim listener so it does not outlive the slot.
-    Atomics.add(words, this.#slot + S_TRIM, 1);
-    Atomics.notify(words, this.#slot + S_TRIM);
+    if (this.shared) {
+      // Wake this worker's trim listener so it does not outlive the slot.
+      Atomics.add(words, this.#slot + S_TRIM, 1);
+      Atomics.notify(words, this.#slot + S_TRIM);
+    }
     Atomics.store(words, this.#slot + S_STATE, 0);
   }
 
@@ -1192,7 +1265,9 @@ export class BufferPool {
 
   #detachedError(action: string): DetachedError {
     return new DetachedError(
-      `Cannot ${action} through this pool object: this worker detached from the pool; attach again with BufferPool.attach()`,
+      this.shared
+        ? `Cannot ${action} through this pool object: this worker detached from the pool; attach again with BufferPool.attach()`
+        : `Cannot ${action} through this pool object: it was disposed; create a new pool`,
     );
   }
 }

@@ -8,6 +8,7 @@
 import type { BufferPool } from "./buffer_pool.ts";
 import { FlushRegion } from "./flush_region.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
+import { isSharedArrayBuffer } from "./_shared_memory.ts";
 import type { Writer } from "./writer.ts";
 import {
   CLOSED,
@@ -221,7 +222,7 @@ export class WriteFlusher {
    */
   get handle(): WriteFlusherHandle {
     const block = this.#control.buffer;
-    if (!(block instanceof SharedArrayBuffer)) {
+    if (!isSharedArrayBuffer(block)) {
       throw new TypeError(
         "Cannot share flusher: its pool was created without shared: true, so no other worker can see it",
       );

@@ -14,6 +14,7 @@ import type { Waiter } from "./waiter_queue.ts";
 import { Reservation } from "./reservation.ts";
 import { WriterClaim } from "./writer_claim.ts";
 import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
+import { isSharedArrayBuffer } from "./_shared_memory.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import {
   ENDED,
@@ -1250,7 +1251,7 @@ function utf8Length(text: string): number {
 
 function controlOf(handle: WriteFlusherHandle): Int32Array {
   const block = handle?.control;
-  if (!(block instanceof SharedArrayBuffer) || block.byteLength < FLUSH_WORDS * 4) {
+  if (!isSharedArrayBuffer(block) || block.byteLength < FLUSH_WORDS * 4) {
     throw new TypeError(
       "Cannot make writer: the target is neither a WriteFlusher nor a WriteFlusher's handle",
     );
