@@ -7,6 +7,7 @@
 // when the pool is shared), one cache line each where writers contend.
 
 import { LINE_WORDS } from "./_layout.ts";
+import { encodeInto } from "./_shared_memory.ts";
 
 /** Identifies a flusher's block, so that a foreign handle fails loudly. */
 export const F_MAGIC_VALUE = 0x62616266; // "babf"
@@ -77,12 +78,12 @@ export function pushChain(
 export function storeFailure(control: Int32Array, reason: unknown): void {
   const text = reason === undefined ? "" : describeReason(reason);
   const bytes = new Uint8Array(control.buffer, REASON_START, REASON_BYTES);
-  const whole = encoder.encodeInto(text, bytes);
+  const whole = encodeInto(text, bytes);
   let written = whole.written;
   if (whole.read < text.length) {
     // Cut on a character boundary, leaving room for an ellipsis.
-    written = encoder.encodeInto(text, bytes.subarray(0, REASON_BYTES - 3)).written;
-    written += encoder.encodeInto("…", bytes.subarray(written)).written;
+    written = encodeInto(text, bytes.subarray(0, REASON_BYTES - 3)).written;
+    written += encodeInto("…", bytes.subarray(written)).written;
   }
   control[F_REASON_LENGTH] = written;
   // The atomic store publishes the text to whoever loads FAILED.
@@ -115,5 +116,4 @@ export function describeReason(reason: unknown): string {
   }
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -14,7 +14,7 @@ import type { Waiter } from "./waiter_queue.ts";
 import { Reservation } from "./reservation.ts";
 import { WriterClaim } from "./writer_claim.ts";
 import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
-import { isSharedArrayBuffer } from "./_shared_memory.ts";
+import { encodeInto, isSharedArrayBuffer } from "./_shared_memory.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import {
   ENDED,
@@ -593,7 +593,7 @@ export class Writer {
     }
     const chunk = this.#current!;
     const payload = this.#frame(chunk, length, frame);
-    encoder.encodeInto(text, chunk.view.subarray(payload, payload + length));
+    encodeInto(text, chunk.view.subarray(payload, payload + length));
     if (chunk.open === 0) {
       chunk.committed = chunk.reserved;
       this.#committed(frame);
