@@ -81,6 +81,11 @@ const KEEPALIVE_MS = 2 ** 31 - 1;
  * order the writers flushed. A region keeps its buffer until released, so a
  * slow reader makes writers wait on the pool instead of growing memory.
  *
+ * To hand the bytes to any standard byte stream, pipe
+ * {@linkcode WriteFlusher.bytes} (a copy per batch, safe anywhere); to
+ * write them to a socket or a `WritableStream` from pool memory, use
+ * {@linkcode WriteFlusher.pipeTo}.
+ *
  * Taking everything the writers flushed is one atomic exchange, however
  * many buffers that is, and writers in other workers flush to it through
  * its {@linkcode WriteFlusher.handle}.
