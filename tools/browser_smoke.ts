@@ -293,7 +293,8 @@ async function main(): Promise<number> {
         const report = await runPage(chromium, url, reports);
         for (const line of report.lines) console.log(line);
         const problems = judge(report, isolated);
-        const where = `${report.runtime} (${version || chromium}; ${
+        // The page's user agent gives only the major version: the binary's is exact.
+        const where = `${version.replace(/ built on .*/, "") || report.runtime} (${
           isolated ? "cross-origin isolated page" : "page not cross-origin isolated"
         })`;
         console.log(
