@@ -503,15 +503,17 @@ export class BufferPool {
    * does, for a pool made with `shared: true` or attached, and the same for a
    * pool of one thread, which has no slot to free. Afterwards:
    *
-   * - its cached buffers are back on the pool's free stack, so
-   *   `stats().inUse` counts only what is still held;
+   * - its cached buffers are back on the pool's free stack, where any
+   *   worker's pool object can take them;
    * - buffers, packets and flush regions still held stay valid, and each
    *   goes back to the pool when released;
    * - the `acquire()` calls still waiting on it reject with a
    *   {@linkcode DetachedError}, and so does any acquire or receive through
    *   it from then on (writers that wait for a buffer fail the same way);
    * - in a shared pool, its worker slot is free, and the other workers' pool
-   *   objects go on as before, including when this one created the pool.
+   *   objects go on as before, including when this one created the pool:
+   *   the memory lives as long as any worker refers to it, and its
+   *   {@linkcode BufferPool.handle} still lets workers attach.
    *
    * Disposing twice, or after `detach()`, does nothing.
    *
