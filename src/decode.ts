@@ -46,8 +46,8 @@ export interface DecodeOptions {
   maxFrameLength?: number;
   /**
    * Where the staging buffer comes from. By default `decode` makes a pool of
-   * one buffer, just big enough for a frame of `maxFrameLength` bytes, for
-   * as long as it runs. A pool of your own keeps that memory to one fixed
+   * one buffer for as long as it runs, big enough for a frame of
+   * `maxFrameLength` bytes (and at least 64 KiB, a large socket read). A pool of your own keeps that memory to one fixed
    * block however many streams are decoded: each `decode` holds one of its
    * buffers while it runs, and waits for one when the pool has none free.
    */
