@@ -23,7 +23,8 @@
 // producers' pools and the server's: nothing grows with the messages.
 //
 //   deno task demo [--workers N] [--messages N] [--size BYTES] [--seconds S] [--audit] [--memory]
-//   deno task soak    (10M messages with --memory)
+//   deno task demo --help     (every flag, with its default)
+//   deno task soak            (10M messages with --memory)
 
 import { parseArgs } from "node:util";
 import { BufferPool, type FrameVisitor, lengthPrefix, type Packet, visitFrames } from "../mod.ts";
@@ -31,33 +32,87 @@ import { HEADER, MessageChecker } from "./_bus_message.ts";
 import type { ProducerJob, ProducerReport } from "./_bus_producer.ts";
 import type { AuditorReport } from "./_bus_auditor.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    workers: { type: "string", default: "2" },
-    messages: { type: "string", default: "20000000" },
-    size: { type: "string", default: "64" },
-    seconds: { type: "string", default: "10" },
-    audit: { type: "boolean", default: false },
-    memory: { type: "boolean", default: false },
-  },
-});
+const MAX_SIZE = 60 * 1024;
+const MAX_WORKERS = 64;
+const DEFAULTS = { workers: "2", messages: "20000000", size: "64", seconds: "10" } as const;
+/** Each flag: its value's name ("" for a switch, which is off unless given), what it does. */
+const FLAGS: [flag: string, value: string, help: string][] = [
+  ["workers", "N", `producer workers, each with its own pool and connection: 1 to ${MAX_WORKERS}`],
+  ["messages", "N", "messages to send, in all: at least 1"],
+  ["size", "BYTES", `bytes per message: ${HEADER} to ${MAX_SIZE}`],
+  ["seconds", "S", "stop sending after S seconds, even if not every message was sent"],
+  ["audit", "", "keep one message in 8 as a packet; an auditor worker checks it again"],
+  ["memory", "", "sample heap and RSS after warm-up (the first quarter of the messages)"],
+  ["help", "", "print this and exit"],
+];
+
+function usage(): string {
+  const names = FLAGS.map(([flag, value]) =>
+    `${flag === "help" ? "-h, " : ""}--${flag}${value === "" ? "" : ` ${value}`}`
+  );
+  const width = Math.max(...names.map((name) => name.length));
+  const lines = FLAGS.map(([flag, , help], i) => {
+    const fallback = (DEFAULTS as Record<string, string>)[flag];
+    return `  ${names[i]!.padEnd(width)}  ${help}${
+      fallback === undefined ? "" : ` (default ${fallback})`
+    }`;
+  });
+  return [
+    "Usage: deno task demo [flags]",
+    "",
+    "A message bus on loopback TCP: producer workers write numbered messages, the main",
+    "thread checks every one where it lies. Exits 0 only if every check held.",
+    "",
+    "Flags (switches are off unless given):",
+    ...lines,
+  ].join("\n");
+}
+
+/** Says what was wrong with the command line, then how to use it, and exits 2. */
+function badUsage(message: string): never {
+  console.error(`${message}\n\n${usage()}`);
+  Deno.exit(2);
+}
+
+/** The flags given, or exits 2 on an unknown flag, a missing value or a stray argument. */
+function parseFlags() {
+  try {
+    return parseArgs({
+      args: Deno.args,
+      options: {
+        workers: { type: "string", default: DEFAULTS.workers },
+        messages: { type: "string", default: DEFAULTS.messages },
+        size: { type: "string", default: DEFAULTS.size },
+        seconds: { type: "string", default: DEFAULTS.seconds },
+        audit: { type: "boolean", default: false },
+        memory: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (error) {
+    return badUsage(error instanceof Error ? error.message : String(error));
+  }
+}
+
+const values = parseFlags();
+if (values.help) {
+  console.log(usage());
+  Deno.exit(0);
+}
 const producers = Number(values.workers);
 const messages = Number(values.messages);
 const size = Number(values.size);
 const seconds = Number(values.seconds);
-const MAX_SIZE = 60 * 1024;
-if (
-  !Number.isInteger(producers) || producers < 1 || producers > 64 ||
-  !Number.isInteger(messages) || messages < 1 ||
-  !Number.isInteger(size) || size < HEADER || size > MAX_SIZE ||
-  !(seconds > 0)
-) {
-  console.error(
-    `Usage: deno task demo [--workers 1..64] [--messages N >= 1] [--size ${HEADER}..${MAX_SIZE}] [--seconds S > 0] [--audit] [--memory]`,
-  );
-  Deno.exit(2);
+if (!Number.isInteger(producers) || producers < 1 || producers > MAX_WORKERS) {
+  badUsage(`--workers must be an integer from 1 to ${MAX_WORKERS}, received ${values.workers}`);
 }
+if (!Number.isSafeInteger(messages) || messages < 1) {
+  badUsage(`--messages must be an integer of at least 1, received ${values.messages}`);
+}
+if (!Number.isInteger(size) || size < HEADER || size > MAX_SIZE) {
+  badUsage(`--size must be an integer from ${HEADER} to ${MAX_SIZE}, received ${values.size}`);
+}
+if (!(seconds > 0)) badUsage(`--seconds must be a number above 0, received ${values.seconds}`);
 
 const AUDIT_EVERY = 8;
 /**
@@ -166,6 +221,9 @@ let mostInUse = 0;
 // --memory: heap and RSS after warm-up (a quarter of the messages) and at
 // most afterwards, to show that memory stays flat however long it runs.
 const memory = { warmHeap: 0, warmRss: 0, maxHeap: 0, maxRss: 0, samples: 0 };
+// The live line's rate is over the last tick; the average is since the start.
+let lastTick = started;
+let lastReceived = 0;
 const progress = setInterval(() => {
   const inUse = serverPool.stats().inUse;
   mostInUse = Math.max(mostInUse, inUse);
@@ -183,11 +241,21 @@ const progress = setInterval(() => {
     memory.maxRss = Math.max(memory.maxRss, rss);
   }
   if (!tty) return;
-  const elapsed = (performance.now() - started) / 1000;
-  const line = `${fmt(checker.received / elapsed)} msg/s  ${
-    (checker.bytes / elapsed / 1e6).toFixed(1)
-  } MB/s  ${fmt(checker.received)} received  server buffers in use ${inUse}/${bufferCount}`;
-  Deno.stdout.writeSync(encoder.encode(`\r${line.padEnd(90)}`));
+  const now = performance.now();
+  const received = checker.received;
+  const current = (received - lastReceived) / ((now - lastTick) / 1000);
+  lastTick = now;
+  lastReceived = received;
+  const elapsed = (now - started) / 1000;
+  const line = `${(100 * received / messages).toFixed(1)}%  ${fmt(received)} of ${
+    fmt(messages)
+  }  now ${millions(current)} msg/s, average ${millions(received / elapsed)}  ${
+    (checker.bytes / elapsed / 1e6).toFixed(0)
+  } MB/s  ${elapsed.toFixed(1)} of ${seconds} s  server buffers ${inUse}/${bufferCount}`;
+  // A line longer than the terminal would wrap, and "\r" not go back over it.
+  const columns = Deno.consoleSize().columns;
+  // "\x1b[K" clears what a longer line before left at the end.
+  Deno.stdout.writeSync(encoder.encode(`\r${line.slice(0, columns - 1)}\x1b[K`));
 }, 100);
 
 let sent = 0;
@@ -197,16 +265,22 @@ let producerInUse = 0;
 // Each producer's heap, summed: after warm-up, and the most after.
 let producerWarmHeap = 0;
 let producerMaxHeap = 0;
+let producersSampled = 0;
+let producersFailed = 0;
 try {
   for (const report of await Promise.all(reports)) {
-    if ("error" in report) checker.failure ??= report.error;
-    else {
+    if ("error" in report) {
+      checker.failure ??= report.error;
+      producersFailed++;
+    } else {
       sent += report.sent;
       waits += report.waits;
       producerBuffers += report.buffers;
       producerInUse += report.inUse;
       producerWarmHeap += report.warmHeap;
       producerMaxHeap += report.maxHeap;
+      // A heap is never 0 bytes: 0 means no sample was taken.
+      if (report.warmHeap > 0) producersSampled++;
     }
   }
   for (const result of await Promise.allSettled(served)) {
@@ -221,7 +295,7 @@ const auditReport = await audited;
 auditor?.terminate();
 audit?.port1.close();
 clearInterval(progress);
-if (tty) Deno.stdout.writeSync(encoder.encode("\r".padEnd(92) + "\r"));
+if (tty) Deno.stdout.writeSync(encoder.encode("\r\x1b[K"));
 
 if ("error" in auditReport) checker.failure ??= `auditor: ${auditReport.error}`;
 const auditCount = "audited" in auditReport ? auditReport.audited : 0;
@@ -237,30 +311,50 @@ if (failure === undefined && auditCount !== forwarded) {
 const inUse = serverPool.stats().inUse + producerInUse;
 if (failure === undefined && inUse !== 0) failure = `${inUse} buffers still in use at the end`;
 
-console.table({
-  "producer workers, one connection each": producers,
-  "messages sent": sent,
-  "messages received, once each, in order, intact": received,
-  ...(values.audit ? { "forwarded to the auditor and checked again": auditCount } : {}),
-  "message size (bytes)": size,
-  "seconds": Number(elapsed.toFixed(2)),
-  "messages/s": Math.round(received / elapsed),
-  "MB/s": Number((checker.bytes / elapsed / 1e6).toFixed(1)),
-  "times a producer waited for a buffer": waits,
-  "pools (producers', server's)": `${producerBuffers} × 64 KiB, ${bufferCount} × 256 KiB`,
-  "most server buffers in use at once (sampled)": mostInUse,
-  "buffers in use at the end": inUse,
-  ...(values.memory
-    ? {
-      "main heap after warm-up / most after (MB)": `${mb(memory.warmHeap)} / ${mb(memory.maxHeap)}`,
-      "producers' heaps after warm-up / most after (MB, summed)": `${mb(producerWarmHeap)} / ${
+const summary: [label: string, value: string][] = [
+  ["producer workers, one connection each", fmt(producers)],
+  ["messages sent", fmt(sent)],
+  ["messages received, once each, in order, intact", fmt(received)],
+  ...(values.audit
+    ? [["forwarded to the auditor and checked again", fmt(auditCount)]] as [string, string][]
+    : []),
+  ["message size", `${fmt(size)} bytes`],
+  ["seconds", elapsed.toFixed(2)],
+  ["messages/s", fmt(received / elapsed)],
+  ["MB/s", (checker.bytes / elapsed / 1e6).toFixed(1)],
+  ["times a producer waited for a buffer", fmt(waits)],
+  ["pools (producers', server's)", `${producerBuffers} × 64 KiB, ${bufferCount} × 256 KiB`],
+  ["most server buffers in use at once (sampled)", fmt(mostInUse)],
+  ["buffers in use at the end", fmt(inUse)],
+];
+if (values.memory) {
+  if (memory.samples === 0) {
+    summary.push([
+      "main heap and RSS",
+      "no samples: the run was too short (one each 0.1 s past the first quarter of the messages)",
+    ]);
+  } else {
+    summary.push(
+      ["main heap after warm-up / most after", `${mb(memory.warmHeap)} / ${mb(memory.maxHeap)} MB`],
+      ["RSS after warm-up / most after", `${mb(memory.warmRss)} / ${mb(memory.maxRss)} MB`],
+      ["main memory samples after warm-up", fmt(memory.samples)],
+    );
+  }
+  summary.push([
+    "producers' heaps after warm-up / most after",
+    producersSampled === 0
+      ? "no samples: the run was too short (one each million messages past a producer's first quarter)"
+      : `${mb(producerWarmHeap)} / ${
         mb(producerMaxHeap)
-      }`,
-      "RSS after warm-up / most after (MB)": `${mb(memory.warmRss)} / ${mb(memory.maxRss)}`,
-      "memory samples after warm-up": memory.samples,
-    }
-    : {}),
-});
+      } MB, summed over ${producersSampled} of ${producers} producers`,
+  ]);
+}
+const labelWidth = Math.max(...summary.map(([label]) => label.length));
+for (const [label, value] of summary) console.log(`${label.padEnd(labelWidth)}  ${value}`);
+// Producers stop at the deadline: the checks then cover what was sent.
+if (producersFailed === 0 && sent < messages) {
+  console.log(`stopped by --seconds ${seconds} after ${fmt(sent)} of ${fmt(messages)} messages`);
+}
 if (failure !== undefined) {
   console.error(`FAILED: ${failure}`);
   Deno.exit(1);
@@ -283,6 +377,11 @@ function reportOf<T>(worker: Worker, name: string): Promise<T> {
 
 function mb(bytes: number): string {
   return (bytes / 2 ** 20).toFixed(1);
+}
+
+/** A rate in millions, as "12.3M". */
+function millions(n: number): string {
+  return `${(n / 1e6).toFixed(1)}M`;
 }
 
 function fmt(n: number): string {

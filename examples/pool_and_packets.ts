@@ -1,9 +1,14 @@
 // A producer packs numbered messages into pooled buffers and hands each one
-// on as a Packet; a consumer checks and releases them. The pool is small on
-// purpose: the producer has to wait for the consumer to give buffers back,
-// which is how a fixed pool turns into backpressure with flat memory.
+// on as a Packet, a buffer's worth at a time; a consumer checks and
+// releases them. One thread, no I/O. The pool is small on purpose (8
+// buffers of 16 KiB): past the first few thousand messages the producer has
+// to wait for the consumer to give buffers back, which is how a fixed pool
+// turns into backpressure with flat memory.
 //
-//   deno task demo [--messages N] [--size BYTES]
+//   deno run examples/pool_and_packets.ts [--messages N] [--size BYTES]
+//
+// (no permissions needed; defaults: 1000000 messages of 64 bytes, and a
+// size from 8 to 16384)
 
 import { parseArgs } from "node:util";
 import { BufferPool, type Packet } from "../mod.ts";
@@ -18,7 +23,9 @@ const { values } = parseArgs({
 const messages = Number(values.messages);
 const size = Number(values.size);
 if (!Number.isInteger(messages) || messages < 1 || !Number.isInteger(size) || size < 8) {
-  console.error("Usage: deno task demo [--messages N >= 1] [--size BYTES >= 8]");
+  console.error(
+    "Usage: deno run examples/pool_and_packets.ts [--messages N >= 1] [--size 8..16384]",
+  );
   Deno.exit(2);
 }
 
@@ -94,15 +101,17 @@ const [waits, received] = await Promise.all([produce(), consume()]);
 const seconds = (performance.now() - start) / 1000;
 const stats = pool.stats();
 
-console.table({
-  "messages sent": messages,
-  "messages received in order": received,
-  "message size (bytes)": size,
-  "messages/s": Math.round(messages / seconds),
-  "producer waits for a free buffer": waits,
-  "pool buffers": `${stats.bufferCount} × ${stats.bufferSize} B`,
-  "buffers in use at the end": stats.inUse,
-});
+const summary: [label: string, value: string | number][] = [
+  ["messages sent", messages],
+  ["messages received in order", received],
+  ["message size (bytes)", size],
+  ["messages/s", Math.round(messages / seconds)],
+  ["producer waits for a free buffer", waits],
+  ["pool buffers", `${stats.bufferCount} × ${stats.bufferSize} B`],
+  ["buffers in use at the end", stats.inUse],
+];
+const width = Math.max(...summary.map(([label]) => label.length));
+for (const [label, value] of summary) console.log(`${label.padEnd(width)}  ${value}`);
 
 if (received !== messages || stats.inUse !== 0) {
   console.error("FAILED: messages were lost or buffers were not returned");

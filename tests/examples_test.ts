@@ -30,6 +30,88 @@ for (const [file, args, expect] of examples) {
   });
 }
 
+/** Runs an example with `args`; its exit code and what it printed. */
+async function run(
+  file: string,
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const path = new URL(`../examples/${file}`, import.meta.url).pathname;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", path, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code, out: decoder.decode(stdout), err: decoder.decode(stderr) };
+}
+
+const BUS_FLAGS = [
+  "--workers",
+  "--messages",
+  "--size",
+  "--seconds",
+  "--audit",
+  "--memory",
+  "--help",
+];
+
+Deno.test("examples/bus.ts --help lists every flag, with its default, and exits 0", async () => {
+  for (const flag of ["--help", "-h"]) {
+    const { code, out, err } = await run("bus.ts", [flag]);
+    assert.equal(code, 0, `${flag} exited ${code}:\n${out}\n${err}`);
+    assert.match(out, /^Usage: deno task demo/);
+    for (const name of BUS_FLAGS) {
+      // The flag, its value's name if it takes one, then a description.
+      assert.match(out, new RegExp(`^ {2}(-h, )?${name}( [A-Z]+)? +\\w.{15,}$`, "m"), name);
+    }
+    for (const fallback of ["2", "20000000", "64", "10"]) {
+      assert.match(out, new RegExp(`\\(default ${fallback}\\)`));
+    }
+    assert.doesNotMatch(out, /messages sent/); // it does not run
+  }
+});
+
+Deno.test("examples/bus.ts: an unknown flag or a bad value prints the usage and exits 2", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--bogus"], /Unknown option '--bogus'/],
+    [["--size"], /--size/],
+    [["stray"], /Unexpected argument 'stray'/],
+    [["--workers", "0"], /--workers must be an integer from 1 to 64, received 0/],
+    [["--seconds", "soon"], /--seconds must be a number above 0, received soon/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, out, err } = await run("bus.ts", args);
+    assert.equal(code, 2, `${args.join(" ")} exited ${code}:\n${out}\n${err}`);
+    assert.match(err, message);
+    assert.match(err, /Usage: deno task demo/);
+    for (const name of BUS_FLAGS) assert.match(err, new RegExp(name));
+  }
+});
+
+Deno.test("examples/bus.ts: a run stopped by --seconds says so and still exits 0", async () => {
+  const { code, out, err } = await run("bus.ts", ["--messages", "1000000000", "--seconds", "1"]);
+  assert.equal(code, 0, `exited ${code}:\n${out}\n${err}`);
+  const stopped = out.match(/^stopped by --seconds 1 after ([\d,]+) of 1,000,000,000 messages$/m);
+  assert.ok(stopped !== null, out);
+  assert.match(out, new RegExp(`^messages sent +${stopped[1]}$`, "m"));
+  assert.match(out, /^OK: every message arrived once/m);
+});
+
+Deno.test("examples/bus.ts --memory on a short run says it has no samples; the summary is plain lines", async () => {
+  const { code, out, err } = await run("bus.ts", ["--messages", "20000", "--memory"]);
+  assert.equal(code, 0, `exited ${code}:\n${out}\n${err}`);
+  // Producers sample only past a million messages: 10000 each is too few.
+  assert.match(
+    out,
+    /^producers' heaps after warm-up \/ most after +no samples: the run was too short/m,
+  );
+  assert.doesNotMatch(out, / 0\.0 \/ 0\.0 MB/);
+  assert.doesNotMatch(out, /stopped by/);
+  // Aligned "label  value" lines, not console.table's box.
+  assert.doesNotMatch(out, /\(idx\)|Values|│/);
+  assert.match(out, /^messages received, once each, in order, intact {2}20,000$/m);
+});
+
 Deno.test("bench/e2e.ts runs every case with small sizes and checks every message", async () => {
   const path = new URL("../bench/e2e.ts", import.meta.url).pathname;
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
