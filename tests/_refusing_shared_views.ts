@@ -4,6 +4,7 @@
 // start. Prints "ok <check>" or "FAIL <check>" and the error for each check;
 // exits 1 if any failed.
 import assert from "node:assert/strict";
+import { type Check, runChecks } from "./_child_checks.ts";
 
 function refuseShared(view: ArrayBufferView | undefined): void {
   if (view !== undefined && view.buffer instanceof SharedArrayBuffer) {
@@ -79,18 +80,8 @@ async function consumerFailure(): Promise<void> {
   pool.detach();
 }
 
-const checks: [string, () => Promise<void>][] = [
+const checks: Check[] = [
   ["writeString into a shared pool, through the copy", writeStrings],
   ["a consumer's failure reason stored in shared words and read back", consumerFailure],
 ];
-let failed = 0;
-for (const [name, check] of checks) {
-  try {
-    await check();
-    console.log(`ok ${name}`);
-  } catch (error) {
-    failed++;
-    console.log(`FAIL ${name}\n${error instanceof Error ? error.stack : error}`);
-  }
-}
-if (failed > 0) Deno.exit(1);
+await runChecks(checks);

@@ -4,6 +4,7 @@
 // covered too. Prints "ok <check>" or "FAIL <check>" and the error for each
 // check; exits 1 if any failed.
 import assert from "node:assert/strict";
+import { type Check, runChecks } from "./_child_checks.ts";
 
 delete (globalThis as { SharedArrayBuffer?: unknown }).SharedArrayBuffer;
 assert.equal(typeof SharedArrayBuffer, "undefined", "SharedArrayBuffer is gone");
@@ -175,7 +176,7 @@ async function dispose(): Promise<void> {
   assert.equal(pool.stats().inUse, 0);
 }
 
-const checks: [string, () => void | Promise<void>][] = [
+const checks: Check[] = [
   ["pool: acquire, wait and release on an ArrayBuffer", poolAcquireRelease],
   ["packets: clone, subarray, dispose; send refused with a TypeError", packets],
   ["handle, detach, attach, flusher handle and writer of a handle refused", sharingRefused],
@@ -184,14 +185,4 @@ const checks: [string, () => void | Promise<void>][] = [
   ["Framer and FrameCutter with each codec", framers],
   ["Symbol.dispose fails a waiter and takes the buffer back", dispose],
 ];
-let failed = 0;
-for (const [name, check] of checks) {
-  try {
-    await check();
-    console.log(`ok ${name}`);
-  } catch (error) {
-    failed++;
-    console.log(`FAIL ${name}\n${error instanceof Error ? error.stack : error}`);
-  }
-}
-if (failed > 0) Deno.exit(1);
+await runChecks(checks);

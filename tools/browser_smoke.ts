@@ -15,6 +15,8 @@
  * @module
  */
 
+import { runMain } from "./_run_main.ts";
+
 /** How long one page may take, from Chromium's start to its report; `$BAB_BROWSER_TIMEOUT_MS` overrides it. */
 const PAGE_TIMEOUT_MS = Number(Deno.env.get("BAB_BROWSER_TIMEOUT_MS") || 60_000);
 /** How long Chromium may take to exit once asked to. */
@@ -314,11 +316,4 @@ async function main(): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (error) {
-    console.error(`FAIL ${error instanceof Error ? error.message : error}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { runMain } from "./_run_main.ts";
+
 const toolsDir = new URL(".", import.meta.url);
 
 async function makeBundle(dir: string): Promise<string> {
@@ -59,11 +61,4 @@ async function main(): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (error) {
-    console.error(`FAIL ${error instanceof Error ? error.message : error}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runMain(main);
