@@ -141,3 +141,14 @@ export function chunkSource(chunks: readonly Uint8Array[]): ByteSource {
     },
   };
 }
+
+/** The bytes of `parts`, one after another, in one new array. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

@@ -16,7 +16,7 @@ import {
   TruncatedError,
   varintPrefix,
 } from "../mod.ts";
-import { assertAllFree, prng, take } from "./_helpers.ts";
+import { assertAllFree, concat, prng, take } from "./_helpers.ts";
 
 const SIZES = [0, 1, 127, 128, 16383, 16384, 100000];
 
@@ -31,16 +31,6 @@ function messagesOf(random: (n: number) => number, count: number): Uint8Array[] 
   // Every size at least once.
   for (const size of SIZES) messages.push(new Uint8Array(size).fill(size & 0xff));
   return messages;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /**

@@ -20,7 +20,15 @@ import {
   WriteFlusher,
   Writer,
 } from "../mod.ts";
-import { assertAllFree, assertRangeError, chunkSource, flush, prng, Tracked } from "./_helpers.ts";
+import {
+  assertAllFree,
+  assertRangeError,
+  chunkSource,
+  concat,
+  flush,
+  prng,
+  Tracked,
+} from "./_helpers.ts";
 import { readBytes } from "./_writer_helpers.ts";
 
 // -- Helpers --
@@ -87,16 +95,6 @@ function splitAt(bytes: Uint8Array, ...cuts: number[]): Uint8Array[] {
     at = cut;
   }
   return chunks;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** Asserts that `error` is a FrameError with these lengths. */
