@@ -48,7 +48,7 @@ import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
 import { BufferRecord } from "./_buffer_record.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
-import { type Waiter, WaiterQueue } from "./waiter_queue.ts";
+import { type Waiter, WaiterQueue } from "./_waiter_queue.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
 import type { LeakDetection, LeakReport } from "./leak_report.ts";
 

@@ -5,7 +5,8 @@
  */
 
 import type { Packet } from "./packet.ts";
-import type { Chunk, Writer } from "./writer.ts";
+import type { Chunk } from "./_chunk.ts";
+import type { Writer } from "./writer.ts";
 import { ReleasedError } from "./errors.ts";
 
 /**

@@ -10,7 +10,8 @@ import type { FrameCodec } from "./codec.ts";
 import { ClosedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
-import type { Waiter } from "./waiter_queue.ts";
+import { Chunk } from "./_chunk.ts";
+import type { Waiter } from "./_waiter_queue.ts";
 import { Reservation } from "./reservation.ts";
 import { WriterClaim } from "./writer_claim.ts";
 import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
@@ -83,42 +84,6 @@ export interface ClaimOptions extends ReserveOptions {
    * framed back to back (see {@linkcode Writer.tryClaim}). Default 1.
    */
   count?: number;
-}
-
-/**
- * @ignore The writer's record of one buffer it filled: what it reserved and
- * committed there, and what it told the flusher.
- */
-export class Chunk {
-  readonly buffer: BufferRecord;
-  readonly index: number;
-  readonly view: Uint8Array;
-  /** A DataView over the same memory, for claims and inline prefixes. */
-  readonly data: DataView;
-  /** Int32 index of the buffer's header. */
-  readonly header: number;
-  /** End of the last reservation or write. */
-  reserved = 0;
-  /** End of the contiguous committed prefix. */
-  committed = 0;
-  /** Reservations still open in this buffer. */
-  open = 0;
-  /** No more reservations go here. */
-  done = false;
-  /** The flusher holds a token reference. */
-  lent = false;
-  /** The last value published to the header, without the listed bit. */
-  published = 0;
-  /** The writer, once it closed: its reservations here say why they failed. */
-  closedBy: Writer | null = null;
-
-  constructor(buffer: BufferRecord, header: number) {
-    this.buffer = buffer;
-    this.index = buffer.index;
-    this.view = buffer._view;
-    this.data = buffer._dataView;
-    this.header = header;
-  }
 }
 
 /** What a waiting call places: a reservation, the claim, or bytes to copy in. */

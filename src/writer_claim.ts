@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Chunk, Writer } from "./writer.ts";
+import type { Chunk } from "./_chunk.ts";
+import type { Writer } from "./writer.ts";
 import { ReleasedError } from "./errors.ts";
 
 /**
