@@ -7,19 +7,21 @@
  * waits again and again (a writer for its next buffer) may keep one and
  * `push` it each time, so that waiting allocates nothing.
  */
-export interface Waiter<T> {
+export interface Waiter<T, P = undefined> {
   resolve: (value: T) => void;
   reject: (reason: unknown) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  prev: Waiter<T> | null;
-  next: Waiter<T> | null;
+  /** What the waiter asked for, for the queue's owner to read at the head. */
+  payload: P;
+  prev: Waiter<T, P> | null;
+  next: Waiter<T, P> | null;
 }
 
 /** FIFO waiters for values of type `T`, each abortable by its own signal. */
-export class WaiterQueue<T> {
-  #head: Waiter<T> | null = null;
-  #tail: Waiter<T> | null = null;
+export class WaiterQueue<T, P = undefined> {
+  #head: Waiter<T, P> | null = null;
+  #tail: Waiter<T, P> | null = null;
   #size = 0;
   readonly #onAbort: () => void;
 
@@ -37,14 +39,15 @@ export class WaiterQueue<T> {
    * Queues a waiter at the back. The promise settles with a value handed to
    * {@link grant}, or rejects with `signal.reason` if the signal aborts first.
    */
-  wait(signal?: AbortSignal): Promise<T> {
+  wait(signal: AbortSignal | undefined, payload: P): Promise<T> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<T>((resolve, reject) => {
-      const waiter: Waiter<T> = {
+      const waiter: Waiter<T, P> = {
         resolve,
         reject,
         signal,
         onAbort: undefined,
+        payload,
         prev: null,
         next: null,
       };
@@ -65,7 +68,7 @@ export class WaiterQueue<T> {
    * `rejectAll` its `reject`, synchronously. It must not be queued already
    * and has no signal: the caller takes it back with {@link cancel}.
    */
-  push(waiter: Waiter<T>): void {
+  push(waiter: Waiter<T, P>): void {
     waiter.prev = this.#tail;
     waiter.next = null;
     if (this.#tail === null) this.#head = waiter;
@@ -79,7 +82,7 @@ export class WaiterQueue<T> {
    *
    * @returns Whether it was still queued (false once granted or rejected).
    */
-  cancel(waiter: Waiter<T>): boolean {
+  cancel(waiter: Waiter<T, P>): boolean {
     if (waiter.prev === null && this.#head !== waiter) return false;
     this.#unlink(waiter);
     this.#onAbort();
@@ -88,14 +91,30 @@ export class WaiterQueue<T> {
 
   /** Hands `value` to the oldest waiter. Returns false if nobody waits. */
   grant(value: T): boolean {
-    const waiter = this.#head;
+    const waiter = this.take();
     if (waiter === null) return false;
+    waiter.resolve(value);
+    return true;
+  }
+
+  /** The payload of the waiter at the head, or undefined when none waits. */
+  get first(): P | undefined {
+    return this.#head?.payload;
+  }
+
+  /**
+   * Takes the waiter at the head out of the queue (its signal no longer
+   * aborts it) for the caller to resolve: unlike {@link grant}, the caller
+   * may compute the value knowing the waiter is no longer queued.
+   */
+  take(): Waiter<T, P> | null {
+    const waiter = this.#head;
+    if (waiter === null) return null;
     this.#unlink(waiter);
     if (waiter.onAbort !== undefined) {
       waiter.signal!.removeEventListener("abort", waiter.onAbort);
     }
-    waiter.resolve(value);
-    return true;
+    return waiter;
   }
 
   /** Rejects every waiter with `reason`, oldest first, and empties the queue. */
@@ -110,7 +129,7 @@ export class WaiterQueue<T> {
     }
   }
 
-  #unlink(waiter: Waiter<T>): void {
+  #unlink(waiter: Waiter<T, P>): void {
     if (waiter.prev === null) this.#head = waiter.next;
     else waiter.prev.next = waiter.next;
     if (waiter.next === null) this.#tail = waiter.prev;

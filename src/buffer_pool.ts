@@ -815,7 +815,7 @@ export class BufferPool {
       const buffer = this._tryAcquireRecord();
       if (buffer !== null) return Promise.resolve(buffer);
     }
-    const waiting = this.#waiters.wait(signal);
+    const waiting = this.#waiters.wait(signal, undefined);
     if (this.shared && !this.#registered) this.#startWaiting();
     return waiting;
   }

@@ -11,7 +11,7 @@ import { ClosedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import { Chunk } from "./_chunk.ts";
-import type { Waiter } from "./_waiter_queue.ts";
+import { type Waiter, WaiterQueue } from "./_waiter_queue.ts";
 import { Reservation } from "./reservation.ts";
 import { WriterClaim } from "./writer_claim.ts";
 import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
@@ -92,6 +92,7 @@ const CLAIM = 1;
 const WRITE = 2;
 type Kind = typeof RESERVE | typeof CLAIM | typeof WRITE;
 
+/** What a call waiting for room asked for. */
 interface Request {
   readonly kind: Kind;
   readonly length: number;
@@ -100,10 +101,6 @@ interface Request {
   readonly data: Uint8Array | null;
   /** Messages a claim asks room for, at most. */
   readonly count: number;
-  readonly resolve: (value: Reservation | WriterClaim | null) => void;
-  readonly reject: (reason: unknown) => void;
-  readonly signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -200,7 +197,7 @@ export class Writer {
   #oldest: Reservation | null = null;
   #newest: Reservation | null = null;
   /** Reserves and writes waiting for a buffer, in call order. */
-  readonly #queue: Request[] = [];
+  readonly #queue = new WaiterQueue<Reservation | WriterClaim | null, Request>();
   /** A buffer is on its way for the queue: the pool holds #waiter, or #onGranted is due. */
   #waiting = false;
   #granted: BufferRecord | null = null;
@@ -221,6 +218,7 @@ export class Writer {
     },
     signal: undefined,
     onAbort: undefined,
+    payload: undefined,
     prev: null,
     next: null,
   };
@@ -398,7 +396,7 @@ export class Writer {
     }
     const frame = this.#check(length);
     checkCount(count);
-    if (this.#queue.length !== 0) return null;
+    if (this.#queue.size !== 0) return null;
     if (!this.#room(frame)) {
       this.flush();
       return null;
@@ -467,7 +465,7 @@ export class Writer {
    */
   tryReserve(length: number): Reservation | null {
     const frame = this.#check(length);
-    if (this.#queue.length !== 0) return null;
+    if (this.#queue.size !== 0) return null;
     if (!this.#room(frame)) {
       this.flush();
       return null;
@@ -513,7 +511,7 @@ export class Writer {
       return true;
     }
     const frame = this.#check(length);
-    if (this.#queue.length !== 0) return false;
+    if (this.#queue.size !== 0) return false;
     if (!this.#room(frame)) {
       this.flush();
       return false;
@@ -551,7 +549,7 @@ export class Writer {
   tryWriteString(text: string): boolean {
     const length = utf8Length(text);
     const frame = this.#checkString(text, length);
-    if (this.#queue.length !== 0) return false;
+    if (this.#queue.size !== 0) return false;
     if (!this.#room(frame)) {
       this.flush();
       return false;
@@ -710,14 +708,14 @@ export class Writer {
       chunk.committed = chunk.reserved;
       this.#committed(chunk.reserved - claim._frameStart);
     }
-    if (this.#queue.length !== 0) this.#resume();
+    if (this.#queue.size !== 0) this.#resume();
   }
 
   /** @ignore Takes back the open claim's space: nothing was placed after it. */
   _cancelClaim(claim: WriterClaim): void {
     claim._chunk!.reserved = claim._frameStart;
     claim._chunk = null;
-    if (this.#queue.length !== 0) this.#resume();
+    if (this.#queue.size !== 0) this.#resume();
   }
 
   /** @ignore Commits an open reservation and makes a packet of its payload. */
@@ -760,7 +758,7 @@ export class Writer {
     const chunk = this.#current;
     const prefix = this.#prefixSize;
     if (
-      chunk === null || prefix < 0 || this.#claim._chunk !== null || this.#queue.length !== 0 ||
+      chunk === null || prefix < 0 || this.#claim._chunk !== null || this.#queue.size !== 0 ||
       this.#control[F_CLOSED] !== 0 || length >>> 0 !== length || length > this.#prefixMax
     ) {
       return -1;
@@ -970,7 +968,7 @@ export class Writer {
   #committed(bytes: number): void {
     this.#news = true;
     if ((this.#unflushed += bytes) >= this.#flushBytes) this.flush();
-    else if (!this.#scheduled && (this.#microtask || this.#queue.length !== 0)) this.#schedule();
+    else if (!this.#scheduled && (this.#microtask || this.#queue.size !== 0)) this.#schedule();
   }
 
   #schedule(): void {
@@ -1053,36 +1051,15 @@ export class Writer {
     let frame: number;
     try {
       frame = this.#check(length);
-      if (this.#queue.length === 0 && this.#room(frame)) {
+      if (this.#queue.size === 0 && this.#room(frame)) {
         return Promise.resolve(this.#place(kind, length, frame, data, count));
       }
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => {
-      const request: Request = {
-        kind,
-        length,
-        frame,
-        data,
-        count,
-        resolve,
-        reject,
-        signal,
-        onAbort: undefined,
-      };
-      if (signal !== undefined) {
-        request.onAbort = () => {
-          const queue = this.#queue;
-          const at = queue.indexOf(request);
-          if (at >= 0) queue.splice(at, 1);
-          reject(signal.reason);
-        };
-        signal.addEventListener("abort", request.onAbort, { once: true });
-      }
-      this.#queue.push(request);
-      if (!this.#waiting) this.#waitForBuffer();
-    });
+    const waiting = this.#queue.wait(signal, { kind, length, frame, data, count });
+    if (!this.#waiting) this.#waitForBuffer();
+    return waiting;
   }
 
   /** Acquires the next buffer for the queue; finishes even if every caller gives up. */
@@ -1144,33 +1121,23 @@ export class Writer {
 
   #serveQueue(): void {
     const queue = this.#queue;
-    while (queue.length !== 0) {
+    while (queue.size !== 0) {
       // Calls behind a claim wait until it is settled; settling it serves them.
       if (this.#claim._chunk !== null) return;
-      const request = queue[0]!;
-      if (!this.#room(request.frame)) {
+      if (!this.#room(queue.first!.frame)) {
         this.#waitForBuffer();
         return;
       }
-      queue.shift();
-      if (request.onAbort !== undefined) {
-        request.signal!.removeEventListener("abort", request.onAbort);
-      }
-      request.resolve(
-        this.#place(request.kind, request.length, request.frame, request.data, request.count),
-      );
+      const waiter = queue.take()!;
+      const { kind, length, frame, data, count } = waiter.payload;
+      waiter.resolve(this.#place(kind, length, frame, data, count));
     }
   }
 
   #rejectQueue(reason: unknown): void {
     // Still queued: taken back. Already granted: #onGranted releases it.
     if (this.#waiting && this.pool._cancelWait(this.#waiter)) this.#waiting = false;
-    for (const request of this.#queue.splice(0)) {
-      if (request.onAbort !== undefined) {
-        request.signal!.removeEventListener("abort", request.onAbort);
-      }
-      request.reject(reason);
-    }
+    this.#queue.rejectAll(reason);
   }
 
   #unlink(reservation: Reservation): void {
