@@ -10,9 +10,11 @@
 // cancelled or aborted is still in our hands, and is released.
 
 import type { BufferPool } from "./buffer_pool.ts";
-import { FrameCutter } from "./frame_cutter.ts";
-import type { FramerOptions } from "./framer.ts";
+import { FrameCutter, type FrameCutterOptions } from "./frame_cutter.ts";
 import type { Packet } from "./packet.ts";
+
+/** What the sides take: a cutter's options and the framer's signal (FramerOptions, seen from here). */
+type SideOptions = FrameCutterOptions & { signal?: AbortSignal };
 
 /** The two sides, as a `TransformStream` would have them. */
 export interface FramerSides<T> {
@@ -47,24 +49,24 @@ function copyOut(packet: Packet): Uint8Array<ArrayBuffer> {
  */
 export function framerSides(
   pool: BufferPool,
-  options: FramerOptions,
+  options: SideOptions,
   batch: true,
 ): FramerSides<Packet[]>;
 export function framerSides(
   pool: BufferPool,
-  options: FramerOptions,
+  options: SideOptions,
   batch: false,
   copy?: false,
 ): FramerSides<Packet>;
 export function framerSides(
   pool: BufferPool,
-  options: FramerOptions,
+  options: SideOptions,
   batch: false,
   copy: true,
 ): FramerSides<Uint8Array<ArrayBuffer>>;
 export function framerSides(
   pool: BufferPool,
-  options: FramerOptions,
+  options: SideOptions,
   batch: boolean,
   copy = false,
 ): FramerSides<Packet | Packet[] | Uint8Array<ArrayBuffer>> {
