@@ -6,7 +6,7 @@
 
 import type { Packet } from "./packet.ts";
 import type { Chunk } from "./_chunk.ts";
-import type { Writer } from "./writer.ts";
+import type { ReservationOwner } from "./_writer_link.ts";
 import { ReleasedError } from "./errors.ts";
 
 /**
@@ -54,7 +54,7 @@ export class Reservation {
   /** Bytes reserved for the message (its payload, without a codec's framing). */
   readonly length: number;
   /** @ignore The writer, until the reservation is committed or cancelled. */
-  _writer: Writer | null;
+  _writer: ReservationOwner<Reservation> | null;
   /** @ignore The writer's record of the buffer the space is in. */
   readonly _chunk: Chunk;
   /** @ignore Offset of the frame (header included) in the buffer. */
@@ -71,7 +71,7 @@ export class Reservation {
 
   /** @ignore Made by the writer. */
   constructor(
-    writer: Writer,
+    writer: ReservationOwner<Reservation>,
     chunk: Chunk,
     frameStart: number,
     payloadStart: number,

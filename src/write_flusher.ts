@@ -9,7 +9,7 @@ import type { BufferPool } from "./buffer_pool.ts";
 import { FlushRegion } from "./flush_region.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import { isSharedArrayBuffer } from "./_shared_memory.ts";
-import type { Writer } from "./writer.ts";
+import type { FlusherWriter } from "./_writer_link.ts";
 import {
   CLOSED,
   ENDED,
@@ -155,7 +155,7 @@ export class WriteFlusher {
   /** Buffer indices of the list taken last, newest first. */
   readonly #taken: number[] = [];
   /** Writers made with this object, closed with it. */
-  readonly #writers = new Set<Writer>();
+  readonly #writers = new Set<FlusherWriter>();
   #wake: (() => void) | null = null;
   /** The readable's controller: pipeTo ends the stream when it ends the flusher. */
   #controller!: ReadableStreamDefaultController<FlushRegion[]>;
@@ -440,12 +440,12 @@ export class WriteFlusher {
   }
 
   /** @ignore A writer made with this object. */
-  _register(writer: Writer): void {
+  _register(writer: FlusherWriter): void {
     this.#writers.add(writer);
   }
 
   /** @ignore That writer closed. */
-  _unregister(writer: Writer): void {
+  _unregister(writer: FlusherWriter): void {
     this.#writers.delete(writer);
   }
 

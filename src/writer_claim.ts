@@ -6,7 +6,7 @@
  */
 
 import type { Chunk } from "./_chunk.ts";
-import type { Writer } from "./writer.ts";
+import type { ClaimOwner } from "./_writer_link.ts";
 import { ReleasedError } from "./errors.ts";
 
 /**
@@ -81,7 +81,7 @@ import { ReleasedError } from "./errors.ts";
  */
 export class WriterClaim {
   /** @ignore The writer that hands this claim out. */
-  readonly _writer: Writer;
+  readonly _writer: ClaimOwner<WriterClaim>;
   /** @ignore The writer's record of the buffer the claim is in, while open. */
   _chunk: Chunk | null = null;
   /** @ignore Offset of the frame (header included) in the buffer. */
@@ -98,7 +98,7 @@ export class WriterClaim {
   _closed = false;
 
   /** @ignore Made by the writer, once. */
-  constructor(writer: Writer) {
+  constructor(writer: ClaimOwner<WriterClaim>) {
     this._writer = writer;
   }
 
