@@ -3,7 +3,14 @@
 // the chain's length and the link to the batch below it. A pop or push moves a
 // whole batch with a constant number of word operations, whatever its size.
 
-import { C_FREE_COUNT, C_FREE_TOP, H_BATCH_LEN, H_BATCH_NEXT, HEADER_WORDS } from "./_layout.ts";
+import {
+  C_FREE_COUNT,
+  C_FREE_TOP,
+  H_BATCH_LEN,
+  H_BATCH_NEXT,
+  headerWord,
+  type Layout,
+} from "./_layout.ts";
 
 /** The operations a pool needs from its free stack. */
 export interface FreeStack {
@@ -23,11 +30,11 @@ export interface FreeStack {
  */
 export class LocalFreeStack implements FreeStack {
   readonly #words: Int32Array;
-  readonly #headers: number;
+  readonly #layout: Layout;
 
-  constructor(words: Int32Array, headersWord: number) {
+  constructor(words: Int32Array, layout: Layout) {
     this.#words = words;
-    this.#headers = headersWord;
+    this.#layout = layout;
   }
 
   pop(): number {
@@ -35,19 +42,19 @@ export class LocalFreeStack implements FreeStack {
     const top = words[C_FREE_TOP]!;
     if (top === 0) return -1;
     const head = top - 1;
-    const h = this.#headers + head * HEADER_WORDS;
+    const h = headerWord(this.#layout, head);
     words[C_FREE_TOP] = words[h + H_BATCH_NEXT]!;
     words[C_FREE_COUNT] = words[C_FREE_COUNT]! - words[h + H_BATCH_LEN]!;
     return head;
   }
 
   batchLength(head: number): number {
-    return this.#words[this.#headers + head * HEADER_WORDS + H_BATCH_LEN]!;
+    return this.#words[headerWord(this.#layout, head) + H_BATCH_LEN]!;
   }
 
   push(head: number, length: number): void {
     const words = this.#words;
-    const h = this.#headers + head * HEADER_WORDS;
+    const h = headerWord(this.#layout, head);
     words[h + H_BATCH_LEN] = length;
     words[h + H_BATCH_NEXT] = words[C_FREE_TOP]!;
     words[C_FREE_TOP] = head + 1;
@@ -71,12 +78,12 @@ const LOW = 0xffffffffn;
 export class SharedFreeStack implements FreeStack {
   readonly #words: Int32Array;
   readonly #top: BigInt64Array;
-  readonly #headers: number;
+  readonly #layout: Layout;
 
-  constructor(words: Int32Array, headersWord: number) {
+  constructor(words: Int32Array, layout: Layout) {
     this.#words = words;
     this.#top = new BigInt64Array(words.buffer, words.byteOffset + C_FREE_TOP * 4, 1);
-    this.#headers = headersWord;
+    this.#layout = layout;
   }
 
   pop(): number {
@@ -85,7 +92,7 @@ export class SharedFreeStack implements FreeStack {
       const old = Atomics.load(this.#top, 0);
       const top = Number(old & LOW);
       if (top === 0) return -1;
-      const h = this.#headers + (top - 1) * HEADER_WORDS;
+      const h = headerWord(this.#layout, top - 1);
       // Garbage if another worker popped this batch meanwhile; the CAS then fails.
       const next = Atomics.load(words, h + H_BATCH_NEXT);
       if (Atomics.compareExchange(this.#top, 0, old, (old & ~LOW) | BigInt(next)) === old) {
@@ -96,12 +103,12 @@ export class SharedFreeStack implements FreeStack {
   }
 
   batchLength(head: number): number {
-    return this.#words[this.#headers + head * HEADER_WORDS + H_BATCH_LEN]!;
+    return this.#words[headerWord(this.#layout, head) + H_BATCH_LEN]!;
   }
 
   push(head: number, length: number): void {
     const words = this.#words;
-    const h = this.#headers + head * HEADER_WORDS;
+    const h = headerWord(this.#layout, head);
     words[h + H_BATCH_LEN] = length;
     // Counted before it is visible, so a racing pop never drives the count negative.
     Atomics.add(words, C_FREE_COUNT, length);

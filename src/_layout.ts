@@ -181,3 +181,57 @@ export function computeLayout(
     blockBytes: dataByte + bufferCount * bufferStride,
   };
 }
+
+// -- Addresses: every word and byte of the block is found through these --
+
+/** Int32 index of buffer `index`'s header. */
+export function headerWord(layout: Layout, index: number): number {
+  return layout.headersWord + index * HEADER_WORDS;
+}
+
+/** Byte offset of buffer `index`'s data. */
+export function dataByteOf(layout: Layout, index: number): number {
+  return layout.dataByte + index * layout.bufferStride;
+}
+
+/** Int32 index of worker slot `worker` (0-based: a worker id). */
+export function slotWord(layout: Layout, worker: number): number {
+  return layout.slotsWord + worker * SLOT_WORDS;
+}
+
+/** The worker id (0-based) whose slot starts at Int32 index `slot`. */
+export function workerOfSlot(layout: Layout, slot: number): number {
+  return (slot - layout.slotsWord) / SLOT_WORDS;
+}
+
+/** Int32 index of send ticket `ticket`. */
+export function ticketWord(layout: Layout, ticket: number): number {
+  return layout.ticketsWord + ticket;
+}
+
+/** The first of worker `worker`'s `maxInFlight` send tickets. */
+export function firstTicket(layout: Layout, worker: number): number {
+  return worker * layout.maxInFlight;
+}
+
+/** Int32 index of the word holding worker `worker`'s holder bit for buffer `index`. */
+export function holderWord(layout: Layout, worker: number, index: number): number {
+  return layout.holdersWord + worker * layout.holderWords + (index >>> 5);
+}
+
+/** Buffer `index`'s holder bit within its {@link holderWord}. */
+export function holderBit(index: number): number {
+  return 1 << (index & 31);
+}
+
+/**
+ * A send batch's regions: one record of SEND_RECORD_WORDS Int32s per packet,
+ * [buffer index, offset, length].
+ */
+export const SEND_RECORD_WORDS = 3;
+/** In a send record: the buffer's index. */
+export const R_INDEX = 0;
+/** In a send record: the packet's offset in its buffer. */
+export const R_OFFSET = 1;
+/** In a send record: the packet's length. */
+export const R_LENGTH = 2;

@@ -19,10 +19,14 @@ import {
   C_WAIT_SEQ,
   C_WAITING,
   computeLayout,
+  dataByteOf,
+  firstTicket,
   H_NEXT,
   H_OWNER,
   H_SHARED_REFS,
-  HEADER_WORDS,
+  headerWord,
+  holderBit,
+  holderWord,
   type Layout,
   LAYOUT_VERSION,
   MAGIC,
@@ -31,12 +35,18 @@ import {
   MAX_BUFFER_SIZE,
   MAX_IN_FLIGHT,
   MAX_WORKERS,
+  R_INDEX,
+  R_LENGTH,
+  R_OFFSET,
   S_CACHED,
   S_STAMP,
   S_STATE,
   S_TRIM,
   S_WAITING,
-  SLOT_WORDS,
+  SEND_RECORD_WORDS,
+  slotWord,
+  ticketWord,
+  workerOfSlot,
 } from "./_layout.ts";
 import { DetachedError, ReleasedError } from "./errors.ts";
 import {
@@ -325,8 +335,8 @@ export class BufferPool {
     this.#block = block;
     this.#words = new Int32Array(block, 0, layout.dataByte / 4);
     this.#free = this.shared
-      ? new SharedFreeStack(this.#words, layout.headersWord)
-      : new LocalFreeStack(this.#words, layout.headersWord);
+      ? new SharedFreeStack(this.#words, layout)
+      : new LocalFreeStack(this.#words, layout);
     this.#records = new Array(layout.bufferCount);
     this.#cache = new Array(2 * layout.batchSize);
     this.#waiters = new WaiterQueue(() => this.#afterLastWaiter());
@@ -354,13 +364,14 @@ export class BufferPool {
       words[C_MAX_IN_FLIGHT] = layout.maxInFlight;
       words[C_POOL_ID] = this.#poolId;
       this.#buildFreeStack();
-      words[layout.slotsWord + S_STATE] = 1;
-      this.#slot = layout.slotsWord;
+      // The creating pool object takes slot 0.
+      this.#slot = slotWord(layout, 0);
+      words[this.#slot + S_STATE] = 1;
     } else {
       this.#poolId = words[C_POOL_ID]!;
       this.#slot = this.#claimSlot();
     }
-    this.#owner = (this.#slot - layout.slotsWord) / SLOT_WORDS + 1;
+    this.#owner = workerOfSlot(layout, this.#slot) + 1;
     if (this.shared) this.#armTrim();
   }
 
@@ -621,8 +632,8 @@ export class BufferPool {
    */
   reclaim(workerId: number): number {
     if (!this.shared) throw new TypeError("Cannot reclaim: the pool is not shared");
-    const { slotsWord, maxWorkers, bufferCount, batchSize, holdersWord, holderWords } =
-      this.#layout;
+    const layout = this.#layout;
+    const { maxWorkers, bufferCount, batchSize } = layout;
     if (!Number.isInteger(workerId) || workerId < 0 || workerId >= maxWorkers) {
       throw new RangeError(
         `Cannot reclaim worker ${workerId}: worker ids run from 0 to maxWorkers - 1 (${
@@ -634,9 +645,8 @@ export class BufferPool {
       throw new RangeError(`Cannot reclaim worker ${workerId}: it is this pool object's own`);
     }
     const words = this.#words;
-    const slot = slotsWord + workerId * SLOT_WORDS;
+    const slot = slotWord(layout, workerId);
     const owner = workerId + 1;
-    const bits = holdersWord + workerId * holderWords;
     const freed: number[] = [];
     for (let index = 0; index < bufferCount; index++) {
       const header = this.#header(index);
@@ -645,8 +655,8 @@ export class BufferPool {
         freed.push(index);
         continue;
       }
-      const word = bits + (index >>> 5);
-      const bit = 1 << (index & 31);
+      const word = holderWord(layout, workerId, index);
+      const bit = holderBit(index);
       if (
         (Atomics.and(words, word, ~bit) & bit) !== 0 &&
         Atomics.sub(words, header + H_SHARED_REFS, 1) === 1
@@ -674,13 +684,13 @@ export class BufferPool {
    * @returns A new snapshot object.
    */
   stats(): BufferPoolStats {
-    const { slotsWord, maxWorkers } = this.#layout;
+    const { maxWorkers } = this.#layout;
     const words = this.#words;
     const cachedByWorker: number[] = [];
     let free = this.#free.count();
     let workers = 0;
     for (let i = 0; i < maxWorkers; i++) {
-      const slot = slotsWord + i * SLOT_WORDS;
+      const slot = slotWord(this.#layout, i);
       const mine = slot === this.#slot && !this.#detached;
       const cached = mine ? this.#cached : Atomics.load(words, slot + S_CACHED);
       free += cached;
@@ -727,15 +737,16 @@ export class BufferPool {
       packet._mark = mark;
     }
     const ticket = this.#claimTicket();
-    const regions = new Int32Array(packets.length * 3);
+    const regions = new Int32Array(packets.length * SEND_RECORD_WORDS);
     let run: BufferRecord | undefined = undefined;
     let runLength = 0;
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i]!;
       const buffer = packet._buffer();
-      regions[3 * i] = buffer.index;
-      regions[3 * i + 1] = packet._offset();
-      regions[3 * i + 2] = packet.length;
+      const record = i * SEND_RECORD_WORDS;
+      regions[record + R_INDEX] = buffer.index;
+      regions[record + R_OFFSET] = packet._offset();
+      regions[record + R_LENGTH] = packet.length;
       packet._forget();
       if (buffer !== run) {
         if (run !== undefined) this.#moveRefs(run, runLength);
@@ -762,19 +773,24 @@ export class BufferPool {
    */
   receiveBatch(batch: SendBatch): Packet[] {
     const { regions } = batch;
-    const count = regions.length / 3;
+    const count = regions.length / SEND_RECORD_WORDS;
     if (!(regions instanceof Int32Array) || !Number.isInteger(count)) {
       throw new TypeError("Cannot receive batch: its regions are not triples in an Int32Array");
     }
-    for (let i = 0; i < regions.length; i += 3) {
-      this.#checkRegion(regions[i]!, regions[i + 1]!, regions[i + 2]!);
+    for (let record = 0; record < regions.length; record += SEND_RECORD_WORDS) {
+      this.#checkRegion(
+        regions[record + R_INDEX]!,
+        regions[record + R_OFFSET]!,
+        regions[record + R_LENGTH]!,
+      );
     }
     this.#takeTicket(batch, -1);
     const packets: Packet[] = new Array(count);
     let run: BufferRecord | undefined = undefined;
     let runLength = 0;
     for (let i = 0; i < count; i++) {
-      const buffer = this.#record(regions[3 * i]!);
+      const record = i * SEND_RECORD_WORDS;
+      const buffer = this.#record(regions[record + R_INDEX]!);
       if (buffer !== run) {
         if (run !== undefined) this.#takeUnits(run, runLength);
         run = buffer;
@@ -782,7 +798,7 @@ export class BufferPool {
       }
       runLength++;
       buffer._refs++;
-      packets[i] = new Packet(buffer, regions[3 * i + 1]!, regions[3 * i + 2]!);
+      packets[i] = new Packet(buffer, regions[record + R_OFFSET]!, regions[record + R_LENGTH]!);
     }
     if (run !== undefined) this.#takeUnits(run, runLength);
     return packets;
@@ -909,9 +925,8 @@ export class BufferPool {
   /** Sets or clears this worker's holder bit for a buffer. */
   #setHolder(index: number, holds: boolean): void {
     if (this.#detached) return;
-    const { holdersWord, holderWords } = this.#layout;
-    const word = holdersWord + (this.#owner - 1) * holderWords + (index >>> 5);
-    const bit = 1 << (index & 31);
+    const word = holderWord(this.#layout, this.#owner - 1, index);
+    const bit = holderBit(index);
     if (holds) Atomics.or(this.#words, word, bit);
     else Atomics.and(this.#words, word, ~bit);
   }
@@ -1000,14 +1015,14 @@ export class BufferPool {
   }
 
   #header(index: number): number {
-    return this.#layout.headersWord + index * HEADER_WORDS;
+    return headerWord(this.#layout, index);
   }
 
   #record(index: number): BufferRecord {
     let record = this.#records[index];
     if (record === undefined) {
-      const { dataByte, bufferStride, bufferSize } = this.#layout;
-      const view = new Uint8Array(this.#block, dataByte + index * bufferStride, bufferSize);
+      const layout = this.#layout;
+      const view = new Uint8Array(this.#block, dataByteOf(layout, index), layout.bufferSize);
       record = this.#records[index] = new BufferRecord(this, index, view);
     }
     return record;
@@ -1031,9 +1046,9 @@ export class BufferPool {
   }
 
   #claimSlot(): number {
-    const { slotsWord, maxWorkers } = this.#layout;
+    const { maxWorkers } = this.#layout;
     for (let i = 0; i < maxWorkers; i++) {
-      const slot = slotsWord + i * SLOT_WORDS;
+      const slot = slotWord(this.#layout, i);
       if (Atomics.compareExchange(this.#words, slot + S_STATE, 0, 1) === 0) {
         Atomics.store(this.#words, slot + S_CACHED, 0);
         return slot;
@@ -1160,10 +1175,10 @@ export class BufferPool {
 
   /** Asks every other attached worker to give back its cached buffers. */
   #requestTrim(): void {
-    const { slotsWord, maxWorkers } = this.#layout;
+    const { maxWorkers } = this.#layout;
     const words = this.#words;
     for (let i = 0; i < maxWorkers; i++) {
-      const slot = slotsWord + i * SLOT_WORDS;
+      const slot = slotWord(this.#layout, i);
       if (slot === this.#slot || Atomics.load(words, slot + S_STATE) !== 1) continue;
       Atomics.add(words, slot + S_TRIM, 1);
       Atomics.notify(words, slot + S_TRIM);
@@ -1198,13 +1213,14 @@ export class BufferPool {
 
   /** Finds a free send ticket of this worker's; it is not taken until published. */
   #claimTicket(): number {
-    const { maxInFlight, ticketsWord, slotsWord } = this.#layout;
+    const layout = this.#layout;
+    const { maxInFlight } = layout;
     const words = this.#words;
-    const first = ((this.#slot - slotsWord) / SLOT_WORDS) * maxInFlight;
+    const first = firstTicket(layout, workerOfSlot(layout, this.#slot));
     for (let tried = 0; tried < maxInFlight; tried++) {
       const ticket = first + this.#ticketCursor;
       this.#ticketCursor = this.#ticketCursor + 1 === maxInFlight ? 0 : this.#ticketCursor + 1;
-      if (Atomics.load(words, ticketsWord + ticket) === 0) return ticket;
+      if (Atomics.load(words, ticketWord(layout, ticket)) === 0) return ticket;
     }
     throw new RangeError(
       `Cannot send packet: this worker already has ${maxInFlight} sends in flight (maxInFlight); receive some first or create the pool with a larger maxInFlight`,
@@ -1221,7 +1237,7 @@ export class BufferPool {
     let stamp = (words[this.#slot + S_STAMP]! + 1) & 0x7fffffff;
     if (stamp === 0) stamp = 1;
     words[this.#slot + S_STAMP] = stamp;
-    Atomics.store(words, this.#layout.ticketsWord + ticket, stamp);
+    Atomics.store(words, ticketWord(this.#layout, ticket), stamp);
     return stamp;
   }
 
@@ -1255,11 +1271,11 @@ export class BufferPool {
       );
     }
     const { ticket, stamp } = sent;
-    const { maxWorkers, maxInFlight, ticketsWord } = this.#layout;
+    const { maxWorkers, maxInFlight } = this.#layout;
     if (
       // A free ticket holds 0, which no send ever stamps.
       stamp === 0 || ticket >>> 0 !== ticket || ticket >= maxWorkers * maxInFlight ||
-      Atomics.compareExchange(this.#words, ticketsWord + ticket, stamp, 0) !== stamp
+      Atomics.compareExchange(this.#words, ticketWord(this.#layout, ticket), stamp, 0) !== stamp
     ) {
       throw new ReleasedError(`Cannot receive ${what}: it was already received`);
     }
