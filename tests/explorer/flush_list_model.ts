@@ -6,20 +6,21 @@
 // atomic count here: the writer's own, the flusher's token and each region.
 
 import { type Model, type Thread, Violation } from "./scheduler.ts";
+import { ENDED, F_BELL, F_CLOSED, F_HEAD, F_WAITING, FLUSH_WORDS } from "../../src/_flush_list.ts";
+import {
+  H_FLUSHED,
+  H_NEXT,
+  H_PUBLISH,
+  HEADER_WORDS,
+  PUBLISH_DONE,
+  PUBLISH_END,
+  PUBLISH_LISTED,
+} from "../../src/_layout.ts";
 
-const F_HEAD = 0;
-const F_CLOSED = 1;
-const F_WAITING = 2;
-const F_BELL = 3;
-const ENDED = -1;
-const HEADERS = 8;
-const HEADER_WORDS = 4;
-const H_NEXT = 0;
-const H_PUBLISH = 1;
-const H_FLUSHED = 2;
-const PUBLISH_DONE = 1 << 30;
-const PUBLISH_LISTED = 1 << 31;
-const PUBLISH_END = PUBLISH_DONE - 1;
+// The real words: a layout change that breaks the protocol fails the explorer.
+// The model keeps the flusher's control words and the buffers' headers in
+// one array, the headers after the control block.
+const HEADERS = FLUSH_WORDS;
 
 /** What a writer does, in order: commit bytes to its current buffer, finish it, or flush. */
 export type WriterOp = { commit: number } | "finish" | "flush";

@@ -5,17 +5,22 @@
 // one step, as Atomics on the BigInt64Array view do.
 
 import { type Model, type Thread, Violation } from "./scheduler.ts";
+import {
+  C_FREE_COUNT,
+  C_FREE_TAG,
+  C_FREE_TOP,
+  C_WAIT_SEQ,
+  C_WAITING,
+  CONTROL_WORDS,
+  H_BATCH_LEN,
+  H_BATCH_NEXT,
+  H_NEXT,
+  HEADER_WORDS,
+} from "../../src/_layout.ts";
 
-const C_FREE_TOP = 0;
-const C_FREE_TAG = 1;
-const C_FREE_COUNT = 2;
-const C_WAIT_SEQ = 3;
-const C_WAITING = 4;
-const HEADERS = 8;
-const HEADER_WORDS = 4;
-const H_NEXT = 0;
-const H_BATCH_NEXT = 1;
-const H_BATCH_LEN = 2;
+// The real words: a layout change that breaks the protocol fails the explorer.
+// Headers follow the control block, as in the pool's block.
+const HEADERS = CONTROL_WORDS;
 
 /** Deliberate bugs the explorer must catch. */
 export type StackBug = "none" | "untagged" | "seq-after-recheck";

@@ -17,10 +17,11 @@
 // the buffer is never freed.
 
 import { type Model, type Step, type Thread, Violation } from "./scheduler.ts";
+import { H_OWNER, H_SHARED_REFS, HEADER_WORDS } from "../../src/_layout.ts";
 
-const H_SHARED_REFS = 0;
-const H_OWNER = 1;
-const HOLDERS = 2;
+// The real header words: a layout change that breaks the protocol fails
+// the explorer. One buffer's header, then a word per worker for its holder bit.
+const HOLDERS = HEADER_WORDS;
 
 /** Deliberate bugs the explorer must catch. */
 export type RefBug =
