@@ -6,7 +6,7 @@
 // A flusher's words live in a small block of their own (a SharedArrayBuffer
 // when the pool is shared), one cache line each where writers contend.
 
-import { LINE_WORDS } from "./_layout.ts";
+import { H_NEXT, H_PUBLISH, LINE_WORDS, PUBLISH_LISTED } from "./_layout.ts";
 import { encodeInto } from "./_shared_memory.ts";
 
 /** Identifies a flusher's block, so that a foreign handle fails loudly. */
@@ -50,6 +50,25 @@ export function ringBell(control: Int32Array): void {
   }
 }
 
+// -- The writers' side: publish, link, push --
+
+/**
+ * Publishes a buffer's new committed end (with PUBLISH_DONE once the writer
+ * is done with it) in its header at `header`, and marks it listed.
+ *
+ * @returns Whether it must be linked and pushed: false while the flusher
+ * has not taken it off the list yet, since it reads the new value there.
+ */
+export function publish(words: Int32Array, header: number, value: number): boolean {
+  const old = Atomics.exchange(words, header + H_PUBLISH, value | PUBLISH_LISTED);
+  return (old & PUBLISH_LISTED) === 0;
+}
+
+/** Links the buffer with header `header` to `newer` (a buffer index) in a chain to push. */
+export function linkTo(words: Int32Array, header: number, newer: number): void {
+  words[header + H_NEXT] = newer + 1;
+}
+
 /**
  * Pushes a chain of buffers already linked through H_NEXT, `last` first
  * down to `first`, whose H_NEXT is set here to the old head.
@@ -60,14 +79,56 @@ export function ringBell(control: Int32Array): void {
 export function pushChain(
   control: Int32Array,
   words: Int32Array,
-  firstNext: number,
+  firstHeader: number,
   last: number,
 ): number {
   for (;;) {
     const head = Atomics.load(control, F_HEAD);
     if (head === ENDED) return ENDED;
-    words[firstNext] = head;
+    words[firstHeader + H_NEXT] = head;
     if (Atomics.compareExchange(control, F_HEAD, head, last + 1) === head) return head;
+  }
+}
+
+// -- The flusher's side: take, then read each buffer's news --
+
+/**
+ * Takes the whole list at once and puts the index of every buffer on it in
+ * `out`, oldest first. Reads every link before any listed bit is cleared
+ * (by {@link takePublished}): a writer may relink a buffer right after.
+ */
+export function takeList(
+  control: Int32Array,
+  words: Int32Array,
+  headerOf: (index: number) => number,
+  out: number[],
+): void {
+  const start = out.length;
+  let head = Atomics.exchange(control, F_HEAD, 0);
+  while (head > 0) {
+    out.push(head - 1);
+    head = words[headerOf(head - 1) + H_NEXT]!;
+  }
+  // The list runs newest first.
+  if (out.length - start > 1) reverseFrom(out, start);
+}
+
+/**
+ * Clears a taken buffer's listed bit and returns what its writer published
+ * last: the committed end, with PUBLISH_DONE once the writer is done.
+ */
+export function takePublished(words: Int32Array, header: number): number {
+  return Atomics.and(words, header + H_PUBLISH, ~PUBLISH_LISTED) & ~PUBLISH_LISTED;
+}
+
+/** Reverses `items` from `start` to the end, in place. */
+function reverseFrom(items: number[], start: number): void {
+  let i = start;
+  let j = items.length - 1;
+  for (; i < j; i++, j--) {
+    const item = items[i]!;
+    items[i] = items[j]!;
+    items[j] = item;
   }
 }
 

@@ -24,16 +24,10 @@ import {
   FLUSH_WORDS,
   ringBell,
   storeFailure,
+  takeList,
+  takePublished,
 } from "./_flush_list.ts";
-import {
-  H_FLUSHED,
-  H_NEXT,
-  H_PUBLISH,
-  H_WRITER,
-  PUBLISH_DONE,
-  PUBLISH_END,
-  PUBLISH_LISTED,
-} from "./_layout.ts";
+import { H_FLUSHED, H_WRITER, PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
 
 /** Options for {@linkcode WriteFlusher}. */
 export interface WriteFlusherOptions {
@@ -154,6 +148,8 @@ export class WriteFlusher {
   readonly #tokens: (BufferRecord | null)[];
   /** Buffer indices of the list taken last, newest first. */
   readonly #taken: number[] = [];
+  /** A buffer's header word, for the list's walk. */
+  readonly #headerOf = (index: number): number => this.pool._headerOf(index);
   /** Writers made with this object, closed with it. */
   readonly #writers = new Set<FlusherWriter>();
   #wake: (() => void) | null = null;
@@ -593,15 +589,9 @@ export class WriteFlusher {
 
   /** Takes the whole list and turns each buffer's news into a region, oldest first. */
   #take(batch: FlushRegion[] | null): void {
-    const words = this.#words;
     const taken = this.#taken;
-    let head = Atomics.exchange(this.#control, F_HEAD, 0);
-    // Read every link before clearing a listed bit: a writer may relink that buffer after.
-    while (head > 0) {
-      taken.push(head - 1);
-      head = words[this.pool._headerOf(head - 1) + H_NEXT]!;
-    }
-    for (let i = taken.length - 1; i >= 0; i--) this.#deliver(taken[i]!, batch);
+    takeList(this.#control, this.#words, this.#headerOf, taken);
+    for (let i = 0; i < taken.length; i++) this.#deliver(taken[i]!, batch);
     taken.length = 0;
   }
 
@@ -615,7 +605,7 @@ export class WriteFlusher {
       words[header + H_FLUSHED] = 0;
       this.#tokens[index] = buffer;
     }
-    const value = Atomics.and(words, header + H_PUBLISH, ~PUBLISH_LISTED);
+    const value = takePublished(words, header);
     const end = value & PUBLISH_END;
     const done = (value & PUBLISH_DONE) !== 0;
     const from = words[header + H_FLUSHED]!;

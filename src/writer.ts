@@ -27,18 +27,12 @@ import {
   F_POOL_ID,
   FAILED,
   FLUSH_WORDS,
+  linkTo,
+  publish,
   pushChain,
   ringBell,
 } from "./_flush_list.ts";
-import {
-  H_FLUSHED,
-  H_NEXT,
-  H_PUBLISH,
-  H_WRITER,
-  PUBLISH_DONE,
-  PUBLISH_END,
-  PUBLISH_LISTED,
-} from "./_layout.ts";
+import { H_FLUSHED, H_PUBLISH, H_WRITER, PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
 
 /** When a writer flushes on its own, besides {@linkcode Writer.flush}. */
 export type FlushCadence = "microtask" | "manual";
@@ -609,16 +603,15 @@ export class Writer {
       const value = chunk.committed | (done ? PUBLISH_DONE : 0);
       if (value !== chunk.published) {
         chunk.published = value;
-        const old = Atomics.exchange(words, chunk.header + H_PUBLISH, value | PUBLISH_LISTED);
         // Still listed: the flusher reads the new value where it already is.
-        if ((old & PUBLISH_LISTED) === 0) {
+        if (publish(words, chunk.header, value)) {
           if (!chunk.lent) {
             this.pool._lend(chunk.buffer);
             chunk.lent = true;
           }
           // The chain runs newest first, as the flusher's list does.
           if (last === null) first = chunk;
-          else words[chunk.header + H_NEXT] = last.index + 1;
+          else linkTo(words, chunk.header, last.index);
           last = chunk;
         }
       }
@@ -631,7 +624,7 @@ export class Writer {
       complete++;
     }
     if (first !== null) {
-      const head = pushChain(this.#control, words, first.header + H_NEXT, last!.index);
+      const head = pushChain(this.#control, words, first.header, last!.index);
       if (head === ENDED) {
         this.#end();
         throw this._closedError("flush", "; the bytes were dropped");
