@@ -40,8 +40,21 @@ export class BufferRecord {
    * callers hold a reference of their own and computed the range.
    */
   toPacket(begin: number, end: number): Packet {
-    this._refs++;
+    this.retain();
     return new Packet(this, begin, end - begin);
+  }
+
+  /** Takes one more reference in this worker, for a packet, region or token. */
+  retain(): void {
+    this._refs++;
+  }
+
+  /**
+   * Whether the one reference in this worker is the caller's and no other
+   * worker holds the buffer: then its memory may be rewritten in place.
+   */
+  get alone(): boolean {
+    return this._refs === 1 && this._units === 0;
   }
 
   /** Drops one of this worker's references; the last one recycles the buffer. */

@@ -645,8 +645,7 @@ export class FrameCutter {
     // Alone in its buffer (no packet holds it) and past the half: start
     // over at the front, so that reads keep getting at least half a buffer,
     // when the unfinished frame to move is smaller than the room it frees.
-    const restart = end > this.#size >> 1 && end - start < start && buffer._refs === 1 &&
-      buffer._units === 0;
+    const restart = end > this.#size >> 1 && end - start < start && buffer.alone;
     if (start === end) {
       this.#scan = start;
       this.#frameEnd = -1;
@@ -679,7 +678,7 @@ export class FrameCutter {
    */
   #next(): boolean {
     const buffer = this.#buffer;
-    if (buffer !== null && buffer._refs === 1 && buffer._units === 0) {
+    if (buffer !== null && buffer.alone) {
       const start = this.#start;
       this.#view.copyWithin(0, start, this.#end);
       this.#rebase(start);

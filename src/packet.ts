@@ -153,7 +153,7 @@ export class Packet {
   clone(): Packet {
     const buffer = this.#buffer;
     if (buffer === null) throw released("clone");
-    buffer._refs++;
+    buffer.retain();
     return new Packet(buffer, this.#offset, this.#length);
   }
 
@@ -172,7 +172,7 @@ export class Packet {
     const buffer = this.#buffer;
     if (buffer === null) throw released("slice");
     checkRange(begin, end, this.#length, "slice a packet at");
-    buffer._refs++;
+    buffer.retain();
     return new Packet(buffer, this.#offset + begin, end - begin);
   }
 

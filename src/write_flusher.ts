@@ -613,11 +613,11 @@ export class WriteFlusher {
       words[header + H_FLUSHED] = end;
       // The last region of a buffer takes over the token's reference.
       if (done) this.#tokens[index] = null;
-      else buffer._refs++;
+      else buffer.retain();
       batch.push(new FlushRegion(buffer, from, end - from, words[header + H_WRITER]!));
     } else if (done) {
       this.#tokens[index] = null;
-      if (--buffer._refs === 0) this.pool._recycle(buffer);
+      buffer.release();
     }
   }
 
@@ -636,7 +636,7 @@ export class WriteFlusher {
       const buffer = tokens[i] ?? null;
       if (buffer === null) continue;
       tokens[i] = null;
-      if (--buffer._refs === 0) this.pool._recycle(buffer);
+      buffer.release();
     }
     this._ring();
   }

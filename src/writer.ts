@@ -714,7 +714,7 @@ export class Writer {
   /** @ignore Commits an open reservation and makes a packet of its payload. */
   _commitToPacket(reservation: Reservation): Packet {
     const buffer = reservation._chunk.buffer;
-    buffer._refs++;
+    buffer.retain();
     const packet = new Packet(buffer, reservation._payloadStart, reservation.length);
     this._commit(reservation);
     return packet;
@@ -1000,7 +1000,7 @@ export class Writer {
       if (chunk.lent && !this.#claimedByFlusher(chunk)) {
         // The token was lent but never reached the flusher: take it back.
         const buffer = this.pool._claim(chunk.index);
-        if (--buffer._refs === 0) this.pool._recycle(buffer);
+        buffer.release();
       }
       chunk.buffer.release();
     }
