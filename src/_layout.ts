@@ -3,8 +3,21 @@
 // here is fixed when the pool is built so that any worker can compute them
 // from the five numbers stored in the control words.
 //
-//   [control words][worker slots][send tickets][buffer headers][data]
+//   [control words][worker slots][send tickets][holder bits][buffer headers][data]
 //
+//   control words   CONTROL_WORDS: the pool's shape, the free stack's top,
+//                   the wait sequence (C_*)
+//   worker slots    maxWorkers × SLOT_WORDS, one line each (S_*)
+//   send tickets    maxWorkers × maxInFlight words: a stamp while a send is
+//                   in flight, 0 when free
+//   holder bits     shared pools only: per worker slot, one bit per buffer
+//                   (holderWords words, line-aligned), set while that worker
+//                   holds a share of the buffer's count, so that a reclaim
+//                   knows what a dead worker held
+//   buffer headers  bufferCount × HEADER_WORDS, one line each (H_*)
+//   data            bufferCount buffers, each bufferStride bytes apart
+//
+// Every address is computed by the functions at the end of this file.
 // Words are Int32. Anything two workers may touch at once sits on its own
 // 64-byte line so that one worker's traffic does not stall another's.
 
