@@ -22,7 +22,7 @@ import {
   type WriteFlusherHandle,
   Writer,
 } from "../mod.ts";
-import { fill } from "../examples/_bus_message.ts";
+import { fill, fillRun } from "../examples/_bus_message.ts";
 import process from "node:process";
 
 export type ProducerMode = "plain" | "library" | "ceiling";
@@ -156,11 +156,7 @@ async function library(stopAt: number): Promise<Done> {
         waits++;
         run = await writer.claim(size, { count });
       }
-      const view = run.dataView;
-      const stride = run.stride;
-      const end = seq + run.count;
-      for (let at = run.offset; seq < end; seq++, at += stride) fill(view, at, size, producer, seq);
-      run.commit();
+      seq += fillRun(run, producer, seq);
     }
   } finally {
     writer.close();

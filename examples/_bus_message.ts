@@ -7,6 +7,8 @@
 // repeated or reordered byte is caught. Both sides work on (DataView,
 // offset) four bytes at a time: no view and no object per message.
 
+import type { WriterClaim } from "../mod.ts";
+
 /** Bytes before the filler. */
 export const HEADER = 12;
 
@@ -42,6 +44,23 @@ export function fill(
   }
   word = (word + STEP) | 0;
   for (; i < end; i++, word >>>= 8) view.setUint8(i, word & 0xff);
+}
+
+/**
+ * Fills every message of a run claimed with `writer.tryClaim(size, count)`
+ * (message `first`, `first + 1`, ... of `producer`) and commits the run.
+ *
+ * @returns How many messages the run held.
+ */
+export function fillRun(run: WriterClaim, producer: number, first: number): number {
+  const view = run.dataView;
+  const stride = run.stride;
+  const size = run.length;
+  const count = run.count;
+  const offset = run.offset;
+  for (let i = 0; i < count; i++) fill(view, offset + i * stride, size, producer, first + i);
+  run.commit();
+  return count;
 }
 
 /**

@@ -8,7 +8,7 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
 import { BufferPool, lengthPrefix, WriteFlusher, Writer } from "../mod.ts";
-import { fill } from "./_bus_message.ts";
+import { fillRun } from "./_bus_message.ts";
 
 export interface ProducerJob {
   producer: number;
@@ -70,13 +70,7 @@ self.onmessage = async ({ data: job }: MessageEvent<ProducerJob>) => {
         waits++;
         run = await writer.claim(size, { count });
       }
-      const view = run.dataView;
-      const stride = run.stride;
-      const end = sent + run.count;
-      for (let at = run.offset; sent < end; sent++, at += stride) {
-        fill(view, at, size, producer, sent);
-      }
-      run.commit();
+      sent += fillRun(run, producer, sent);
     }
     writer.close();
     flusher.close();
