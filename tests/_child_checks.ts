@@ -19,3 +19,22 @@ export async function runChecks(checks: readonly Check[]): Promise<void> {
   }
   if (failed > 0) Deno.exit(1);
 }
+
+/** What a flusher's readable yields, seen without importing mod.ts. */
+type Batches = ReadableStream<Iterable<{ readonly bytes: Uint8Array; release(): void }>>;
+
+/**
+ * Reads a flusher's readable to its end, releasing every region, and
+ * returns its bytes. Child scripts load mod.ts themselves after changing
+ * globals, so they cannot use tests/_writer_helpers.ts (which imports it).
+ */
+export async function readFlushed(readable: Batches): Promise<number[]> {
+  const bytes: number[] = [];
+  for await (const batch of readable) {
+    for (const region of batch) {
+      bytes.push(...region.bytes);
+      region.release();
+    }
+  }
+  return bytes;
+}

@@ -4,7 +4,7 @@
 // start. Prints "ok <check>" or "FAIL <check>" and the error for each check;
 // exits 1 if any failed.
 import assert from "node:assert/strict";
-import { type Check, runChecks } from "./_child_checks.ts";
+import { type Check, readFlushed, runChecks } from "./_child_checks.ts";
 
 function refuseShared(view: ArrayBufferView | undefined): void {
   if (view !== undefined && view.buffer instanceof SharedArrayBuffer) {
@@ -35,16 +35,7 @@ async function writeStrings(): Promise<void> {
   const writer = new bab.Writer(pool, flusher, { codec: bab.lengthPrefix(1) });
   // ASCII, two- three- and four-byte characters, and a lone surrogate (U+FFFD).
   const texts = ["plain", "é and ü", "€ ✓", "🙂", "lone \ud800 half", ""];
-  const reading = (async () => {
-    const bytes: number[] = [];
-    for await (const batch of flusher.readable) {
-      for (const region of batch) {
-        bytes.push(...region.bytes);
-        region.release();
-      }
-    }
-    return bytes;
-  })();
+  const reading = readFlushed(flusher.readable);
   for (let round = 0; round < 4; round++) {
     for (const text of texts) await writer.writeString(text);
   }

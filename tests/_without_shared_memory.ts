@@ -4,7 +4,7 @@
 // covered too. Prints "ok <check>" or "FAIL <check>" and the error for each
 // check; exits 1 if any failed.
 import assert from "node:assert/strict";
-import { type Check, runChecks } from "./_child_checks.ts";
+import { type Check, readFlushed, runChecks } from "./_child_checks.ts";
 
 delete (globalThis as { SharedArrayBuffer?: unknown }).SharedArrayBuffer;
 assert.equal(typeof SharedArrayBuffer, "undefined", "SharedArrayBuffer is gone");
@@ -101,16 +101,7 @@ async function writerToReadable(): Promise<void> {
   const flusher = new bab.WriteFlusher(pool);
   const writer = new bab.Writer(pool, flusher, { codec: bab.lengthPrefix(2) });
   const messages = ["one", "two", "a message of twenty-six b", "four"];
-  const reading = (async () => {
-    const bytes: number[] = [];
-    for await (const batch of flusher.readable) {
-      for (const region of batch) {
-        bytes.push(...region.bytes);
-        region.release();
-      }
-    }
-    return bytes;
-  })();
+  const reading = readFlushed(flusher.readable);
   // More bytes than the pool holds at once: the writer waits for flushed buffers.
   for (let round = 0; round < 3; round++) {
     for (const text of messages) await writer.writeString(text);
