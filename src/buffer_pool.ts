@@ -61,6 +61,7 @@ import type { SendBatch, SendPacket } from "./send_packet.ts";
 import { type Waiter, WaiterQueue } from "./_waiter_queue.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
 import type { LeakDetection, LeakReport } from "./leak_report.ts";
+import { KEEPALIVE_MS } from "./_keepalive.ts";
 
 /** Options for {@linkcode BufferPool}. */
 export interface BufferPoolOptions {
@@ -150,8 +151,6 @@ export interface BufferPoolStats {
 const MAX_DEFAULT_BATCH = 64;
 const DEFAULT_MAX_WORKERS = 16;
 const DEFAULT_MAX_IN_FLIGHT = 16384;
-/** Smallest slice of a keepalive timer that never fires in practice. */
-const KEEPALIVE_MS = 2 ** 30;
 const ATTACH = Symbol("attach");
 
 /**

@@ -28,6 +28,7 @@ import {
   takePublished,
 } from "./_flush_list.ts";
 import { H_FLUSHED, H_WRITER, PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
+import { KEEPALIVE_MS } from "./_keepalive.ts";
 
 /** Options for {@linkcode WriteFlusher}. */
 export interface WriteFlusherOptions {
@@ -64,9 +65,6 @@ export interface PipeToOptions {
   /** Leave the destination open when the flusher ends (a `WritableStream` is closed otherwise). */
   preventClose?: boolean;
 }
-
-/** Longest timer slice; it only keeps the event loop alive while the flusher sleeps. */
-const KEEPALIVE_MS = 2 ** 31 - 1;
 
 /**
  * Collects what {@linkcode Writer}s flushed and delivers it through
