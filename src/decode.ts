@@ -8,7 +8,8 @@
  */
 
 import { BufferPool } from "./buffer_pool.ts";
-import { type FrameCodec, varintPrefix } from "./codec.ts";
+import type { FrameCodec } from "./frame_codec.ts";
+import { varintPrefix } from "./varint_prefix.ts";
 import { FrameCutter, type FrameVisitor } from "./frame_cutter.ts";
 import { MAX_BUFFER_SIZE } from "./_layout.ts";
 

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { type FrameCodec, varintPrefix } from "./codec.ts";
+import type { FrameCodec } from "./frame_codec.ts";
+import { varintPrefix } from "./varint_prefix.ts";
 import type { ByteList } from "./decode.ts";
 
 /** Options for {@linkcode encode}. */

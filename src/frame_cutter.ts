@@ -26,7 +26,9 @@
 
 import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
 import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
-import { FrameBounds, type FrameCodec, largestPayload } from "./codec.ts";
+import { FrameBounds } from "./frame_bounds.ts";
+import type { FrameCodec } from "./frame_codec.ts";
+import { largestPayload } from "./largest_payload.ts";
 import { ClosedError, FrameError, ReleasedError, TruncatedError } from "./errors.ts";
 import type { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
