@@ -6,7 +6,7 @@
  */
 
 import type { BufferPool } from "./buffer_pool.ts";
-import type { FrameCodec } from "./codec.ts";
+import type { FrameCodec } from "./frame_codec.ts";
 import { ClosedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
