@@ -98,7 +98,13 @@
  */
 
 export * from "./src/buffer_pool.ts";
-export * from "./src/codec.ts";
+export * from "./src/frame_bounds.ts";
+export * from "./src/frame_codec.ts";
+export * from "./src/length_prefix.ts";
+export * from "./src/varint_prefix.ts";
+export * from "./src/delimiter.ts";
+export * from "./src/fixed_size.ts";
+export * from "./src/largest_payload.ts";
 export * from "./src/errors.ts";
 export * from "./src/packet.ts";
 export * from "./src/pooled_buffer.ts";
