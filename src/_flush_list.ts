@@ -96,6 +96,7 @@ export function pushChain(
  * Takes the whole list at once and puts the index of every buffer on it in
  * `out`, oldest first. Reads every link before any listed bit is cleared
  * (by {@link takePublished}): a writer may relink a buffer right after.
+ * Takes nothing from an ended list.
  */
 export function takeList(
   control: Int32Array,
@@ -104,6 +105,9 @@ export function takeList(
   out: number[],
 ): void {
   const start = out.length;
+  // An ended list stays ended, or a writer could push onto a list nobody
+  // takes. Only the flusher ends it, so it cannot end between these two.
+  if (Atomics.load(control, F_HEAD) === ENDED) return;
   let head = Atomics.exchange(control, F_HEAD, 0);
   while (head > 0) {
     out.push(head - 1);

@@ -1040,3 +1040,24 @@ Deno.test("A reservation open when its writer closes: commit and bytes throw a C
   assertAllFree(pool);
   assertAllFree(pool2);
 });
+
+Deno.test("pipeTo() on a flusher that has ended keeps its list ended: a writer elsewhere flushing later gets a ClosedError and its buffer back", async () => {
+  const pool = new BufferPool({ bufferSize: 16, bufferCount: 2, shared: true });
+  const flusher = new WriteFlusher(pool);
+  const remote = new Writer(pool, flusher.handle, { flush: "manual" });
+  assert.ok(remote.tryWrite(new Uint8Array([1, 2])));
+  flusher.close();
+  const reader = flusher.readable.getReader();
+  assert.deepEqual(await readBytes(reader), []);
+  reader.releaseLock();
+  let writes = 0;
+  await flusher.pipeTo({ write: (bytes) => Promise.resolve(writes += bytes.length) });
+  assert.equal(writes, 0);
+  assert.throws(() => remote.flush(), (e: unknown) => {
+    assert.ok(e instanceof ClosedError);
+    assert.equal(e.message, "Cannot flush: the flusher was closed; the bytes were dropped");
+    return true;
+  });
+  assert.ok(remote.closed);
+  assertAllFree(pool);
+});
