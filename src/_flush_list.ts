@@ -1,12 +1,29 @@
-// The words a WriteFlusher shares with its writers, and the list of buffers
-// they hand it. The list is threaded through the buffers' H_NEXT words as
-// index + 1 (0 ends it), so handing over a whole chain of buffers is one CAS on
-// the head and taking them all is one exchange, in any worker.
+// The flush list: how writers hand a WriteFlusher the buffers they filled,
+// both sides of it, over a flusher's words and the buffers' headers.
+//
+// The list is threaded through the buffers' H_NEXT words as index + 1 (0
+// ends it), newest first. A writer publishes each buffer's committed end in
+// its H_PUBLISH word; the first publish since the flusher last read it marks
+// the buffer listed, and only then does the writer link it into a chain and
+// push the chain onto F_HEAD with one CAS. The flusher takes the whole list
+// with one exchange, reads every link, and only then reads each buffer's
+// news, which clears the listed bit: from then on a writer may relink it.
+// A flusher asleep on F_BELL says so in F_WAITING, and a writer that pushes
+// onto an empty list rings it. The flusher ends the list by swapping an
+// empty head for ENDED, after which pushes fail and writers keep their
+// buffers.
+//
+// Each exported step below touches at most one word that another thread
+// touches at the same time, so that tests/explorer/flush_list_model.ts can
+// run these very functions one step at a time under every interleaving.
+// The few composites (pushChain, takeList, ringBell, prepareSleep) are
+// fused for speed; the model repeats their loops from the same steps, in
+// the same order.
 //
 // A flusher's words live in a small block of their own (a SharedArrayBuffer
 // when the pool is shared), one cache line each where writers contend.
 
-import { H_NEXT, H_PUBLISH, LINE_WORDS, PUBLISH_LISTED } from "./_layout.ts";
+import { H_FLUSHED, H_NEXT, H_PUBLISH, H_WRITER, LINE_WORDS, PUBLISH_LISTED } from "./_layout.ts";
 import { encodeInto } from "./_shared_memory.ts";
 
 /** Identifies a flusher's block, so that a foreign handle fails loudly. */
@@ -41,16 +58,32 @@ const REASON_BYTES = FLUSH_WORDS * 4 - REASON_START;
 
 /** The head once the flusher has ended: pushes fail and the writer keeps its buffers. */
 export const ENDED = -1;
+/** In H_FLUSHED until the flusher claims the buffer. */
+const UNCLAIMED = -1;
 
-/** Wakes a flusher sleeping on F_BELL in any worker; costs one load when none sleeps. */
-export function ringBell(control: Int32Array): void {
-  if (Atomics.load(control, F_WAITING) !== 0) {
-    Atomics.add(control, F_BELL, 1);
-    Atomics.notify(control, F_BELL);
-  }
+/**
+ * A new flusher's words for writers of the pool with id `poolId`: shared
+ * memory when the pool is, so that writers in other workers can push.
+ */
+export function newFlushWords(shared: boolean, poolId: number): Int32Array {
+  const bytes = FLUSH_WORDS * 4;
+  const control = new Int32Array(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  control[F_MAGIC] = F_MAGIC_VALUE;
+  control[F_POOL_ID] = poolId;
+  control[F_NEXT_WRITER] = 0;
+  return control;
 }
 
-// -- The writers' side: publish, link, push --
+// -- A buffer joins a writer --
+
+/** Readies the header at `header` of a buffer writer `writerId` just took: nothing published, unclaimed. */
+export function startBuffer(words: Int32Array, header: number, writerId: number): void {
+  words[header + H_PUBLISH] = 0;
+  words[header + H_FLUSHED] = UNCLAIMED;
+  words[header + H_WRITER] = writerId;
+}
+
+// -- The writers' side: publish, link, push, ring --
 
 /**
  * Publishes a buffer's new committed end (with PUBLISH_DONE once the writer
@@ -64,17 +97,45 @@ export function publish(words: Int32Array, header: number, value: number): boole
   return (old & PUBLISH_LISTED) === 0;
 }
 
-/** Links the buffer with header `header` to `newer` (a buffer index) in a chain to push. */
+/**
+ * Links the buffer with header `header` to `newer` (a buffer index) in a
+ * chain to push. Only once {@link publish} said so: the flusher no longer
+ * reads this link then.
+ */
 export function linkTo(words: Int32Array, header: number, newer: number): void {
   words[header + H_NEXT] = newer + 1;
+}
+
+/** The list's head, as a push must see it first: index + 1, 0, or {@link ENDED}. */
+export function listHead(control: Int32Array): number {
+  return Atomics.load(control, F_HEAD);
+}
+
+/**
+ * Pushes a chain of buffers onto the list if its head is still `head`:
+ * links the chain's oldest buffer (header `firstHeader`) to it, then swaps
+ * in `last`, the newest. The link comes first: once pushed, the flusher may
+ * read it.
+ *
+ * @returns Whether it was pushed; if not, read the head again and retry.
+ */
+export function tryPush(
+  control: Int32Array,
+  words: Int32Array,
+  firstHeader: number,
+  last: number,
+  head: number,
+): boolean {
+  words[firstHeader + H_NEXT] = head;
+  return Atomics.compareExchange(control, F_HEAD, head, last + 1) === head;
 }
 
 /**
  * Pushes a chain of buffers already linked through H_NEXT, `last` first
  * down to `first`, whose H_NEXT is set here to the old head.
  *
- * @returns The old head (0 if the list was empty), or {@link ENDED} when the
- * flusher is gone and nothing was pushed.
+ * @returns The old head (0 if the list was empty: ring the flusher), or
+ * {@link ENDED} when the flusher is gone and nothing was pushed.
  */
 export function pushChain(
   control: Int32Array,
@@ -83,14 +144,47 @@ export function pushChain(
   last: number,
 ): number {
   for (;;) {
-    const head = Atomics.load(control, F_HEAD);
+    const head = listHead(control);
     if (head === ENDED) return ENDED;
-    words[firstHeader + H_NEXT] = head;
-    if (Atomics.compareExchange(control, F_HEAD, head, last + 1) === head) return head;
+    if (tryPush(control, words, firstHeader, last, head)) return head;
   }
 }
 
+/** Whether the flusher sleeps on its bell, or is about to. */
+export function flusherSleeps(control: Int32Array): boolean {
+  return Atomics.load(control, F_WAITING) !== 0;
+}
+
+/** Rings the bell: a flusher waiting on it in any worker wakes. */
+export function bumpBell(control: Int32Array): void {
+  Atomics.add(control, F_BELL, 1);
+  Atomics.notify(control, F_BELL);
+}
+
+/** Wakes a flusher sleeping on F_BELL in any worker; costs one load when none sleeps. */
+export function ringBell(control: Int32Array): void {
+  if (flusherSleeps(control)) bumpBell(control);
+}
+
 // -- The flusher's side: take, then read each buffer's news --
+
+/**
+ * Takes the whole list, leaving it empty.
+ *
+ * @returns The head taken (index + 1 of the newest buffer, or 0), and 0
+ * from an ended list, which stays ended: a writer that pushed onto it
+ * would push onto a list nobody takes. Only the flusher ends the list, so
+ * it cannot end between the load and the exchange.
+ */
+export function takeHead(control: Int32Array): number {
+  if (Atomics.load(control, F_HEAD) === ENDED) return 0;
+  return Atomics.exchange(control, F_HEAD, 0);
+}
+
+/** The link of a taken buffer at `header`: index + 1 of the next older one, or 0. */
+export function nextLink(words: Int32Array, header: number): number {
+  return words[header + H_NEXT]!;
+}
 
 /**
  * Takes the whole list at once and puts the index of every buffer on it in
@@ -105,24 +199,13 @@ export function takeList(
   out: number[],
 ): void {
   const start = out.length;
-  // An ended list stays ended, or a writer could push onto a list nobody
-  // takes. Only the flusher ends it, so it cannot end between these two.
-  if (Atomics.load(control, F_HEAD) === ENDED) return;
-  let head = Atomics.exchange(control, F_HEAD, 0);
+  let head = takeHead(control);
   while (head > 0) {
     out.push(head - 1);
-    head = words[headerOf(head - 1) + H_NEXT]!;
+    head = nextLink(words, headerOf(head - 1));
   }
   // The list runs newest first.
   if (out.length - start > 1) reverseFrom(out, start);
-}
-
-/**
- * Clears a taken buffer's listed bit and returns what its writer published
- * last: the committed end, with PUBLISH_DONE once the writer is done.
- */
-export function takePublished(words: Int32Array, header: number): number {
-  return Atomics.and(words, header + H_PUBLISH, ~PUBLISH_LISTED) & ~PUBLISH_LISTED;
 }
 
 /** Reverses `items` from `start` to the end, in place. */
@@ -135,6 +218,109 @@ function reverseFrom(items: number[], start: number): void {
     items[j] = item;
   }
 }
+
+/** The flusher takes over a buffer it took for the first time: nothing of it delivered yet. */
+export function claim(words: Int32Array, header: number): void {
+  words[header + H_FLUSHED] = 0;
+}
+
+/**
+ * Whether the flusher has claimed the buffer at `header`. A writer asks once
+ * the list has ended, to take back a buffer it lent but never got onto it.
+ */
+export function claimedByFlusher(words: Int32Array, header: number): boolean {
+  return words[header + H_FLUSHED] !== UNCLAIMED;
+}
+
+/**
+ * Clears a taken buffer's listed bit and returns what its writer published
+ * last: the committed end, with PUBLISH_DONE once the writer is done.
+ */
+export function takePublished(words: Int32Array, header: number): number {
+  return Atomics.and(words, header + H_PUBLISH, ~PUBLISH_LISTED) & ~PUBLISH_LISTED;
+}
+
+/** How far the flusher has delivered a claimed buffer. */
+export function flushedTo(words: Int32Array, header: number): number {
+  return words[header + H_FLUSHED]!;
+}
+
+/** Notes that the flusher has delivered a claimed buffer up to `end`. */
+export function setFlushedTo(words: Int32Array, header: number, end: number): void {
+  words[header + H_FLUSHED] = end;
+}
+
+/** The id of the writer that filled the buffer at `header`. */
+export function writerOf(words: Int32Array, header: number): number {
+  return words[header + H_WRITER]!;
+}
+
+// -- Ending: close, end the list --
+
+/** Whether the flusher was closed or failed: writers stop, the flusher ends once the list is empty. */
+export function listClosed(control: Int32Array): boolean {
+  return Atomics.load(control, F_CLOSED) !== 0;
+}
+
+/** Closes the flusher unless it already was closed or failed. @returns Whether this call did. */
+export function closeList(control: Int32Array): boolean {
+  return Atomics.compareExchange(control, F_CLOSED, 0, CLOSED) === 0;
+}
+
+/**
+ * Ends the list if it is empty: from then on pushes fail.
+ *
+ * @returns Whether it ended; if not, take what is on it and retry.
+ */
+export function endList(control: Int32Array): boolean {
+  return Atomics.compareExchange(control, F_HEAD, 0, ENDED) === 0;
+}
+
+// -- The flusher's sleep on its bell --
+
+/** The flusher says it is about to sleep: a writer that pushes from now on rings. */
+export function announceSleep(control: Int32Array): void {
+  Atomics.store(control, F_WAITING, 1);
+}
+
+/** The bell's value: the flusher sleeps only while it still is this. */
+export function bellOf(control: Int32Array): number {
+  return Atomics.load(control, F_BELL);
+}
+
+/** Whether nothing was pushed since the flusher last took the list. */
+export function listEmpty(control: Int32Array): boolean {
+  return Atomics.load(control, F_HEAD) === 0;
+}
+
+/** Waits, without blocking, while the bell is still `bell` (from {@link prepareSleep}). */
+export function waitOnBell(
+  control: Int32Array,
+  bell: number,
+): ReturnType<typeof Atomics.waitAsync> {
+  return Atomics.waitAsync(control, F_BELL, bell);
+}
+
+/** The flusher is awake: writers need not ring. */
+export function endSleep(control: Int32Array): void {
+  Atomics.store(control, F_WAITING, 0);
+}
+
+/**
+ * The flusher's steps to sleep: it says it sleeps, reads the bell, and only
+ * then looks for news, so a push after the look rings a bell it has read.
+ *
+ * @returns The value to wait on F_BELL while it holds, or null when there
+ * is news (a push, or close) and the flusher must not sleep. Either way,
+ * call {@link endSleep} once awake.
+ */
+export function prepareSleep(control: Int32Array): number | null {
+  announceSleep(control);
+  const bell = bellOf(control);
+  return listEmpty(control) && !listClosed(control) ? bell : null;
+}
+
+// -- Why the flusher ended --
 
 /**
  * Ends the writers' side because the consumer failed: stores what it failed

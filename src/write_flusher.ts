@@ -11,23 +11,23 @@ import type { BufferRecord } from "./_buffer_record.ts";
 import { isSharedArrayBuffer } from "./_shared_memory.ts";
 import type { FlusherWriter } from "./_writer_link.ts";
 import {
-  CLOSED,
-  ENDED,
-  F_BELL,
-  F_CLOSED,
-  F_HEAD,
-  F_MAGIC,
-  F_MAGIC_VALUE,
-  F_NEXT_WRITER,
-  F_POOL_ID,
-  F_WAITING,
-  FLUSH_WORDS,
+  claim,
+  closeList,
+  endList,
+  endSleep,
+  flushedTo,
+  listClosed,
+  newFlushWords,
+  prepareSleep,
   ringBell,
+  setFlushedTo,
   storeFailure,
   takeList,
   takePublished,
+  waitOnBell,
+  writerOf,
 } from "./_flush_list.ts";
-import { H_FLUSHED, H_WRITER, PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
+import { PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
 import { KEEPALIVE_MS } from "./_keepalive.ts";
 
 /** Options for {@linkcode WriteFlusher}. */
@@ -177,14 +177,7 @@ export class WriteFlusher {
    */
   constructor(pool: BufferPool, options?: WriteFlusherOptions) {
     this.pool = pool;
-    const bytes = FLUSH_WORDS * 4;
-    const control = new Int32Array(
-      pool.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes),
-    );
-    control[F_MAGIC] = F_MAGIC_VALUE;
-    control[F_POOL_ID] = pool._id;
-    control[F_NEXT_WRITER] = 0;
-    this.#control = control;
+    this.#control = newFlushWords(pool.shared, pool._id);
     this.#words = pool._words;
     this.#tokens = new Array<BufferRecord | null>(pool.bufferCount).fill(null);
     const highWaterMark = options?.highWaterMark ?? 0;
@@ -231,7 +224,7 @@ export class WriteFlusher {
 
   /** Whether {@linkcode WriteFlusher.close} was called, or the readable was cancelled. */
   get closed(): boolean {
-    return Atomics.load(this.#control, F_CLOSED) !== 0;
+    return listClosed(this.#control);
   }
 
   /**
@@ -242,7 +235,7 @@ export class WriteFlusher {
    * nothing.
    */
   close(): void {
-    if (Atomics.compareExchange(this.#control, F_CLOSED, 0, CLOSED) !== 0) return;
+    if (!closeList(this.#control)) return;
     this.#closeWriters();
     this._ring();
   }
@@ -290,7 +283,7 @@ export class WriteFlusher {
       for (let last = false; !last;) {
         this.#take(batch);
         if (batch.length === 0) {
-          if (this.#ended || Atomics.load(this.#control, F_CLOSED) !== 0) {
+          if (this.#ended || listClosed(this.#control)) {
             this.#end(batch);
             last = true;
           } else {
@@ -490,7 +483,7 @@ export class WriteFlusher {
         if (this.#piped !== null) this.#handToPipe(batch);
         return;
       }
-      if (Atomics.load(this.#control, F_CLOSED) !== 0) {
+      if (listClosed(this.#control)) {
         const rest: FlushRegion[] = [];
         this.#end(rest);
         if (rest.length !== 0) {
@@ -571,10 +564,9 @@ export class WriteFlusher {
   /** #sleep for a shared pool: the bell word, which writers in any worker ring. */
   async #sleepShared(): Promise<void> {
     const control = this.#control;
-    Atomics.store(control, F_WAITING, 1);
-    const bell = Atomics.load(control, F_BELL);
-    if (Atomics.load(control, F_HEAD) === 0 && Atomics.load(control, F_CLOSED) === 0) {
-      const result = Atomics.waitAsync(control, F_BELL, bell);
+    const bell = prepareSleep(control);
+    if (bell !== null) {
+      const result = waitOnBell(control, bell);
       if (result.async) {
         // A pending waitAsync alone does not keep the event loop alive.
         const keepalive = setTimeout(() => {}, KEEPALIVE_MS);
@@ -582,7 +574,7 @@ export class WriteFlusher {
         clearTimeout(keepalive);
       }
     }
-    Atomics.store(control, F_WAITING, 0);
+    endSleep(control);
   }
 
   /** Takes the whole list and turns each buffer's news into a region, oldest first. */
@@ -600,19 +592,19 @@ export class WriteFlusher {
     let buffer = this.#tokens[index] ?? null;
     if (buffer === null) {
       buffer = this.pool._claim(index);
-      words[header + H_FLUSHED] = 0;
+      claim(words, header);
       this.#tokens[index] = buffer;
     }
     const value = takePublished(words, header);
     const end = value & PUBLISH_END;
     const done = (value & PUBLISH_DONE) !== 0;
-    const from = words[header + H_FLUSHED]!;
+    const from = flushedTo(words, header);
     if (end > from && batch !== null) {
-      words[header + H_FLUSHED] = end;
+      setFlushedTo(words, header, end);
       // The last region of a buffer takes over the token's reference.
       if (done) this.#tokens[index] = null;
       else buffer.retain();
-      batch.push(new FlushRegion(buffer, from, end - from, words[header + H_WRITER]!));
+      batch.push(new FlushRegion(buffer, from, end - from, writerOf(words, header)));
     } else if (done) {
       this.#tokens[index] = null;
       buffer.release();
@@ -627,8 +619,8 @@ export class WriteFlusher {
     if (this.#ended) return;
     this.#ended = true;
     const control = this.#control;
-    Atomics.compareExchange(control, F_CLOSED, 0, CLOSED);
-    while (Atomics.compareExchange(control, F_HEAD, 0, ENDED) !== 0) this.#take(batch);
+    closeList(control);
+    while (!endList(control)) this.#take(batch);
     const tokens = this.#tokens;
     for (let i = 0; i < tokens.length; i++) {
       const buffer = tokens[i] ?? null;
