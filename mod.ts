@@ -114,6 +114,7 @@ export * from "./src/leak_report.ts";
 export * from "./src/send_packet.ts";
 export * from "./src/write_flusher.ts";
 export * from "./src/writer.ts";
+export * from "./src/writer_options.ts";
 export * from "./src/writer_claim.ts";
 export * from "./src/frame_cutter.ts";
 export * from "./src/framer.ts";
