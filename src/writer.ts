@@ -9,93 +9,30 @@ import type { BufferPool } from "./buffer_pool.ts";
 import type { FrameCodec } from "./frame_codec.ts";
 import { ClosedError } from "./errors.ts";
 import { Packet } from "./packet.ts";
-import type { BufferRecord } from "./_buffer_record.ts";
-import { Chunk } from "./_chunk.ts";
-import { type Waiter, WaiterQueue } from "./_waiter_queue.ts";
 import { Reservation } from "./reservation.ts";
-import { WriterClaim } from "./writer_claim.ts";
-import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
-import { encodeInto, isSharedArrayBuffer } from "./_shared_memory.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
+import { WriterClaim } from "./writer_claim.ts";
+import type { ClaimOptions, ReserveOptions, WriterOptions } from "./writer_options.ts";
+import type { BufferRecord } from "./_buffer_record.ts";
+import type { Chunk } from "./_chunk.ts";
+import { endReason, F_CLOSED, FAILED } from "./_flush_list.ts";
+import { encodeInto } from "./_shared_memory.ts";
+import type { WaiterQueue } from "./_waiter_queue.ts";
+import { FLUSHER_ENDED, HELD_BACK, WriterBuffers } from "./_writer_buffers.ts";
+import { checkCount, writerConfig } from "./_writer_config.ts";
 import {
-  ENDED,
-  endReason,
-  F_CLOSED,
-  F_MAGIC,
-  F_MAGIC_VALUE,
-  F_NEXT_WRITER,
-  F_POOL_ID,
-  FAILED,
-  FLUSH_WORDS,
-  linkTo,
-  publish,
-  pushChain,
-  ringBell,
-} from "./_flush_list.ts";
-import { H_FLUSHED, H_PUBLISH, H_WRITER, PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
+  frameAround,
+  framedLength,
+  inlinePrefix,
+  lengthError,
+  stringFrameLength,
+  utf8Length,
+  writePrefix,
+} from "./_writer_framing.ts";
+import { CLAIM, type Kind, type Request, RESERVE, WaitingCalls, WRITE } from "./_writer_waits.ts";
 
-/** When a writer flushes on its own, besides {@linkcode Writer.flush}. */
-export type FlushCadence = "microtask" | "manual";
-
-/** Options for {@linkcode Writer}. */
-export interface WriterOptions {
-  /**
-   * The id every {@linkcode FlushRegion} of this writer carries, e.g. to
-   * route by connection: an integer from 0 to 2^31 - 1. Default: the next id
-   * the flusher hands out, unique among its writers.
-   */
-  id?: number;
-  /**
-   * Frames each message, e.g. with a length prefix, so that a reader can cut
-   * the byte stream back into messages. Reservation sizes are payload sizes.
-   */
-  codec?: FrameCodec;
-  /**
-   * `"microtask"` (the default): flush at the end of the current microtask
-   * after a commit, so that writes in one tick go out together.
-   * `"manual"`: only {@linkcode Writer.flush}, and `flushBytes` if set;
-   * but while a call waits for a buffer, a commit flushes at the end of its
-   * microtask, since it may free what holds the writer's buffers back.
-   */
-  flush?: FlushCadence;
-  /** Also flush as soon as this many bytes were committed since the last flush. */
-  flushBytes?: number;
-}
-
-/**
- * Options for the waiting forms {@linkcode Writer.claim},
- * {@linkcode Writer.reserve} and {@linkcode Writer.write}.
- */
-export interface ReserveOptions {
-  /** Aborting gives up the wait: the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
-
-/** Options of {@linkcode Writer.claim}. */
-export interface ClaimOptions extends ReserveOptions {
-  /**
-   * Claim room for a run of up to this many messages of the same length,
-   * framed back to back (see {@linkcode Writer.tryClaim}). Default 1.
-   */
-  count?: number;
-}
-
-/** What a waiting call places: a reservation, the claim, or bytes to copy in. */
-const RESERVE = 0;
-const CLAIM = 1;
-const WRITE = 2;
-type Kind = typeof RESERVE | typeof CLAIM | typeof WRITE;
-
-/** What a call waiting for room asked for. */
-interface Request {
-  readonly kind: Kind;
-  readonly length: number;
-  readonly frame: number;
-  /** For WRITE: the bytes to copy in and commit. */
-  readonly data: Uint8Array | null;
-  /** Messages a claim asks room for, at most. */
-  readonly count: number;
-}
+/** What a waiting call gets: a reservation, the claim, or nothing for a write. */
+type Placed = Reservation | WriterClaim | null;
 
 const encoder = new TextEncoder();
 
@@ -170,7 +107,6 @@ export class Writer {
   readonly pool: BufferPool;
   readonly #flusher: WriteFlusher | null;
   readonly #control: Int32Array;
-  readonly #words: Int32Array;
   readonly #codec: FrameCodec | null;
   /** How the fast path frames: bytes of length prefix (0 without a codec), -1 for no fast path. */
   readonly #prefixSize: number;
@@ -180,9 +116,9 @@ export class Writer {
   readonly #size: number;
   readonly #microtask: boolean;
   readonly #flushBytes: number;
+  /** Every buffer the writer still holds, and publishing them to the flusher. */
+  readonly #buffers: WriterBuffers;
   #current: Chunk | null = null;
-  /** Every chunk whose buffer the writer still holds, oldest first. */
-  readonly #chunks: Chunk[] = [];
   /** Some chunk may have something new for the flusher. */
   #news = false;
   /** The one claim this writer hands out, again and again. */
@@ -190,32 +126,10 @@ export class Writer {
   /** Open reservations, oldest first, linked through _prev/_next. */
   #oldest: Reservation | null = null;
   #newest: Reservation | null = null;
-  /** Reserves and writes waiting for a buffer, in call order. */
-  readonly #queue = new WaiterQueue<Reservation | WriterClaim | null, Request>();
-  /** A buffer is on its way for the queue: the pool holds #waiter, or #onGranted is due. */
-  #waiting = false;
-  #granted: BufferRecord | null = null;
-  /**
-   * The writer's one place in the pool's queue, reused for every wait. The
-   * pool calls it from within a release or a detach, so it only defers.
-   */
-  readonly #waiter: Waiter<BufferRecord> = {
-    resolve: (buffer) => {
-      this.#granted = buffer;
-      queueMicrotask(this.#onGranted);
-    },
-    reject: (error) => {
-      queueMicrotask(() => {
-        this.#waiting = false;
-        if (!this.#closed) this.#rejectQueue(error);
-      });
-    },
-    signal: undefined,
-    onAbort: undefined,
-    payload: undefined,
-    prev: null,
-    next: null,
-  };
+  /** Reserves, claims and writes waiting for a buffer, in call order. */
+  readonly #waits: WaitingCalls<Placed>;
+  /** The waiting calls' queue, whose size the fast paths check. */
+  readonly #queue: WaiterQueue<Placed, Request>;
   #closed = false;
   /** Once closed: why, as the end of an error message. */
   #why = "";
@@ -248,41 +162,28 @@ export class Writer {
     target: WriteFlusher | WriteFlusherHandle,
     options?: WriterOptions,
   ) {
-    const local = "readable" in target ? target as WriteFlusher : null;
-    const control = local !== null ? local._control : controlOf(target as WriteFlusherHandle);
-    if (control[F_POOL_ID] !== pool._id) {
-      throw new TypeError(
-        "Cannot make writer: the flusher takes buffers of another pool; pass this worker's object of the flusher's pool",
-      );
-    }
-    if (pool.bufferSize > PUBLISH_END) {
-      throw new RangeError(
-        `Cannot make writer: the pool's buffers hold ${pool.bufferSize} bytes; a writer's may hold at most ${PUBLISH_END}`,
-      );
-    }
-    const id = options?.id ?? Atomics.add(control, F_NEXT_WRITER, 1);
-    if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
-      throw new RangeError(`Cannot make writer: id ${id} is not an integer from 0 to 2^31 - 1`);
-    }
-    const flushBytes = options?.flushBytes ?? Infinity;
-    if (!(flushBytes > 0)) {
-      throw new RangeError(`Cannot make writer: flushBytes ${flushBytes} must be above 0`);
-    }
-    this.id = id;
+    const config = writerConfig(pool, target, options);
+    this.id = config.id;
     this.pool = pool;
-    this.#flusher = local;
-    this.#control = control;
-    this.#words = pool._words;
-    const codec = options?.codec ?? null;
-    this.#codec = codec;
+    this.#flusher = config.flusher;
+    this.#control = config.control;
+    this.#codec = config.codec;
     this.#size = pool.bufferSize;
-    const layout = codec === null ? 0 : lengthPrefixLayout(codec);
-    this.#prefixSize = codec === null ? 0 : layout === 0 ? -1 : layout & ~LITTLE_ENDIAN;
-    this.#prefixLittleEndian = (layout & LITTLE_ENDIAN) !== 0;
-    this.#prefixMax = codec === null ? pool.bufferSize : codec.maxPayload;
-    this.#microtask = (options?.flush ?? "microtask") === "microtask";
-    this.#flushBytes = flushBytes;
-    local?._register(this);
+    const prefix = inlinePrefix(config.codec, pool.bufferSize);
+    this.#prefixSize = prefix.size;
+    this.#prefixLittleEndian = prefix.littleEndian;
+    this.#prefixMax = prefix.max;
+    this.#microtask = config.microtask;
+    this.#flushBytes = config.flushBytes;
+    this.#buffers = new WriterBuffers(pool, config.control, config.flusher, config.id);
+    this.#waits = new WaitingCalls<Placed>(pool, {
+      room: (frame) => this.#room(frame),
+      place: (r) => this.#place(r.kind, r.length, r.frame, r.data, r.count),
+      beforeWait: () => this.#beforeWait(),
+      take: (buffer) => this.#take(buffer),
+    }, this.#claim);
+    this.#queue = this.#waits.queue;
+    config.flusher?._register(this);
   }
 
   /** Whether {@linkcode Writer.close} was called, or the flusher ended. */
@@ -542,7 +443,8 @@ export class Writer {
    */
   tryWriteString(text: string): boolean {
     const length = utf8Length(text);
-    const frame = this.#checkString(text, length);
+    this.#checkOpen();
+    const frame = stringFrameLength(this.#codec, this.#size, text, length);
     if (this.#queue.size !== 0) return false;
     if (!this.#room(frame)) {
       this.flush();
@@ -589,51 +491,14 @@ export class Writer {
    */
   flush(): void {
     if (!this.#news) return;
-    this.#news = false;
-    const words = this.#words;
-    const chunks = this.#chunks;
-    let first: Chunk | null = null;
-    let last: Chunk | null = null;
-    let complete = 0;
-    // Oldest first, stopping after the first buffer still open: bytes of a
-    // newer buffer may go only once every older one went out whole.
-    for (let i = 0; i < chunks.length; i++) {
-      const chunk = chunks[i]!;
-      const done = chunk.done && chunk.open === 0;
-      const value = chunk.committed | (done ? PUBLISH_DONE : 0);
-      if (value !== chunk.published) {
-        chunk.published = value;
-        // Still listed: the flusher reads the new value where it already is.
-        if (publish(words, chunk.header, value)) {
-          if (!chunk.lent) {
-            this.pool._lend(chunk.buffer);
-            chunk.lent = true;
-          }
-          // The chain runs newest first, as the flusher's list does.
-          if (last === null) first = chunk;
-          else linkTo(words, chunk.header, last.index);
-          last = chunk;
-        }
-      }
-      if (!done) {
-        // What newer buffers hold goes with a later flush, and still counts
-        // towards flushBytes.
-        if (i + 1 < chunks.length) this.#news = true;
-        break;
-      }
-      complete++;
+    const state = this.#buffers.publish();
+    if (state === FLUSHER_ENDED) {
+      this.#end();
+      throw this._closedError("flush", "; the bytes were dropped");
     }
-    if (first !== null) {
-      const head = pushChain(this.#control, words, first.header, last!.index);
-      if (head === ENDED) {
-        this.#end();
-        throw this._closedError("flush", "; the bytes were dropped");
-      }
-      if (head === 0) this.#ring();
-    }
+    // What newer buffers hold goes with a later flush, and still counts towards flushBytes.
+    this.#news = state === HELD_BACK;
     if (!this.#news) this.#unflushed = 0;
-    // The flusher has the finished buffers now; the writer lets go of them.
-    for (; complete > 0; complete--) chunks.shift()!.buffer.release();
   }
 
   /**
@@ -644,7 +509,7 @@ export class Writer {
    */
   close(): void {
     if (this.#closed) return;
-    for (const chunk of this.#chunks) chunk.closedBy = this;
+    this.#buffers.closedBy(this);
     // Newest first, so that open space at the end is taken back, not zeroed:
     // the claim, if open, is the newest of all.
     const claim = this.#claim;
@@ -656,7 +521,7 @@ export class Writer {
     while (this.#newest !== null) this._cancel(this.#newest);
     this.#closed = true;
     this.#learnWhy("the writer was closed");
-    this.#rejectQueue(this._closedError("write"));
+    this.#waits.rejectAll(this._closedError("write"));
     this.#finishCurrent();
     try {
       this.flush();
@@ -701,14 +566,14 @@ export class Writer {
       chunk.committed = chunk.reserved;
       this.#committed(chunk.reserved - claim._frameStart);
     }
-    if (this.#queue.size !== 0) this.#resume();
+    if (this.#queue.size !== 0) this.#waits.resume();
   }
 
   /** @ignore Takes back the open claim's space: nothing was placed after it. */
   _cancelClaim(claim: WriterClaim): void {
     claim._chunk!.reserved = claim._frameStart;
     claim._chunk = null;
-    if (this.#queue.size !== 0) this.#resume();
+    if (this.#queue.size !== 0) this.#waits.resume();
   }
 
   /** @ignore Commits an open reservation and makes a packet of its payload. */
@@ -760,9 +625,7 @@ export class Writer {
     const end = start + prefix + length;
     if (end > this.#size) return -1;
     chunk.reserved = end;
-    if (prefix === 4) chunk.data.setUint32(start, length, this.#prefixLittleEndian);
-    else if (prefix === 2) chunk.data.setUint16(start, length, this.#prefixLittleEndian);
-    else if (prefix === 1) chunk.data.setUint8(start, length);
+    writePrefix(chunk.data, start, prefix, this.#prefixLittleEndian, length);
     return start;
   }
 
@@ -776,56 +639,13 @@ export class Writer {
       throw this.#refusal();
     }
     if (length >>> 0 === length) {
-      const frame = this.#codec === null ? length : this.#framedLength(length);
+      const frame = this.#codec === null ? length : framedLength(this.#codec, length);
       if (frame <= this.#size) return frame;
     }
-    throw this.#lengthError(length);
+    throw lengthError(this.#codec, this.#size, length);
   }
 
-  /** The frame length of a payload of `length` bytes under the codec; Infinity past its limit. */
-  #framedLength(length: number): number {
-    const codec = this.#codec!;
-    if (length > codec.maxPayload) return Infinity;
-    return codec.headerLength(length) + length + codec.trailerLength;
-  }
-
-  /** What is wrong with a length that {@linkcode Writer.#check} refused. */
-  #lengthError(length: number): RangeError {
-    const codec = this.#codec;
-    if (length >>> 0 !== length) {
-      return new RangeError(`Cannot reserve ${length} bytes: not an integer from 0 up`);
-    }
-    if (codec !== null && length > codec.maxPayload) {
-      return new RangeError(
-        `Cannot reserve ${length} bytes: the ${codec.name} codec can frame at most ${codec.maxPayload}`,
-      );
-    }
-    const frame = codec === null
-      ? length
-      : codec.headerLength(length) + length + codec.trailerLength;
-    return new RangeError(`Cannot reserve ${frame} bytes: the pool's buffers hold ${this.#size}`);
-  }
-
-  /** Validates a string of `length` UTF-8 bytes; returns its frame length. */
-  #checkString(text: string, length: number): number {
-    this.#checkOpen();
-    const codec = this.#codec;
-    if (codec !== null && length > codec.maxPayload) {
-      throw new RangeError(
-        `Cannot write a string of ${text.length} characters: its UTF-8 takes ${length} bytes, more than the ${codec.name} codec can frame (${codec.maxPayload})`,
-      );
-    }
-    const frame = codec === null
-      ? length
-      : codec.headerLength(length) + length + codec.trailerLength;
-    if (frame > this.#size) {
-      throw new RangeError(
-        `Cannot write a string of ${text.length} characters: its UTF-8 frame of ${frame} bytes does not fit in a buffer of ${this.#size} bytes`,
-      );
-    }
-    return frame;
-  }
-
+  /** Throws if nothing can be placed now: the claim is open, or the writer is closed. */
   #checkOpen(): void {
     if (this.#claim._chunk !== null || this.#closed || this.#control[F_CLOSED] !== 0) {
       throw this.#refusal();
@@ -850,51 +670,26 @@ export class Writer {
   #room(frame: number): boolean {
     const chunk = this.#current;
     if (chunk !== null && chunk.reserved + frame <= this.#size) return true;
-    return this.#next();
-  }
-
-  /** Finishes the current buffer and starts a free one; false if none is free now. */
-  #next(): boolean {
+    // Finishes the current buffer and starts a free one; false if none is free now.
     this.#finishCurrent();
     const buffer = this.pool._tryAcquireRecord();
     if (buffer === null) return false;
-    this.#install(buffer);
+    this.#current = this.#buffers.add(buffer);
     return true;
-  }
-
-  #install(buffer: BufferRecord): void {
-    const header = this.pool._headerOf(buffer.index);
-    const words = this.#words;
-    words[header + H_PUBLISH] = 0;
-    words[header + H_FLUSHED] = -1;
-    words[header + H_WRITER] = this.id;
-    const chunk = new Chunk(buffer, header);
-    this.#current = chunk;
-    this.#chunks.push(chunk);
   }
 
   #finishCurrent(): void {
     const chunk = this.#current;
     if (chunk === null) return;
     this.#current = null;
-    chunk.done = true;
-    if (chunk.reserved === 0) this.#drop(chunk);
-    else this.#news = true;
+    if (this.#buffers.finish(chunk)) this.#news = true;
   }
 
-  /** Writes the frame's header and trailer; returns where the payload goes. */
+  /** Reserves a frame in `chunk` and writes its header and trailer; returns where the payload goes. */
   #frame(chunk: Chunk, length: number, frame: number): number {
     const start = chunk.reserved;
     chunk.reserved = start + frame;
-    return this.#codec === null ? start : this.#encode(chunk.view, start, length);
-  }
-
-  /** Writes the codec's header and trailer around a payload of `length` bytes; returns where it goes. */
-  #encode(view: Uint8Array, start: number, length: number): number {
-    const codec = this.#codec!;
-    const payload = start + codec.encodeHeader(view, start, length);
-    if (codec.trailerLength !== 0) codec.encodeTrailer(view, payload + length);
-    return payload;
+    return this.#codec === null ? start : frameAround(this.#codec, chunk.view, start, length);
   }
 
   #reserve(length: number, frame: number): Reservation {
@@ -923,15 +718,12 @@ export class Writer {
     claim._stride = frame;
     const prefix = this.#prefixSize;
     if (prefix >= 0) {
-      chunk.reserved = start + n * frame;
-      claim._offset = start + prefix;
-      const data = chunk.data;
-      const little = this.#prefixLittleEndian;
       const last = start + n * frame;
+      chunk.reserved = last;
+      claim._offset = start + prefix;
+      const little = this.#prefixLittleEndian;
       for (let at = start; at < last; at += frame) {
-        if (prefix === 4) data.setUint32(at, length, little);
-        else if (prefix === 2) data.setUint16(at, length, little);
-        else if (prefix === 1) data.setUint8(at, length);
+        writePrefix(chunk.data, at, prefix, little, length);
       }
     } else {
       // Every frame of the run has the same header and trailer.
@@ -951,7 +743,17 @@ export class Writer {
     }
   }
 
-  // -- Flushing --
+  #unlink(reservation: Reservation): void {
+    const { _prev: prev, _next: next } = reservation;
+    if (prev === null) this.#oldest = next;
+    else prev._next = next;
+    if (next === null) this.#newest = prev;
+    else next._prev = prev;
+    reservation._prev = reservation._next = null;
+    reservation._writer = null;
+  }
+
+  // -- Flushing and closing --
 
   /**
    * Notes bytes newly committed and flushes if the cadence says so. Calls
@@ -969,19 +771,6 @@ export class Writer {
     queueMicrotask(this.#flushTask);
   }
 
-  /** Wakes the flusher: directly when it is in this worker, else through its bell. */
-  #ring(): void {
-    if (this.#flusher !== null) this.#flusher._ring();
-    else ringBell(this.#control);
-  }
-
-  /** Drops the writer's own reference to a finished chunk's buffer. */
-  #drop(chunk: Chunk): void {
-    const chunks = this.#chunks;
-    chunks.splice(chunks.indexOf(chunk), 1);
-    chunk.buffer.release();
-  }
-
   /** The flusher is gone: give back every buffer, settle every call. */
   #end(): void {
     const claim = this.#claim;
@@ -995,16 +784,8 @@ export class Writer {
     this.#learnWhy("the flusher has ended");
     this.#current = null;
     this.#news = false;
-    for (const chunk of this.#chunks.splice(0)) {
-      chunk.closedBy = this;
-      if (chunk.lent && !this.#claimedByFlusher(chunk)) {
-        // The token was lent but never reached the flusher: take it back.
-        const buffer = this.pool._claim(chunk.index);
-        buffer.release();
-      }
-      chunk.buffer.release();
-    }
-    this.#rejectQueue(this._closedError("write"));
+    this.#buffers.giveBack(this);
+    this.#waits.rejectAll(this._closedError("write"));
     this.#flusher?._unregister(this);
   }
 
@@ -1027,10 +808,6 @@ export class Writer {
       : new ClosedError(message, { cause: this.#cause });
   }
 
-  #claimedByFlusher(chunk: Chunk): boolean {
-    return this.#words[chunk.header + H_FLUSHED] !== -1;
-  }
-
   // -- Waiting for a buffer --
 
   #enqueue(
@@ -1039,7 +816,7 @@ export class Writer {
     data: Uint8Array | null,
     signal: AbortSignal | undefined,
     count = 1,
-  ): Promise<Reservation | WriterClaim | null> {
+  ): Promise<Placed> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let frame: number;
     try {
@@ -1050,48 +827,8 @@ export class Writer {
     } catch (error) {
       return Promise.reject(error);
     }
-    const waiting = this.#queue.wait(signal, { kind, length, frame, data, count });
-    if (!this.#waiting) this.#waitForBuffer();
-    return waiting;
+    return this.#waits.add(signal, { kind, length, frame, data, count });
   }
-
-  /** Acquires the next buffer for the queue; finishes even if every caller gives up. */
-  #waitForBuffer(): void {
-    this.#finishCurrent();
-    try {
-      this.flush();
-    } catch {
-      return; // The flusher ended: #end rejected the queue.
-    }
-    let buffer: BufferRecord | null;
-    try {
-      buffer = this.pool._waitRecord(this.#waiter);
-    } catch (error) {
-      this.#rejectQueue(error);
-      return;
-    }
-    this.#waiting = true;
-    if (buffer !== null) this.#waiter.resolve(buffer);
-  }
-
-  /** A buffer came: the queue's wait is over (the writer may have closed meanwhile). */
-  readonly #onGranted = () => {
-    const buffer = this.#granted!;
-    this.#granted = null;
-    this.#waiting = false;
-    if (this.#closed || this.#current !== null) {
-      buffer.release();
-      return;
-    }
-    if (this.#control[F_CLOSED] !== 0) {
-      // The flusher stopped while this writer waited (from another worker, unseen till now).
-      buffer.release();
-      this.close();
-      return;
-    }
-    this.#install(buffer);
-    this.#serveQueue();
-  };
 
   /** Places a waiting call's message in the current buffer, which has room. */
   #place(
@@ -1100,90 +837,37 @@ export class Writer {
     frame: number,
     data: Uint8Array | null,
     count: number,
-  ): Reservation | WriterClaim | null {
+  ): Placed {
     if (kind === RESERVE) return this.#reserve(length, frame);
     if (kind === CLAIM) return this.#openClaim(length, frame, count);
     this.#put(data!, length, frame);
     return null;
   }
 
-  /** Serves the calls that waited behind a claim, unless they wait for a buffer. */
-  #resume(): void {
-    if (!this.#waiting) this.#serveQueue();
-  }
-
-  #serveQueue(): void {
-    const queue = this.#queue;
-    while (queue.size !== 0) {
-      // Calls behind a claim wait until it is settled; settling it serves them.
-      if (this.#claim._chunk !== null) return;
-      if (!this.#room(queue.first!.frame)) {
-        this.#waitForBuffer();
-        return;
-      }
-      const waiter = queue.take()!;
-      const { kind, length, frame, data, count } = waiter.payload;
-      waiter.resolve(this.#place(kind, length, frame, data, count));
+  /** Before waiting for a buffer: finish the current one and flush; false if the flusher ended. */
+  #beforeWait(): boolean {
+    this.#finishCurrent();
+    try {
+      this.flush();
+      return true;
+    } catch {
+      return false; // The flusher ended: #end rejected the waiting calls.
     }
   }
 
-  #rejectQueue(reason: unknown): void {
-    // Still queued: taken back. Already granted: #onGranted releases it.
-    if (this.#waiting && this.pool._cancelWait(this.#waiter)) this.#waiting = false;
-    this.#queue.rejectAll(reason);
-  }
-
-  #unlink(reservation: Reservation): void {
-    const { _prev: prev, _next: next } = reservation;
-    if (prev === null) this.#oldest = next;
-    else prev._next = next;
-    if (next === null) this.#newest = prev;
-    else next._prev = prev;
-    reservation._prev = reservation._next = null;
-    reservation._writer = null;
-  }
-}
-
-/**
- * The UTF-8 length of `text` as `TextEncoder` encodes it, a lone surrogate
- * as U+FFFD: known before encoding, the frame is placed like any other.
- */
-function checkCount(count: number): void {
-  if (!Number.isInteger(count) || count < 1) {
-    throw new RangeError(`Cannot claim ${count} messages: count must be an integer from 1 up`);
-  }
-}
-
-function utf8Length(text: string): number {
-  const units = text.length;
-  let length = units;
-  for (let i = 0; i < units; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) {
-      length += 1;
-      continue;
+  /** Takes a granted buffer as the current one, unless the writer closed or has one. */
+  #take(buffer: BufferRecord): boolean {
+    if (this.#closed || this.#current !== null) {
+      buffer.release();
+      return false;
     }
-    length += 2;
-    // A surrogate pair takes 4 bytes for its 2 units; a lone one becomes U+FFFD, 3 bytes.
-    if (c >= 0xd800 && c < 0xdc00 && i + 1 < units) {
-      const d = text.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d < 0xe000) i++;
+    if (this.#control[F_CLOSED] !== 0) {
+      // The flusher stopped while this writer waited (from another worker, unseen till now).
+      buffer.release();
+      this.close();
+      return false;
     }
+    this.#current = this.#buffers.add(buffer);
+    return true;
   }
-  return length;
-}
-
-function controlOf(handle: WriteFlusherHandle): Int32Array {
-  const block = handle?.control;
-  if (!isSharedArrayBuffer(block) || block.byteLength < FLUSH_WORDS * 4) {
-    throw new TypeError(
-      "Cannot make writer: the target is neither a WriteFlusher nor a WriteFlusher's handle",
-    );
-  }
-  const control = new Int32Array(block);
-  if (control[F_MAGIC] !== F_MAGIC_VALUE) {
-    throw new TypeError("Cannot make writer: the handle's memory is not a bab flusher's");
-  }
-  return control;
 }
