@@ -10,7 +10,8 @@
 // cancelled or aborted is still in our hands, and is released.
 
 import type { BufferPool } from "./buffer_pool.ts";
-import { FrameCutter, type FrameCutterOptions } from "./frame_cutter.ts";
+import { FrameCutter } from "./frame_cutter.ts";
+import type { FrameCutterOptions } from "./frame_cutter_options.ts";
 import type { Packet } from "./packet.ts";
 
 /** What the sides take: a cutter's options and the framer's signal (FramerOptions, seen from here). */

@@ -24,40 +24,14 @@
  * @module
  */
 
-import { lengthPrefixLayout, LITTLE_ENDIAN } from "./_length_prefix.ts";
+import { cutIntoPackets, cutIntoVisitor } from "./_cut_frames.ts";
+import { frameLimit } from "./_frame_limit.ts";
+import { Staging } from "./_staging.ts";
 import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
-import { FrameBounds } from "./frame_bounds.ts";
+import { ClosedError, ReleasedError } from "./errors.ts";
 import type { FrameCodec } from "./frame_codec.ts";
-import { largestPayload } from "./largest_payload.ts";
-import { ClosedError, FrameError, ReleasedError, TruncatedError } from "./errors.ts";
+import type { FrameCutterOptions } from "./frame_cutter_options.ts";
 import type { Packet } from "./packet.ts";
-import type { BufferRecord } from "./_buffer_record.ts";
-
-const NO_BYTES = new Uint8Array(0);
-
-/** Options for {@linkcode FrameCutter} and the framers built on it. */
-export interface FrameCutterOptions {
-  /** How frames are marked in the byte stream. */
-  codec: FrameCodec;
-  /**
-   * The longest payload to accept, in bytes. A header announcing more, or a
-   * delimiter not found within this many bytes, is a {@linkcode FrameError}
-   * raised before the payload is buffered. Defaults to the longest payload
-   * whose frame fits one of the pool's buffers
-   * ({@linkcode largestPayload}), which is the longest message a
-   * {@linkcode Writer} on such a pool sends with the same codec; a frame
-   * must fit one buffer, so it may not be more (beyond the codec's own
-   * `maxPayload`, it makes no difference).
-   */
-  maxFrameLength?: number;
-  /**
-   * What to do with an unfinished frame when the input ends: by default it
-   * is a {@linkcode TruncatedError}; with `allowPartial: true` its raw bytes,
-   * header included, become one last packet. For a delimiter codec that is
-   * the last payload, sent without its delimiter.
-   */
-  allowPartial?: boolean;
-}
 
 /**
  * Called by a {@linkcode FrameCutter} for each frame, in place: the payload
@@ -145,47 +119,6 @@ export type FrameVisitor = (
  * After a {@linkcode FrameError} the cutter is closed: a stream that broke
  * the framing cannot be resynchronised.
  *
- * @example Frames split across chunks
- * ```ts
- * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
- * import assert from "node:assert/strict";
- *
- * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 4 });
- * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
- * const packets: Packet[] = [];
- * cutter.push(new Uint8Array([2, 10, 11, 3, 20]), packets);
- * assert.equal(packets.length, 1); // the second frame is not complete yet
- * cutter.push(new Uint8Array([21, 22]), packets);
- * cutter.end(packets); // nothing left over: the input ended on a frame boundary
- * assert.deepEqual(packets.map((p) => [...p.bytes]), [[10, 11], [20, 21, 22]]);
- * for (const packet of packets) packet.release();
- * assert.equal(pool.stats().inUse, 0);
- * ```
- *
- * @example A frame across the end of the only buffer
- * ```ts
- * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
- * import assert from "node:assert/strict";
- *
- * const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
- * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
- * // Two 3-byte frames, then a 4-byte one that cannot end within 8 bytes.
- * const chunk = new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3, 3, 3]);
- * const packets: Packet[] = [];
- * let taken = cutter.push(chunk, packets);
- * assert.equal(taken, 8); // the packets pin the only buffer: it stops
- * assert.equal(cutter.needsBuffer, true);
- * const waiting = cutter.waitForBuffer({ signal: AbortSignal.timeout(1000) });
- * for (const packet of packets.splice(0)) packet.release(); // the buffer comes back
- * await waiting;
- * taken += cutter.push(chunk.subarray(taken), packets);
- * assert.equal(taken, chunk.length);
- * assert.deepEqual([...packets[0]!.bytes], [3, 3, 3]);
- * packets[0]!.release();
- * cutter.end(packets);
- * assert.equal(pool.stats().inUse, 0);
- * ```
- *
  * @example Visiting frames in place, keeping one
  * ```ts
  * import { BufferPool, FrameCutter, type FrameVisitor, lengthPrefix, type Packet } from "@bab/bab";
@@ -218,34 +151,12 @@ export class FrameCutter {
   /** Whether an unfinished frame at the end becomes a packet instead of an error. */
   readonly allowPartial: boolean;
 
-  readonly #size: number;
-  readonly #bounds = new FrameBounds();
-  /** Bytes of a `lengthPrefix()` codec's prefix, read inline; 0 for other codecs. */
-  readonly #prefixSize: number;
-  readonly #prefixLittleEndian: boolean;
-  /** The staging buffer, holding the cutter's own reference; null when it holds none. */
-  #buffer: BufferRecord | null = null;
-  #view: Uint8Array = NO_BYTES;
-  /** Where the unfinished frame starts in the staging buffer. */
-  #start = 0;
-  /** Byte after the last one staged. */
-  #end = 0;
-  /** Where a delimiter search resumes. */
-  #scan = 0;
-  /** Where the unfinished frame ends once complete, or -1 while unknown. */
-  #frameEnd = -1;
-  /** The unfinished frame has to move to a buffer's start before more bytes come. */
-  #move = false;
-  /**
-   * The unfinished frame's bytes while the cutter waits for a buffer holding
-   * none, so that its last buffer can go back to the pool meanwhile.
-   */
-  #parked: Uint8Array | null = null;
+  /** The staging buffer and the unfinished frame in it. */
+  readonly #staging: Staging;
   #closed = false;
   /**
-   * A visitor is running: the frame it was given is
-   * `[#bounds.payloadStart, #bounds.payloadEnd)`, and the cutter's state
-   * must not change under it.
+   * A visitor is running: the frame it was given is in the staging's
+   * bounds, and the cutter's state must not change under it.
    */
   #visiting = false;
 
@@ -260,48 +171,27 @@ export class FrameCutter {
    * buffers, or `maxFrameLength` is not an integer from 0 to the longest
    * payload that does ({@linkcode largestPayload}), or is below the size of a
    * {@linkcode fixedSize} codec's frames.
+   *
+   * @example The longest payload defaults to what one buffer holds
+   * ```ts
+   * import { BufferPool, FrameCutter, lengthPrefix } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 256, bufferCount: 2 });
+   * const cutter = new FrameCutter(pool, { codec: lengthPrefix(4) });
+   * assert.equal(cutter.maxFrameLength, 252); // 256 bytes less the 4-byte prefix
+   * assert.equal(pool.stats().inUse, 0); // no buffer until the first bytes
+   * assert.throws(() => new FrameCutter(pool, { codec: lengthPrefix(4), maxFrameLength: 300 }), RangeError);
+   * ```
    */
   constructor(pool: BufferPool, options: FrameCutterOptions) {
     const codec = options.codec;
-    const size = pool.bufferSize;
-    const largest = largestPayload(codec, size);
-    if (largest < 0) {
-      throw new RangeError(
-        `Cannot create frame cutter: not one ${codec.name} frame fits the pool's ${size}-byte buffers`,
-      );
-    }
-    const maxFrameLength = options.maxFrameLength ?? largest;
-    if (
-      !Number.isInteger(maxFrameLength) || maxFrameLength < 0 ||
-      Math.min(maxFrameLength, codec.maxPayload) > largest
-    ) {
-      // Past the codec's own limit, a larger maxFrameLength changes nothing.
-      const range = largest < codec.maxPayload
-        ? `from 0 to ${largest} (the pool's ${size}-byte buffers less ${
-          size - largest
-        } bytes of ${codec.name} framing)`
-        : `from 0 up`;
-      throw new RangeError(
-        `Cannot create frame cutter: maxFrameLength must be an integer ${range}, received ${maxFrameLength}`,
-      );
-    }
-    try {
-      // A codec whose frames are longer than the limit fails on every input.
-      codec.decode(NO_BYTES, 0, 0, maxFrameLength, this.#bounds);
-    } catch (error) {
-      if (!(error instanceof FrameError)) throw error;
-      throw new RangeError(
-        `Cannot create frame cutter: ${codec.name} frames carry ${error.frameLength}-byte payloads, over the maxFrameLength of ${maxFrameLength} bytes`,
-      );
-    }
+    const maxFrameLength = frameLimit(codec, pool.bufferSize, options.maxFrameLength);
     this.pool = pool;
     this.codec = codec;
     this.maxFrameLength = maxFrameLength;
     this.allowPartial = options.allowPartial ?? false;
-    this.#size = pool.bufferSize;
-    const layout = lengthPrefixLayout(codec);
-    this.#prefixSize = layout & ~LITTLE_ENDIAN;
-    this.#prefixLittleEndian = (layout & LITTLE_ENDIAN) !== 0;
+    this.#staging = new Staging(pool, codec, maxFrameLength);
   }
 
   /** Whether the cutter was closed, ended, or broken by a {@linkcode FrameError}. */
@@ -311,7 +201,7 @@ export class FrameCutter {
 
   /** Bytes of the unfinished frame staged so far. */
   get buffered(): number {
-    return this.#end - this.#start;
+    return this.#staging.end - this.#staging.start;
   }
 
   /**
@@ -322,7 +212,7 @@ export class FrameCutter {
    * take one from the pool themselves when it has one free.
    */
   get needsBuffer(): boolean {
-    return this.#buffer === null || this.#move;
+    return this.#staging.needsBuffer;
   }
 
   /**
@@ -343,26 +233,33 @@ export class FrameCutter {
    * @throws {ClosedError} If the cutter was closed.
    * @throws {TypeError} If called by a visitor of this cutter.
    * @throws Whatever the visitor throws; the cutter is then closed.
+   *
+   * @example Frames split across chunks
+   * ```ts
+   * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 4 });
+   * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+   * const packets: Packet[] = [];
+   * cutter.push(new Uint8Array([2, 10, 11, 3, 20]), packets);
+   * assert.equal(packets.length, 1); // the second frame is not complete yet
+   * cutter.push(new Uint8Array([21, 22]), packets);
+   * cutter.end(packets); // nothing left over: the input ended on a frame boundary
+   * assert.deepEqual(packets.map((p) => [...p.bytes]), [[10, 11], [20, 21, 22]]);
+   * for (const packet of packets) packet.release();
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    */
   push(chunk: Uint8Array, sink: Packet[] | FrameVisitor): number {
     if (this.#closed || this.#visiting) throw this.#stateError("push bytes into");
+    const staging = this.#staging;
     const length = chunk.length;
     let taken = 0;
     try {
       while (taken < length) {
-        if ((this.#buffer === null || this.#move) && (this.#closed || !this.#next())) break;
-        const end = this.#end;
-        const room = this.#size - end;
-        const rest = length - taken;
-        if (rest <= room) {
-          this.#view.set(taken === 0 ? chunk : chunk.subarray(taken), end);
-          this.#end = end + rest;
-          taken = length;
-        } else {
-          this.#view.set(chunk.subarray(taken, taken + room), end);
-          this.#end = end + room;
-          taken += room;
-        }
+        if (staging.needsBuffer && (this.#closed || !staging.next())) break;
+        taken = staging.append(chunk, taken);
         this.#cut(sink);
       }
     } catch (error) {
@@ -384,11 +281,30 @@ export class FrameCutter {
    * has none free: await {@linkcode FrameCutter.waitForBuffer} and try again.
    * @throws {ClosedError} If the cutter was closed.
    * @throws {TypeError} If called by a visitor of this cutter.
+   *
+   * @example Reading into pool memory, with no copy
+   * ```ts
+   * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 2 });
+   * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+   * const packets: Packet[] = [];
+   * const view = cutter.writable()!; // what conn.read(view) would fill
+   * view.set([3, 7, 8, 9, 1]);
+   * cutter.commit(5, packets);
+   * assert.deepEqual(packets.map((p) => [...p.bytes]), [[7, 8, 9]]);
+   * assert.equal(cutter.buffered, 1); // the next frame's header
+   * packets[0]!.release();
+   * cutter.close();
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    */
   writable(): Uint8Array | null {
     if (this.#closed || this.#visiting) throw this.#stateError("read into");
-    if ((this.#buffer === null || this.#move) && !this.#next()) return null;
-    return this.#view.subarray(this.#end);
+    const staging = this.#staging;
+    if (staging.needsBuffer && !staging.next()) return null;
+    return staging.view.subarray(staging.end);
   }
 
   /**
@@ -410,13 +326,14 @@ export class FrameCutter {
   commit(length: number, sink: Packet[] | FrameVisitor): void {
     if (this.#closed || this.#visiting) throw this.#stateError("commit bytes to");
     if (length === 0) return;
-    const room = this.#buffer === null || this.#move ? 0 : this.#size - this.#end;
+    const staging = this.#staging;
+    const room = staging.needsBuffer ? 0 : staging.size - staging.end;
     if (!Number.isInteger(length) || length < 0 || length > room) {
       throw new RangeError(
         `Cannot commit ${length} bytes: the staging memory from writable() has ${room} free`,
       );
     }
-    this.#end += length;
+    staging.end += length;
     try {
       this.#cut(sink);
     } catch (error) {
@@ -437,20 +354,45 @@ export class FrameCutter {
    * @throws The signal's reason, if it aborts first.
    * @throws {ClosedError} If the cutter is or gets closed.
    * @throws {TypeError} If called by a visitor of this cutter.
+   *
+   * @example A frame across the end of the only buffer
+   * ```ts
+   * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
+   * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+   * // Two 3-byte frames, then a 4-byte one that cannot end within 8 bytes.
+   * const chunk = new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3, 3, 3]);
+   * const packets: Packet[] = [];
+   * let taken = cutter.push(chunk, packets);
+   * assert.equal(taken, 8); // the packets pin the only buffer: it stops
+   * assert.equal(cutter.needsBuffer, true);
+   * const waiting = cutter.waitForBuffer({ signal: AbortSignal.timeout(1000) });
+   * for (const packet of packets.splice(0)) packet.release(); // the buffer comes back
+   * await waiting;
+   * taken += cutter.push(chunk.subarray(taken), packets);
+   * assert.equal(taken, chunk.length);
+   * assert.deepEqual([...packets[0]!.bytes], [3, 3, 3]);
+   * packets[0]!.release();
+   * cutter.end(packets);
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    */
   async waitForBuffer(options?: AcquireOptions): Promise<void> {
     if (this.#closed || this.#visiting) throw this.#stateError("wait for a buffer for");
-    if (!this.needsBuffer || this.#next()) return;
+    const staging = this.#staging;
+    if (!staging.needsBuffer || staging.next()) return;
     // Packets pin the staging buffer and the pool has nothing free. Let go
     // of the buffer, so that releasing those packets hands it back here.
-    this.#park();
+    staging.park();
     const fresh = await this.pool._acquireRecord(options);
-    if (this.#closed || !this.needsBuffer) {
+    if (this.#closed || !staging.needsBuffer) {
       fresh.release();
       if (this.#closed) throw this.#closedError("wait for a buffer for");
       return;
     }
-    this.#install(fresh);
+    staging.install(fresh);
   }
 
   /**
@@ -468,37 +410,43 @@ export class FrameCutter {
    * @throws {ClosedError} If the cutter was closed.
    * @throws {TypeError} If called by a visitor of this cutter.
    * @throws Whatever the visitor throws; the cutter is closed all the same.
+   *
+   * @example Input that stops inside a frame
+   * ```ts
+   * import { BufferPool, FrameCutter, lengthPrefix, type Packet, TruncatedError } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 2 });
+   * const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+   * const packets: Packet[] = [];
+   * cutter.push(new Uint8Array([1, 7, 4, 8, 9]), packets); // 2 of a 4-byte payload
+   * assert.throws(() => cutter.end(packets), TruncatedError);
+   * assert.equal(cutter.closed, true);
+   * assert.deepEqual([...packets[0]!.bytes], [7]); // the whole frame is still yours
+   * packets[0]!.release();
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    */
   end(sink: Packet[] | FrameVisitor): void {
     if (this.#closed || this.#visiting) throw this.#stateError("end");
-    const received = this.#end - this.#start;
-    if (received > 0) {
+    const staging = this.#staging;
+    if (staging.end > staging.start) {
       // A frame set aside by a given-up wait needs a buffer to be a packet on.
-      const buffer = this.allowPartial ? this.#buffer ?? this.#restore() : null;
+      const buffer = this.allowPartial ? staging.buffer ?? staging.restore() : null;
       if (buffer === null) {
-        const expected = this.#frameEnd < 0 ? NaN : this.#frameEnd - this.#start;
+        const error = staging.truncated(this.allowPartial);
         this.close();
-        const frame = Number.isNaN(expected)
-          ? "a frame whose end was not yet known"
-          : `a ${expected}-byte frame`;
-        const why = this.allowPartial
-          ? "the pool had no free buffer to hand it out on"
-          : "pass allowPartial: true to receive unfinished frames";
-        throw new TruncatedError(
-          `Cannot end ${this.codec.name} framing: the input stopped ${received} bytes into ${frame}; ${why}`,
-          received,
-          expected,
-        );
+        throw error;
       }
       if (typeof sink !== "function") {
-        sink.push(buffer.toPacket(this.#start, this.#end));
+        sink.push(buffer.toPacket(staging.start, staging.end));
       } else {
-        const bounds = this.#bounds;
-        bounds.payloadStart = this.#start;
-        bounds.payloadEnd = this.#end;
+        const bounds = staging.bounds;
+        bounds.payloadStart = staging.start;
+        bounds.payloadEnd = staging.end;
         this.#visiting = true;
         try {
-          sink(this.#view, this.#start, this.#end, this);
+          sink(staging.view, staging.start, staging.end, this);
         } finally {
           this.#abandon();
         }
@@ -542,8 +490,8 @@ export class FrameCutter {
         "Cannot retain a frame: none is being visited; call retain() from the visitor, during the visit of the frame to keep",
       );
     }
-    const bounds = this.#bounds;
-    return this.#buffer!.toPacket(bounds.payloadStart, bounds.payloadEnd);
+    const bounds = this.#staging.bounds;
+    return this.#staging.buffer!.toPacket(bounds.payloadStart, bounds.payloadEnd);
   }
 
   /**
@@ -557,208 +505,52 @@ export class FrameCutter {
     if (this.#closed) return;
     this.#closed = true;
     // The visiting loop lets go of the buffer once the visitor returns.
-    if (!this.#visiting) this.#drop();
+    if (!this.#visiting) this.#staging.drop();
+  }
+
+  /**
+   * Closes the cutter, so `using` can own it.
+   *
+   * @example A cutter closed at the end of its scope
+   * ```ts
+   * import { BufferPool, FrameCutter, lengthPrefix, type Packet } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 2 });
+   * const packets: Packet[] = [];
+   * {
+   *   using cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+   *   cutter.push(new Uint8Array([1, 7, 3, 8]), packets); // a frame, and 1 byte of the next
+   * } // closed here: the unfinished frame is dropped
+   * assert.deepEqual([...packets[0]!.bytes], [7]); // packets cut stay valid
+   * packets[0]!.release();
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** Closes the cutter after an error, even one thrown by a visitor that had closed it. */
   #abandon(): void {
     this.#visiting = false;
     this.#closed = true;
-    this.#drop();
+    this.#staging.drop();
   }
 
-  /** Releases the staging buffer and forgets the unfinished frame. */
-  #drop(): void {
-    const buffer = this.#buffer;
-    this.#buffer = null;
-    this.#view = NO_BYTES;
-    this.#parked = null;
-    this.#start = this.#end = 0;
-    buffer?.release();
-  }
-
-  /** Closes the cutter, so `using` can own it. */
-  [Symbol.dispose](): void {
-    this.close();
-  }
-
-  /**
-   * Cuts every complete frame in the staging buffer and hands it to `sink`;
-   * notes how the unfinished one stands. One loop per kind of sink, so that
-   * each stays small and its calls monomorphic.
-   */
+  /** Hands `sink` every complete frame staged, then notes how the unfinished one stands. */
   #cut(sink: Packet[] | FrameVisitor): void {
-    const codec = this.codec;
-    const view = this.#view;
-    const bounds = this.#bounds;
-    const max = this.maxFrameLength;
-    const buffer = this.#buffer!;
-    const end = this.#end;
-    let start = this.#start;
-    let scan = this.#scan;
-    // A length prefix is read inline, one load per frame; the codec's own
-    // decode takes over at the first frame that is unfinished or too long,
-    // to say so in its own way.
-    const prefix = this.#prefixSize;
-    if (typeof sink === "function") {
-      this.#visiting = true;
-      if (prefix !== 0) {
-        const data = buffer._dataView;
-        const little = this.#prefixLittleEndian;
-        for (;;) {
-          const payloadEnd = prefixedFrameEnd(data, start, end, prefix, little, max);
-          if (payloadEnd < 0) break;
-          // Where retain() finds the frame being visited.
-          bounds.payloadStart = start + prefix;
-          bounds.payloadEnd = payloadEnd;
-          sink(view, start + prefix, payloadEnd, this);
-          start = scan = payloadEnd;
-          if (this.#closed) break;
-        }
-      }
-      while (!this.#closed && start < end && codec.decode(view, start, end, max, bounds, scan)) {
-        sink(view, bounds.payloadStart, bounds.payloadEnd, this);
-        start = scan = bounds.frameEnd;
-        if (this.#closed) break;
-      }
-      this.#visiting = false;
-      if (this.#closed) {
-        // The visitor closed the cutter: it kept the buffer until now.
-        this.#drop();
-        return;
-      }
-    } else {
-      if (prefix !== 0) {
-        const data = buffer._dataView;
-        const little = this.#prefixLittleEndian;
-        for (;;) {
-          const payloadEnd = prefixedFrameEnd(data, start, end, prefix, little, max);
-          if (payloadEnd < 0) break;
-          sink.push(buffer.toPacket(start + prefix, payloadEnd));
-          start = scan = payloadEnd;
-        }
-      }
-      while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
-        sink.push(buffer.toPacket(bounds.payloadStart, bounds.payloadEnd));
-        start = scan = bounds.frameEnd;
-      }
-    }
-    this.#start = start;
-    // Alone in its buffer (no packet holds it) and past the half: start
-    // over at the front, so that reads keep getting at least half a buffer,
-    // when the unfinished frame to move is smaller than the room it frees.
-    const restart = end > this.#size >> 1 && end - start < start && buffer.alone;
-    if (start === end) {
-      this.#scan = start;
-      this.#frameEnd = -1;
-      if (restart) {
-        this.#rebase(start);
-      } else if (end === this.#size) {
-        // Full and nothing unfinished: the packets keep the buffer alive.
-        this.#buffer = null;
-        this.#view = NO_BYTES;
-        buffer.release();
-      }
+    const staging = this.#staging;
+    if (typeof sink !== "function") {
+      staging.settle(cutIntoPackets(staging, sink));
       return;
     }
-    const frameEnd = bounds.frameEnd;
-    this.#scan = bounds.scanned;
-    this.#frameEnd = frameEnd;
-    // A frame longer than a buffer cannot be staged anywhere. Only a header
-    // longer than a writer makes (a padded varint) gets here, since
-    // maxFrameLength keeps writers' frames within one buffer.
-    if (frameEnd - start > this.#size) throw this.#frameTooLong(start, frameEnd);
-    if (end === this.#size && start === 0) throw this.#headerTooLong(end);
-    // Move the unfinished frame now if it cannot end in this buffer: the
-    // fewer of its bytes are staged, the fewer are copied.
-    if (end === this.#size || frameEnd > this.#size || restart) this.#move = true;
-  }
-
-  /**
-   * Gets the unfinished frame to the start of a buffer: its own, when no
-   * packet holds that any more, else a fresh one if the pool has one.
-   */
-  #next(): boolean {
-    const buffer = this.#buffer;
-    if (buffer !== null && buffer.alone) {
-      const start = this.#start;
-      this.#view.copyWithin(0, start, this.#end);
-      this.#rebase(start);
-      this.#move = false;
-      return true;
-    }
-    const fresh = this.pool._tryAcquireRecord();
-    if (fresh === null) return false;
-    this.#install(fresh);
-    return true;
-  }
-
-  /** Makes `fresh` the staging buffer, moving the unfinished frame into it. */
-  #install(fresh: BufferRecord): void {
-    const old = this.#buffer;
-    const parked = this.#parked;
-    const view = fresh._view;
-    if (old !== null) {
-      const start = this.#start;
-      view.set(this.#view.subarray(start, this.#end));
-      old.release();
-      this.#rebase(start);
-    } else if (parked !== null) {
-      view.set(parked);
-      this.#parked = null;
-    } else {
-      this.#start = this.#end = this.#scan = 0;
-      this.#frameEnd = -1;
-    }
-    this.#move = false;
-    this.#buffer = fresh;
-    this.#view = view;
-  }
-
-  /** Sets the unfinished frame aside and releases the staging buffer, to wait for one. */
-  #park(): void {
-    const buffer = this.#buffer;
-    if (buffer === null) return;
-    const start = this.#start;
-    // Slow path only: the pool is empty and packets pin this buffer.
-    this.#parked = this.#view.slice(start, this.#end);
-    this.#rebase(start);
-    this.#buffer = null;
-    this.#view = NO_BYTES;
-    buffer.release();
-  }
-
-  /** Takes a buffer for a frame set aside, if the pool has one free now. */
-  #restore(): BufferRecord | null {
-    return this.#parked !== null && this.#next() ? this.#buffer : null;
-  }
-
-  /** Counts the unfinished frame's offsets from `start`, its new first byte. */
-  #rebase(start: number): void {
-    this.#start = 0;
-    this.#end -= start;
-    this.#scan -= start;
-    if (this.#frameEnd >= 0) this.#frameEnd -= start;
-  }
-
-  #frameTooLong(start: number, frameEnd: number): FrameError {
-    const bounds = this.#bounds;
-    const payload = bounds.payloadEnd - bounds.payloadStart;
-    return new FrameError(
-      `Cannot decode frame: the ${this.codec.name} frame of a ${payload}-byte payload takes ${
-        frameEnd - start
-      } bytes with its header, more than the pool's ${this.#size}-byte buffers hold; its header is longer than a writer makes it`,
-      payload,
-      this.maxFrameLength,
-    );
-  }
-
-  #headerTooLong(staged: number): FrameError {
-    return new FrameError(
-      `Cannot decode frame: ${staged} bytes of one ${this.codec.name} frame fill a whole ${this.#size}-byte buffer before its length is known`,
-      NaN,
-      this.maxFrameLength,
-    );
+    this.#visiting = true;
+    const start = cutIntoVisitor(staging, sink, this);
+    this.#visiting = false;
+    // A visitor that closed the cutter left it the buffer until now.
+    if (this.#closed) staging.drop();
+    else staging.settle(start);
   }
 
   #stateError(action: string): Error {
@@ -775,27 +567,4 @@ export class FrameCutter {
       `Cannot ${action} the frame cutter: it was closed (by close(), end() or a framing error)`,
     );
   }
-}
-
-/**
- * Where the payload of the length-prefixed frame at `start` ends, if the
- * frame is whole before `end` and its length within `max`; else -1, and the
- * codec's decode says why.
- */
-function prefixedFrameEnd(
-  data: DataView,
-  start: number,
-  end: number,
-  prefix: number,
-  little: boolean,
-  max: number,
-): number {
-  if (end - start < prefix) return -1;
-  const n = prefix === 4
-    ? data.getUint32(start, little)
-    : prefix === 2
-    ? data.getUint16(start, little)
-    : data.getUint8(start);
-  const payloadEnd = start + prefix + n;
-  return n > max || payloadEnd > end ? -1 : payloadEnd;
 }

@@ -7,7 +7,8 @@
 
 import type { BufferPool } from "./buffer_pool.ts";
 import { ClosedError } from "./errors.ts";
-import { FrameCutter, type FrameCutterOptions, type FrameVisitor } from "./frame_cutter.ts";
+import { FrameCutter, type FrameVisitor } from "./frame_cutter.ts";
+import type { FrameCutterOptions } from "./frame_cutter_options.ts";
 
 /**
  * Options for {@linkcode FrameSink}: the codec, the longest payload and what

@@ -8,7 +8,7 @@
  */
 
 import type { BufferPool } from "./buffer_pool.ts";
-import type { FrameCutterOptions } from "./frame_cutter.ts";
+import type { FrameCutterOptions } from "./frame_cutter_options.ts";
 import type { Packet } from "./packet.ts";
 import { framerSides } from "./_framer_streams.ts";
 

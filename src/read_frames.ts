@@ -7,7 +7,8 @@
  */
 
 import type { BufferPool } from "./buffer_pool.ts";
-import { FrameCutter, type FrameCutterOptions } from "./frame_cutter.ts";
+import { FrameCutter } from "./frame_cutter.ts";
+import type { FrameCutterOptions } from "./frame_cutter_options.ts";
 import type { Packet } from "./packet.ts";
 import { readInto } from "./_read_into.ts";
 
