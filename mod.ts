@@ -117,6 +117,7 @@ export * from "./src/writer.ts";
 export * from "./src/writer_options.ts";
 export * from "./src/writer_claim.ts";
 export * from "./src/frame_cutter.ts";
+export * from "./src/frame_cutter_options.ts";
 export * from "./src/framer.ts";
 export * from "./src/read_frames.ts";
 export * from "./src/visit_frames.ts";
