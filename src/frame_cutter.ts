@@ -104,17 +104,13 @@ export type FrameVisitor = (
  * so a buffer goes back to the pool when the cutter has moved past it and
  * its packets are released. When the pool has no buffer to give,
  * {@linkcode FrameCutter.push} stops early and says how far it got; await
- * {@linkcode FrameCutter.waitForBuffer} and push the rest. While it waits,
- * the cutter lets go of its staging buffer and keeps the unfinished frame
- * (less than one buffer) aside, so that the buffer comes back to the pool,
- * and to the wait, as soon as its packets are released.
+ * {@linkcode FrameCutter.waitForBuffer} and push the rest.
  *
  * How many buffers a cutter needs: one, if the packets cut from it are
  * released before it is given more bytes (a visitor that retains nothing
- * always qualifies). Packets kept longer pin their
- * buffers, and the pool must hold those too; if they pin every buffer
- * while their holder waits for more frames, nothing can move, so give
- * every wait a `signal`.
+ * always qualifies). Packets kept longer pin their buffers, and the pool
+ * must hold those too; if they pin every buffer while their holder waits
+ * for more frames, nothing can move, so give every wait a `signal`.
  *
  * After a {@linkcode FrameError} the cutter is closed: a stream that broke
  * the framing cannot be resynchronised.
@@ -346,9 +342,11 @@ export class FrameCutter {
    * Waits for a buffer from the pool when {@linkcode FrameCutter.needsBuffer};
    * resolves at once otherwise, or when the cutter's own buffer can take
    * the unfinished frame (every packet cut from it was released). While it
-   * waits, the cutter holds no buffer: its last one comes back as soon as
-   * the packets on it are released. Release packets you hold, or the pool
-   * may never have one to give; a `signal` bounds the wait.
+   * waits, the cutter holds no buffer, only a copy of the unfinished frame
+   * (less than one buffer): its last buffer comes back to the pool, and to
+   * the wait, as soon as the packets on it are released. Release packets you
+   * hold, or the pool may never have one to give; a `signal` bounds the
+   * wait.
    *
    * @param options An optional `signal` to give up the wait.
    * @throws The signal's reason, if it aborts first.
