@@ -9,8 +9,16 @@ import type { BufferPool } from "./buffer_pool.ts";
 import type { WriteFlusher } from "./write_flusher.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import { Chunk, type ClosedWriter } from "./_chunk.ts";
-import { ENDED, linkTo, publish, pushChain, ringBell } from "./_flush_list.ts";
-import { H_FLUSHED, H_PUBLISH, H_WRITER, PUBLISH_DONE } from "./_layout.ts";
+import {
+  claimedByFlusher,
+  ENDED,
+  linkTo,
+  publish,
+  pushChain,
+  ringBell,
+  startBuffer,
+} from "./_flush_list.ts";
+import { PUBLISH_DONE } from "./_layout.ts";
 
 /** What {@linkcode WriterBuffers.publish} did: the flusher has every committed byte. */
 export const PUBLISHED = 0;
@@ -46,10 +54,7 @@ export class WriterBuffers {
   /** Starts filling `buffer`: its header says nothing is committed yet, nor taken. */
   add(buffer: BufferRecord): Chunk {
     const header = this.#pool._headerOf(buffer.index);
-    const words = this.#words;
-    words[header + H_PUBLISH] = 0;
-    words[header + H_FLUSHED] = -1;
-    words[header + H_WRITER] = this.#writerId;
+    startBuffer(this.#words, header, this.#writerId);
     const chunk = new Chunk(buffer, header);
     this.#chunks.push(chunk);
     return chunk;
@@ -127,7 +132,7 @@ export class WriterBuffers {
   giveBack(writer: ClosedWriter): void {
     for (const chunk of this.#chunks.splice(0)) {
       chunk.closedBy = writer;
-      if (chunk.lent && this.#words[chunk.header + H_FLUSHED] === -1) {
+      if (chunk.lent && !claimedByFlusher(this.#words, chunk.header)) {
         // The token was lent but never reached the flusher: take it back.
         const buffer = this.#pool._claim(chunk.index);
         buffer.release();
