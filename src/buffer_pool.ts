@@ -6,7 +6,15 @@
  * @module
  */
 
-import { type FreeStack, LocalFreeStack, SharedFreeStack } from "./_free_stack.ts";
+import {
+  fillFreeStack,
+  type FreeStack,
+  linkNext,
+  LocalFreeStack,
+  nextInBatch,
+  pushAll,
+  SharedFreeStack,
+} from "./_free_stack.ts";
 import {
   C_BATCH_SIZE,
   C_BUFFER_COUNT,
@@ -21,7 +29,6 @@ import {
   computeLayout,
   dataByteOf,
   firstTicket,
-  H_NEXT,
   H_OWNER,
   H_SHARED_REFS,
   headerWord,
@@ -362,7 +369,7 @@ export class BufferPool {
       words[C_MAX_WORKERS] = layout.maxWorkers;
       words[C_MAX_IN_FLIGHT] = layout.maxInFlight;
       words[C_POOL_ID] = this.#poolId;
-      this.#buildFreeStack();
+      fillFreeStack(this.#free, words, layout);
       // The creating pool object takes slot 0.
       this.#slot = slotWord(layout, 0);
       words[this.#slot + S_STATE] = 1;
@@ -632,7 +639,7 @@ export class BufferPool {
   reclaim(workerId: number): number {
     if (!this.shared) throw new TypeError("Cannot reclaim: the pool is not shared");
     const layout = this.#layout;
-    const { maxWorkers, bufferCount, batchSize } = layout;
+    const { maxWorkers, bufferCount } = layout;
     if (!Number.isInteger(workerId) || workerId < 0 || workerId >= maxWorkers) {
       throw new RangeError(
         `Cannot reclaim worker ${workerId}: worker ids run from 0 to maxWorkers - 1 (${
@@ -663,12 +670,7 @@ export class BufferPool {
         freed.push(index);
       }
     }
-    // Back to the free stack in batches, as a spill would.
-    for (let at = 0; at < freed.length; at += batchSize) {
-      const end = Math.min(at + batchSize, freed.length);
-      for (let i = at; i < end - 1; i++) words[this.#header(freed[i]!) + H_NEXT] = freed[i + 1]!;
-      this.#free.push(freed[at]!, end - at);
-    }
+    pushAll(this.#free, words, layout, freed);
     if (Atomics.exchange(words, slot + S_WAITING, 0) !== 0) Atomics.sub(words, C_WAITING, 1);
     Atomics.store(words, slot + S_CACHED, 0);
     Atomics.store(words, slot + S_STATE, 0);
@@ -1032,18 +1034,6 @@ export class BufferPool {
     return new PooledBuffer(await waiting);
   }
 
-  #buildFreeStack(): void {
-    const { bufferCount, batchSize } = this.#layout;
-    const words = this.#words;
-    // Push the highest batch first so that buffer 0 heads the top batch.
-    for (let b = Math.ceil(bufferCount / batchSize) - 1; b >= 0; b--) {
-      const head = b * batchSize;
-      const length = Math.min(batchSize, bufferCount - head);
-      for (let i = head; i < head + length - 1; i++) words[this.#header(i) + H_NEXT] = i + 1;
-      this.#free.push(head, length);
-    }
-  }
-
   #claimSlot(): number {
     const { maxWorkers } = this.#layout;
     for (let i = 0; i < maxWorkers; i++) {
@@ -1068,9 +1058,8 @@ export class BufferPool {
     const owner = this.shared ? this.#owner : 0;
     for (let i = 0; i < length; i++) {
       this.#cache[i] = this.#record(index);
-      const header = this.#header(index);
-      if (owner !== 0) words[header + H_OWNER] = owner;
-      index = words[header + H_NEXT]!;
+      if (owner !== 0) words[this.#header(index) + H_OWNER] = owner;
+      index = nextInBatch(words, this.#layout, index);
     }
     this.#cached = length;
     return true;
@@ -1093,7 +1082,7 @@ export class BufferPool {
     const top = this.#cached;
     const bottom = top - count;
     for (let i = bottom; i < top - 1; i++) {
-      words[this.#header(cache[i]!.index) + H_NEXT] = cache[i + 1]!.index;
+      linkNext(words, this.#layout, cache[i]!.index, cache[i + 1]!.index);
     }
     if (this.shared) {
       for (let i = bottom; i < top; i++) words[this.#header(cache[i]!.index) + H_OWNER] = 0;
