@@ -14,11 +14,12 @@
 // buffers.
 //
 // Each exported step below touches at most one word that another thread
-// touches at the same time, so that tests/explorer/flush_list_model.ts can
-// run these very functions one step at a time under every interleaving.
-// The few composites (pushChain, takeList, ringBell, prepareSleep) are
-// fused for speed; the model repeats their loops from the same steps, in
-// the same order.
+// may touch at the same time, so that tests/explorer/flush_list_model.ts
+// can run these very functions one step at a time under many
+// interleavings. The composites (pushChain, takeList, ringBell,
+// prepareSleep) only call steps, in one call for speed; the model repeats
+// their order from the same steps, so keep the two in step: the explorer
+// checks the order the model runs, not the order written here.
 //
 // A flusher's words live in a small block of their own (a SharedArrayBuffer
 // when the pool is shared), one cache line each where writers contend.
@@ -111,22 +112,18 @@ export function listHead(control: Int32Array): number {
   return Atomics.load(control, F_HEAD);
 }
 
-/**
- * Pushes a chain of buffers onto the list if its head is still `head`:
- * links the chain's oldest buffer (header `firstHeader`) to it, then swaps
- * in `last`, the newest. The link comes first: once pushed, the flusher may
- * read it.
- *
- * @returns Whether it was pushed; if not, read the head again and retry.
- */
-export function tryPush(
-  control: Int32Array,
-  words: Int32Array,
-  firstHeader: number,
-  last: number,
-  head: number,
-): boolean {
+/** Links the oldest buffer of a chain to push (header `firstHeader`) to the list's `head`. */
+export function linkToHead(words: Int32Array, firstHeader: number, head: number): void {
   words[firstHeader + H_NEXT] = head;
+}
+
+/**
+ * Swaps the list's head for `last + 1` (`last` the newest buffer of a chain
+ * linked to `head`) if it is still `head`.
+ *
+ * @returns Whether the chain was pushed; if not, read the head again and retry.
+ */
+export function swapHead(control: Int32Array, head: number, last: number): boolean {
   return Atomics.compareExchange(control, F_HEAD, head, last + 1) === head;
 }
 
@@ -146,7 +143,9 @@ export function pushChain(
   for (;;) {
     const head = listHead(control);
     if (head === ENDED) return ENDED;
-    if (tryPush(control, words, firstHeader, last, head)) return head;
+    // The link first: once the swap succeeds, the flusher may read it.
+    linkToHead(words, firstHeader, head);
+    if (swapHead(control, head, last)) return head;
   }
 }
 

@@ -1,220 +1,401 @@
-// The writer → flusher hand-off, step by step: writers publish committed
-// ends into H_PUBLISH and push chains onto F_HEAD (src/writer.ts flush,
-// src/_flush_list.ts pushChain, Writer#ring); one flusher takes the list
-// (src/write_flusher.ts #pull, #sleep, #take, #deliver, #end) and a closer
-// closes it (WriteFlusher.close). A buffer's references are one abstract
-// atomic count here: the writer's own, the flusher's token and each region.
+// The writer → flusher hand-off under many interleavings. Writers publish,
+// link, push and ring; one flusher takes, claims, delivers, sleeps and ends
+// the list; a closer, or a consumer that fails, stops it. Every access to
+// the flusher's words or a buffer's header is a call to the real step of
+// src/_flush_list.ts, on words made by its newFlushWords and headers placed
+// by src/_layout.ts: the model adds the yields between steps, and repeats
+// the order in which the real code calls them (the composites of
+// _flush_list.ts, src/writer.ts's flush, close and #end, the flusher's
+// take, deliver, end, sleep and fail). A buffer's references are one
+// abstract atomic count: the writer's own, the flusher's token, each region.
 
-import { type Model, type Thread, Violation } from "./scheduler.ts";
-import { ENDED, F_BELL, F_CLOSED, F_HEAD, F_WAITING, FLUSH_WORDS } from "../../src/_flush_list.ts";
+import { type Model, type Step, type Thread, Violation } from "./scheduler.ts";
 import {
-  H_FLUSHED,
-  H_NEXT,
-  H_PUBLISH,
-  HEADER_WORDS,
-  PUBLISH_DONE,
-  PUBLISH_END,
-  PUBLISH_LISTED,
-} from "../../src/_layout.ts";
+  announceSleep,
+  bellOf,
+  bumpBell,
+  claim,
+  claimedByFlusher,
+  closeList,
+  ENDED,
+  endList,
+  endSleep,
+  F_HEAD,
+  flushedTo,
+  flusherSleeps,
+  linkTo,
+  linkToHead,
+  listClosed,
+  listEmpty,
+  listHead,
+  newFlushWords,
+  nextLink,
+  publish,
+  setFlushedTo,
+  startBuffer,
+  storeFailure,
+  swapHead,
+  takeHead,
+  takePublished,
+  writerOf,
+} from "../../src/_flush_list.ts";
+import { computeLayout, headerWord, PUBLISH_DONE, PUBLISH_END } from "../../src/_layout.ts";
 
-// The real words: a layout change that breaks the protocol fails the explorer.
-// The model keeps the flusher's control words and the buffers' headers in
-// one array, the headers after the control block.
-const HEADERS = FLUSH_WORDS;
+/**
+ * What a writer does, in order: place and commit bytes at once
+ * (`tryWrite`), open a reservation, commit the open reservation at a
+ * position (0 is the oldest still open), move on to its next buffer, or
+ * flush. After its last op it closes, as `Writer.close()` does.
+ */
+export type WriterOp =
+  | { write: number }
+  | { reserve: number }
+  | { commit: number }
+  | "finish"
+  | "flush";
 
-/** What a writer does, in order: commit bytes to its current buffer, finish it, or flush. */
-export type WriterOp = { commit: number } | "finish" | "flush";
-
-/** A writer's buffers (indices) and what it does with them. */
+/** A writer's buffers (indices, one per "finish" plus one) and what it does. */
 export interface WriterScript {
   readonly buffers: readonly number[];
   readonly ops: readonly WriterOp[];
 }
 
-/** Deliberate bugs the explorer must catch. */
-export type FlushBug = "none" | "clear-listed-before-links";
+/**
+ * How the flusher stops. "close": closed once every writer closed and every
+ * byte arrived, which also proves no wake-up was lost. "close-early":
+ * closed at any moment, writers still writing. "cancel": its consumer fails
+ * whenever the flusher waits (on a sink or on its bell), else it is closed
+ * once the writers closed.
+ */
+export type Ending = "close" | "close-early" | "cancel";
 
-interface Chunk {
-  readonly index: number;
-  readonly writer: number;
-  committed: number;
-  done: boolean;
-  published: number;
-  pending: boolean;
-  lent: boolean;
+/** Deliberate bugs the explorer must catch. */
+export type FlushBug =
+  | "none"
+  /** The flusher clears a buffer's listed bit while walking the links. */
+  | "clear-listed-before-links"
+  /** A push swaps the head in before linking the chain to the old head. */
+  | "link-after-push"
+  /** The flusher reads its bell after looking for news. */
+  | "bell-after-look"
+  /** A writer rings before it pushes rather than after. */
+  | "ring-before-push"
+  /** Taking swaps the head for 0 even once the list ended (pipeTo after the end did). */
+  | "take-clears-end";
+
+/** How the model runs. */
+export interface FlushModelOptions {
+  ending?: Ending;
+  /** "close-early" and "cancel": how many bytes must have arrived before the flusher may stop. */
+  after?: number;
+  bug?: FlushBug;
 }
 
-const header = (index: number) => HEADERS + index * HEADER_WORDS;
+/** A writer's record of one buffer, as src/_chunk.ts keeps it. */
+interface Chunk {
+  readonly index: number;
+  readonly header: number;
+  reserved: number;
+  committed: number;
+  open: number;
+  done: boolean;
+  lent: boolean;
+  published: number;
+}
 
-/** The model: `scripts` writers, one flusher, one closer. */
-export function flushListModel(scripts: readonly WriterScript[], bug: FlushBug = "none"): Model {
+/** An open reservation: where it is. */
+interface Open {
+  readonly chunk: Chunk;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Generator returning a value, yielding scheduler steps. */
+type Steps<T> = Generator<Step, T, void>;
+
+/** The model: `scripts` writers, one flusher, and what stops it. */
+export function flushListModel(
+  scripts: readonly WriterScript[],
+  options: FlushModelOptions = {},
+): Model {
+  const ending = options.ending ?? "close";
+  const bug = options.bug ?? "none";
+  const after = options.after ?? 0;
+  const bufferCount = Math.max(...scripts.flatMap((s) => s.buffers)) + 1;
+  const layout = computeLayout(64, bufferCount, 1, 1, 0);
   return () => {
-    const bufferCount = Math.max(...scripts.flatMap((s) => s.buffers)) + 1;
-    const words = new Int32Array(HEADERS + bufferCount * HEADER_WORDS);
-    for (let i = 0; i < bufferCount; i++) words[header(i) + H_FLUSHED] = -1;
+    const control = newFlushWords(false, 1);
+    const words = new Int32Array(layout.blockBytes / 4);
     const refs = new Array<number>(bufferCount).fill(0);
     const freed = new Array<number>(bufferCount).fill(0);
+    const used = new Array<boolean>(bufferCount).fill(false);
+    /** Byte positions (`index:offset`) each writer placed, and each delivered, in order. */
     const expected: string[][] = scripts.map(() => []);
     const delivered: string[][] = scripts.map(() => []);
-    const chunks: Chunk[] = [];
+    /** Bytes placed in and delivered from each buffer, and delivered in all. */
+    const placedIn = new Array<number>(bufferCount).fill(0);
+    const deliveredIn = new Array<number>(bufferCount).fill(0);
+    let placed = 0;
+    let arrived = 0;
     let writersDone = 0;
+    /** The flusher's state, which code in its worker sees between its awaits. */
+    let ended = false;
+    let idle = false;
+    let cancelling = false;
+    let flusherDone = false;
 
     /** One reference dropped: a step on the shared count, freeing at zero. */
     function* drop(index: number): Thread {
       yield;
       if (refs[index]! <= 0) throw new Violation(`buffer ${index} released with no reference`);
-      if (--refs[index]! === 0) {
-        if (++freed[index]! !== 1) throw new Violation(`buffer ${index} freed twice`);
-        const c = chunks[index];
-        if (c !== undefined) {
-          const got = delivered[c.writer]!.filter((b) => b.startsWith(`${index}:`)).length;
-          if (got !== c.committed || !c.done) {
-            throw new Violation(
-              `buffer ${index} freed with ${got} of ${c.committed} bytes delivered (done ${c.done})`,
-            );
-          }
-        }
+      if (--refs[index]! !== 0) return;
+      if (++freed[index]! !== 1) throw new Violation(`buffer ${index} freed twice`);
+      if (ending === "close" && deliveredIn[index] !== placedIn[index]) {
+        throw new Violation(
+          `buffer ${index} freed with ${deliveredIn[index]} of ${placedIn[index]} bytes delivered`,
+        );
       }
     }
 
-    // -- Writer: src/writer.ts flush(), #ring(), #drop() --
+    /** WriteFlusher._ring and Writer#ring across workers: ringBell. */
+    function* ring(): Thread {
+      yield;
+      if (flusherSleeps(control)) {
+        yield;
+        bumpBell(control);
+      }
+    }
+
+    // -- A writer: src/writer.ts --
+
     function* writer(w: number): Thread {
       const script = scripts[w]!;
-      const pending: Chunk[] = [];
-      let b = 0;
-      let chunk: Chunk | null = null;
-      const markPending = (c: Chunk) => {
-        if (!c.pending) {
-          c.pending = true;
-          pending.push(c);
+      /** Buffers the writer holds, oldest first. */
+      const chunks: Chunk[] = [];
+      /** Open reservations, oldest first. */
+      const open: Open[] = [];
+      let current: Chunk | null = null;
+      let news = false;
+      let taken = 0;
+      let closed = false;
+
+      /** #room and #install: the current buffer, or the next of the script's. */
+      const room = (): Chunk => {
+        if (current !== null) return current;
+        const index = script.buffers[taken++];
+        if (index === undefined) throw new Error(`writer ${w}'s script needs more buffers`);
+        refs[index] = 1;
+        used[index] = true;
+        const header = headerWord(layout, index);
+        startBuffer(words, header, w);
+        current = {
+          index,
+          header,
+          reserved: 0,
+          committed: 0,
+          open: 0,
+          done: false,
+          lent: false,
+          published: 0,
+        };
+        chunks.push(current);
+        return current;
+      };
+      const place = (length: number): Chunk => {
+        const chunk = room();
+        for (let i = 0; i < length; i++) expected[w]!.push(`${chunk.index}:${chunk.reserved + i}`);
+        chunk.reserved += length;
+        placedIn[chunk.index]! += length;
+        placed += length;
+        return chunk;
+      };
+      /** _commit: the open reservation at `at`. */
+      const commit = (at: number) => {
+        const r = open[at];
+        if (r === undefined) throw new Error(`writer ${w} has no open reservation ${at}`);
+        const chunk = r.chunk;
+        const older = open[at - 1];
+        const next = open[at + 1];
+        open.splice(at, 1);
+        chunk.open--;
+        if (older === undefined || older.chunk !== chunk) {
+          chunk.committed = next !== undefined && next.chunk === chunk
+            ? next.start
+            : chunk.reserved;
+          news = true;
         }
       };
-      for (const op of script.ops) {
-        if (op === "flush") {
-          yield* flush(pending);
-          continue;
+      /** _cancel of the newest open reservation: taken back if nothing follows it, else zeroed. */
+      const cancelNewest = () => {
+        const at = open.length - 1;
+        const r = open[at]!;
+        const chunk = r.chunk;
+        if (chunk.reserved !== r.end) return commit(at);
+        open.pop();
+        chunk.open--;
+        chunk.reserved = r.start;
+        const older = open[at - 1];
+        if (older === undefined || older.chunk !== chunk) {
+          chunk.committed = chunk.reserved;
+          news = true;
         }
-        if (chunk === null) {
-          const index = script.buffers[b++]!;
-          // Acquired: the writer's own reference.
-          refs[index] = 1;
-          chunk = {
-            index,
-            writer: w,
-            committed: 0,
-            done: false,
-            published: 0,
-            pending: false,
-            lent: false,
-          };
-          chunks[index] = chunk;
+      };
+      /** #finishCurrent: no more goes into the current buffer; an empty one goes back. */
+      function* finishCurrent(): Thread {
+        const chunk = current;
+        if (chunk === null) return;
+        current = null;
+        chunk.done = true;
+        if (chunk.reserved !== 0) news = true;
+        else {
+          chunks.splice(chunks.indexOf(chunk), 1);
+          yield* drop(chunk.index);
         }
-        if (op === "finish") {
-          chunk.done = true;
-          markPending(chunk);
-          chunk = null;
-        } else {
-          for (let i = 0; i < op.commit; i++) {
-            expected[w]!.push(`${chunk.index}:${chunk.committed + i}`);
+      }
+
+      /** pushChain, step by step. */
+      function* pushChain(first: Chunk, last: Chunk): Steps<number> {
+        for (;;) {
+          yield;
+          const head = listHead(control);
+          if (head === ENDED) return ENDED;
+          if (bug === "link-after-push") {
+            yield;
+            if (!swapHead(control, head, last.index)) continue;
+            yield;
+            linkToHead(words, first.header, head);
+            return head;
           }
-          chunk.committed += op.commit;
-          markPending(chunk);
+          yield;
+          linkToHead(words, first.header, head);
+          yield;
+          if (swapHead(control, head, last.index)) return head;
         }
       }
-      yield* flush(pending);
-      if (chunk !== null || pending.length !== 0) {
-        throw new Error("script must finish its last buffer and flush");
+
+      /** #end: the flusher is gone; take back lent tokens it never claimed, drop the rest. */
+      function* endWriter(): Thread {
+        closed = true;
+        current = null;
+        news = false;
+        for (const chunk of chunks.splice(0)) {
+          if (chunk.lent) {
+            yield;
+            if (!claimedByFlusher(words, chunk.header)) yield* drop(chunk.index);
+          }
+          yield* drop(chunk.index);
+        }
       }
+
+      /** flush(): oldest first, stopping after the first buffer still open. */
+      function* flush(): Thread {
+        if (!news) return;
+        news = false;
+        let first: Chunk | null = null;
+        let last: Chunk | null = null;
+        let complete = 0;
+        for (let i = 0; i < chunks.length; i++) {
+          const chunk = chunks[i]!;
+          const done = chunk.done && chunk.open === 0;
+          const value = chunk.committed | (done ? PUBLISH_DONE : 0);
+          if (value !== chunk.published) {
+            chunk.published = value;
+            yield;
+            if (publish(words, chunk.header, value)) {
+              if (!chunk.lent) {
+                // pool._lend: the flusher's token.
+                yield;
+                refs[chunk.index]!++;
+                chunk.lent = true;
+              }
+              if (last === null) first = chunk;
+              else {
+                yield;
+                linkTo(words, chunk.header, last.index);
+              }
+              last = chunk;
+            }
+          }
+          if (!done) {
+            if (i + 1 < chunks.length) news = true;
+            break;
+          }
+          complete++;
+        }
+        if (first !== null) {
+          if (bug === "ring-before-push") yield* ring();
+          const head = yield* pushChain(first, last!);
+          if (head === ENDED) return yield* endWriter();
+          if (head === 0 && bug !== "ring-before-push") yield* ring();
+        }
+        for (; complete > 0; complete--) yield* drop(chunks.shift()!.index);
+      }
+
+      /** close(): cancel what is open, newest first, finish the buffer, flush. */
+      function* close(): Thread {
+        while (open.length !== 0) cancelNewest();
+        yield* finishCurrent();
+        yield* flush();
+        closed = true;
+      }
+
+      for (const op of script.ops) {
+        if (op === "flush") yield* flush();
+        else if (op === "finish") yield* finishCurrent();
+        else if ("commit" in op) commit(op.commit);
+        else {
+          // Placing a message first looks whether the flusher was closed.
+          yield;
+          if (listClosed(control)) yield* close();
+          else if ("write" in op) {
+            const chunk = place(op.write);
+            if (chunk.open === 0) {
+              chunk.committed = chunk.reserved;
+              news = true;
+            }
+          } else {
+            const chunk = place(op.reserve);
+            chunk.open++;
+            open.push({ chunk, start: chunk.reserved - op.reserve, end: chunk.reserved });
+          }
+        }
+        if (closed) break;
+      }
+      if (!closed) yield* close();
       writersDone++;
     }
 
-    function* flush(pending: Chunk[]): Thread {
-      if (pending.length === 0) return;
-      let first: Chunk | null = null;
-      let last: Chunk | null = null;
-      for (const chunk of pending) {
-        chunk.pending = false;
-        const value = chunk.committed | (chunk.done ? PUBLISH_DONE : 0);
-        if (value === chunk.published) continue;
-        chunk.published = value;
-        yield;
-        const old = Atomics.exchange(
-          words,
-          header(chunk.index) + H_PUBLISH,
-          value | PUBLISH_LISTED,
-        );
-        if ((old & PUBLISH_LISTED) !== 0) continue;
-        if (!chunk.lent) {
-          // pool._lend: the flusher's token reference.
-          yield;
-          refs[chunk.index]!++;
-          chunk.lent = true;
-        }
-        if (last === null) first = chunk;
-        else {
-          yield;
-          words[header(chunk.index) + H_NEXT] = last.index + 1;
-        }
-        last = chunk;
-      }
-      if (first !== null) {
-        // pushChain
-        let head: number;
-        for (;;) {
-          yield;
-          head = Atomics.load(words, F_HEAD);
-          if (head === ENDED) throw new Violation("writer pushed after the flusher ended");
-          yield;
-          words[header(first.index) + H_NEXT] = head;
-          yield;
-          if (Atomics.compareExchange(words, F_HEAD, head, last!.index + 1) === head) break;
-        }
-        if (head === 0) yield* ring();
-      }
-      for (const chunk of pending) {
-        if ((chunk.published & PUBLISH_DONE) !== 0) yield* drop(chunk.index);
-      }
-      pending.length = 0;
-    }
+    // -- The flusher: src/write_flusher.ts --
 
-    /** Writer#ring and WriteFlusher._ring across workers. */
-    function* ring(): Thread {
-      yield;
-      if (Atomics.load(words, F_WAITING) !== 0) {
-        yield;
-        Atomics.add(words, F_BELL, 1);
-      }
-    }
-
-    // -- Flusher: src/write_flusher.ts --
+    /** Buffers whose token the flusher holds. */
     const tokens = new Set<number>();
 
+    /** #deliver: one taken buffer's news becomes a region, written and released at once. */
     function* deliver(index: number, out: boolean): Thread {
       if (freed[index]) throw new Violation(`flusher touched buffer ${index} after it was freed`);
-      const h = header(index);
+      const header = headerWord(layout, index);
       if (!tokens.has(index)) {
         // pool._claim takes over the lent token.
         yield;
-        words[h + H_FLUSHED] = 0;
+        claim(words, header);
         tokens.add(index);
       }
       yield;
-      const value = Atomics.and(words, h + H_PUBLISH, ~PUBLISH_LISTED);
+      const value = takePublished(words, header);
       const end = value & PUBLISH_END;
       const done = (value & PUBLISH_DONE) !== 0;
-      yield;
-      const from = words[h + H_FLUSHED]!;
+      const from = flushedTo(words, header);
       if (end > from && out) {
-        yield;
-        words[h + H_FLUSHED] = end;
+        setFlushedTo(words, header, end);
         if (done) tokens.delete(index);
         else {
           yield;
           refs[index]!++;
         }
-        const c = chunks[index]!;
-        for (let i = from; i < end; i++) delivered[c.writer]!.push(`${index}:${i}`);
-        // The region is written and released at once.
+        const bytes = delivered[writerOf(words, header)]!;
+        for (let i = from; i < end; i++) bytes.push(`${index}:${i}`);
+        deliveredIn[index]! += end - from;
+        arrived += end - from;
         yield* drop(index);
       } else if (done) {
         tokens.delete(index);
@@ -222,87 +403,135 @@ export function flushListModel(scripts: readonly WriterScript[], bug: FlushBug =
       }
     }
 
-    function* take(out: boolean): Generator<undefined | (() => boolean), number, void> {
+    /** #take: takeList, step by step, then each buffer's news, oldest first. */
+    function* take(out: boolean): Steps<number> {
       const taken: number[] = [];
       yield;
-      let head = Atomics.exchange(words, F_HEAD, 0);
+      let head = bug === "take-clears-end"
+        ? Atomics.exchange(control, F_HEAD, 0)
+        : takeHead(control);
       while (head > 0) {
         taken.push(head - 1);
+        const header = headerWord(layout, head - 1);
         if (bug === "clear-listed-before-links") {
           yield;
-          Atomics.and(words, header(head - 1) + H_PUBLISH, ~PUBLISH_LISTED);
+          takePublished(words, header);
         }
         yield;
-        head = words[header(head - 1) + H_NEXT]!;
+        head = nextLink(words, header);
       }
       for (let i = taken.length - 1; i >= 0; i--) yield* deliver(taken[i]!, out);
       return taken.length;
     }
 
-    function* end(): Thread {
+    /** #end: end the list, delivering (or releasing) what is still on it; drop every token. */
+    function* end(out: boolean): Thread {
+      ended = true;
       yield;
-      Atomics.store(words, F_CLOSED, 1);
+      closeList(control);
       for (;;) {
         yield;
-        if (Atomics.compareExchange(words, F_HEAD, 0, ENDED) === 0) break;
-        yield* take(true);
+        if (endList(control)) break;
+        yield* take(out);
       }
-      for (const index of [...tokens]) yield* drop(index);
-      tokens.clear();
+      for (const index of [...tokens]) {
+        tokens.delete(index);
+        yield* drop(index);
+      }
       yield* ring();
     }
 
+    /** #sleepShared: prepareSleep, waitOnBell, endSleep. */
     function* sleep(): Thread {
       yield;
-      Atomics.store(words, F_WAITING, 1);
-      yield;
-      const bell = Atomics.load(words, F_BELL);
-      yield;
-      if (Atomics.load(words, F_HEAD) === 0) {
+      announceSleep(control);
+      let bell: number;
+      let wait: boolean;
+      if (bug === "bell-after-look") {
         yield;
-        if (Atomics.load(words, F_CLOSED) === 0) {
-          // Atomics.waitAsync(control, F_BELL, bell)
-          yield () => words[F_BELL] !== bell;
+        wait = listEmpty(control);
+        yield;
+        wait &&= !listClosed(control);
+        yield;
+        bell = bellOf(control);
+      } else {
+        yield;
+        bell = bellOf(control);
+        yield;
+        wait = listEmpty(control);
+        if (wait) {
+          yield;
+          wait = !listClosed(control);
         }
       }
+      if (wait) {
+        idle = true;
+        yield () => bellOf(control) !== bell && !cancelling;
+        idle = false;
+      }
       yield;
-      Atomics.store(words, F_WAITING, 0);
+      endSleep(control);
     }
 
+    /** pipeTo's loop: take; if nothing came, end once closed, else sleep. */
     function* flusher(): Thread {
       for (;;) {
-        if ((yield* take(true)) !== 0) continue;
+        // Between batches the pump awaits its sink: other code may run here.
+        idle = true;
+        yield () => !cancelling;
+        idle = false;
+        const count = yield* take(true);
+        if (count !== 0) continue;
+        if (ended) break;
         yield;
-        if (Atomics.load(words, F_CLOSED) !== 0) {
-          yield* end();
-          return;
+        if (listClosed(control)) {
+          yield* end(true);
+          break;
         }
         yield* sleep();
       }
+      flusherDone = true;
     }
 
-    // -- WriteFlusher.close() once the writers are done (they flush on close) --
+    // -- What stops the flusher --
+
+    /** WriteFlusher.close(): closeList, then ring. */
     function* closer(): Thread {
-      yield () => writersDone === scripts.length;
-      yield;
-      if (Atomics.exchange(words, F_CLOSED, 1) !== 0) return;
-      yield* ring();
+      if (ending === "close") yield () => writersDone === scripts.length && arrived === placed;
+      else if (ending === "cancel") yield () => writersDone === scripts.length;
+      else yield () => arrived >= after || writersDone === scripts.length;
+      if (closeList(control)) yield* ring();
     }
 
+    /** #fail, run as the readable's cancel while the flusher awaits. */
+    function* canceller(): Thread {
+      yield () => (idle && arrived >= after) || flusherDone;
+      if (ended) return;
+      cancelling = true;
+      yield;
+      storeFailure(control, new Error("the sink failed"));
+      yield* end(false);
+      cancelling = false;
+    }
+
+    const threads = [...scripts.map((_, w) => writer(w)), flusher(), closer()];
+    if (ending === "cancel") threads.push(canceller());
     return {
-      threads: [...scripts.map((_, w) => writer(w)), flusher(), closer()],
+      threads,
       finish() {
         for (let w = 0; w < scripts.length; w++) {
           const want = expected[w]!.join(" ");
           const got = delivered[w]!.join(" ");
-          if (want !== got) return `writer ${w}: delivered [${got}], committed [${want}]`;
-        }
-        for (let i = 0; i < bufferCount; i++) {
-          if (chunks[i] !== undefined && freed[i] !== 1) {
-            return `buffer ${i} freed ${freed[i]} times (refs ${refs[i]})`;
+          if (ending === "close" ? want !== got : !`${want} `.startsWith(got && `${got} `)) {
+            return `writer ${w}: delivered [${got}], placed [${want}]`;
           }
         }
-        if (words[F_HEAD] !== ENDED) return "the list did not end";
+        for (let i = 0; i < bufferCount; i++) {
+          if (used[i] && freed[i] !== 1) {
+            return `buffer ${i} freed ${freed[i]} times (references left: ${refs[i]})`;
+          }
+        }
+        if (listHead(control) !== ENDED) return "the list did not end";
         return undefined;
       },
     };
