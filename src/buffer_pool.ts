@@ -28,7 +28,6 @@ import {
   C_WAITING,
   computeLayout,
   dataByteOf,
-  firstTicket,
   H_OWNER,
   H_SHARED_REFS,
   headerWord,
@@ -46,13 +45,11 @@ import {
   R_LENGTH,
   R_OFFSET,
   S_CACHED,
-  S_STAMP,
   S_STATE,
   S_TRIM,
   S_WAITING,
   SEND_RECORD_WORDS,
   slotWord,
-  ticketWord,
   workerOfSlot,
 } from "./_layout.ts";
 import { DetachedError, ReleasedError } from "./errors.ts";
@@ -65,6 +62,7 @@ import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
 import { BufferRecord } from "./_buffer_record.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
+import { SendTickets, takeTicket } from "./_send_tickets.ts";
 import { type Waiter, WaiterQueue } from "./_waiter_queue.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
 import type { LeakDetection, LeakReport } from "./leak_report.ts";
@@ -290,7 +288,8 @@ export class BufferPool {
    */
   #handoff = false;
   #trimArmed = false;
-  #ticketCursor = 0;
+  /** Shared pools: this worker's send tickets. */
+  readonly #tickets: SendTickets | null;
   #sendMark = 0;
   /** @ignore Watches this object's packets, handles and regions, when leak detection is on. */
   readonly _leaks: LeakDetector | null;
@@ -378,6 +377,7 @@ export class BufferPool {
       this.#slot = this.#claimSlot();
     }
     this.#owner = workerOfSlot(layout, this.#slot) + 1;
+    this.#tickets = this.shared ? new SendTickets(words, layout, this.#owner - 1) : null;
     if (this.shared) this.#armTrim();
   }
 
@@ -737,7 +737,8 @@ export class BufferPool {
       }
       packet._mark = mark;
     }
-    const ticket = this.#claimTicket();
+    const tickets = this.#tickets!;
+    const ticket = tickets.claim();
     const regions = new Int32Array(packets.length * SEND_RECORD_WORDS);
     let run: BufferRecord | undefined = undefined;
     let runLength = 0;
@@ -757,7 +758,7 @@ export class BufferPool {
       runLength++;
     }
     if (run !== undefined) this.#moveRefs(run, runLength);
-    const stamp = this.#publishTicket(ticket);
+    const stamp = tickets.publish(ticket);
     return { pool: this.#poolId, ticket, stamp, regions };
   }
 
@@ -903,9 +904,10 @@ export class BufferPool {
    */
   _send(buffer: BufferRecord, offset: number, length: number): SendPacket {
     this.#checkCanSend();
-    const ticket = this.#claimTicket();
+    const tickets = this.#tickets!;
+    const ticket = tickets.claim();
     this.#moveRefs(buffer, 1);
-    const stamp = this.#publishTicket(ticket);
+    const stamp = tickets.publish(ticket);
     return { pool: this.#poolId, index: buffer.index, offset, length, ticket, stamp };
   }
 
@@ -1199,36 +1201,6 @@ export class BufferPool {
     else onTrim();
   }
 
-  /** Finds a free send ticket of this worker's; it is not taken until published. */
-  #claimTicket(): number {
-    const layout = this.#layout;
-    const { maxInFlight } = layout;
-    const words = this.#words;
-    const first = firstTicket(layout, workerOfSlot(layout, this.#slot));
-    for (let tried = 0; tried < maxInFlight; tried++) {
-      const ticket = first + this.#ticketCursor;
-      this.#ticketCursor = this.#ticketCursor + 1 === maxInFlight ? 0 : this.#ticketCursor + 1;
-      if (Atomics.load(words, ticketWord(layout, ticket)) === 0) return ticket;
-    }
-    throw new RangeError(
-      `Cannot send packet: this worker already has ${maxInFlight} sends in flight (maxInFlight); receive some first or create the pool with a larger maxInFlight`,
-    );
-  }
-
-  /**
-   * Marks a ticket in flight with a fresh stamp. The store also publishes
-   * every write made before it to the worker whose receive swaps it back.
-   */
-  #publishTicket(ticket: number): number {
-    const words = this.#words;
-    // Stamps keep counting across the slot's owners, so a stale send never matches.
-    let stamp = (words[this.#slot + S_STAMP]! + 1) & 0x7fffffff;
-    if (stamp === 0) stamp = 1;
-    words[this.#slot + S_STAMP] = stamp;
-    Atomics.store(words, ticketWord(this.#layout, ticket), stamp);
-    return stamp;
-  }
-
   /** Checks that a sent region lies within this pool. */
   #checkRegion(index: number, offset: number, length: number): void {
     const { bufferCount, bufferSize } = this.#layout;
@@ -1258,13 +1230,7 @@ export class BufferPool {
         }`,
       );
     }
-    const { ticket, stamp } = sent;
-    const { maxWorkers, maxInFlight } = this.#layout;
-    if (
-      // A free ticket holds 0, which no send ever stamps.
-      stamp === 0 || ticket >>> 0 !== ticket || ticket >= maxWorkers * maxInFlight ||
-      Atomics.compareExchange(this.#words, ticketWord(this.#layout, ticket), stamp, 0) !== stamp
-    ) {
+    if (!takeTicket(this.#words, this.#layout, sent.ticket, sent.stamp)) {
       throw new ReleasedError(`Cannot receive ${what}: it was already received`);
     }
   }
