@@ -18,7 +18,7 @@ export const WRITE = 2;
 export type Kind = typeof RESERVE | typeof CLAIM | typeof WRITE;
 
 /** What a call waiting for room asked for. */
-export interface Request {
+export interface PlaceRequest {
   readonly kind: Kind;
   /** The message's payload length. */
   readonly length: number;
@@ -32,10 +32,22 @@ export interface Request {
 
 /** What the waiting calls need of their writer, which places what they asked for. */
 export interface WaitingWriter<T> {
+  /**
+   * The frame length of a message of `length` bytes.
+   *
+   * @throws If it cannot be placed: too long, or the writer is closed or busy.
+   */
+  check(length: number): number;
   /** Whether the current buffer has `frame` bytes free, after taking a free buffer if need be. */
   room(frame: number): boolean;
   /** Places a call's message in the current buffer, which has room. */
-  place(request: Request): T;
+  place(
+    kind: Kind,
+    length: number,
+    frame: number,
+    data: Uint8Array | null,
+    count: number,
+  ): T;
   /**
    * Finishes the current buffer and flushes, so that the writer never waits
    * on its own unflushed bytes. False if the flusher ended: the writer has
@@ -49,7 +61,7 @@ export interface WaitingWriter<T> {
 /** A writer's waiting calls, each settled with what was placed for it (of type `T`). */
 export class WaitingCalls<T> {
   /** The calls, oldest first. */
-  readonly queue: WaiterQueue<T, Request> = new WaiterQueue<T, Request>();
+  readonly queue: WaiterQueue<T, PlaceRequest> = new WaiterQueue<T, PlaceRequest>();
   readonly #pool: BufferPool;
   readonly #writer: WaitingWriter<T>;
   /** The writer's claim: calls queued behind it wait until it is settled. */
@@ -82,9 +94,29 @@ export class WaitingCalls<T> {
     this.#claim = claim;
   }
 
-  /** Queues a call, and waits for a buffer unless one is on its way. */
-  add(signal: AbortSignal | undefined, request: Request): Promise<T> {
-    const waiting = this.queue.wait(signal, request);
+  /**
+   * A call for `kind` of `length` bytes: placed at once when nothing waits
+   * before it and there is room, else queued, waiting for a buffer unless
+   * one is on its way.
+   */
+  call(
+    kind: Kind,
+    length: number,
+    data: Uint8Array | null,
+    signal: AbortSignal | undefined,
+    count = 1,
+  ): Promise<T> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let frame: number;
+    try {
+      frame = this.#writer.check(length);
+      if (this.queue.size === 0 && this.#writer.room(frame)) {
+        return Promise.resolve(this.#writer.place(kind, length, frame, data, count));
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const waiting = this.queue.wait(signal, { kind, length, frame, data, count });
     if (!this.#waiting) this.#waitForBuffer();
     return waiting;
   }
@@ -133,7 +165,8 @@ export class WaitingCalls<T> {
         return;
       }
       const waiter = queue.take()!;
-      waiter.resolve(this.#writer.place(waiter.payload));
+      const { kind, length, frame, data, count } = waiter.payload;
+      waiter.resolve(this.#writer.place(kind, length, frame, data, count));
     }
   }
 }
