@@ -13,7 +13,7 @@ import { ReleasedError } from "./errors.ts";
  * Space for one message inside a pooled buffer, from
  * {@linkcode Writer.tryReserve} or {@linkcode Writer.reserve}: fill
  * {@linkcode Reservation.bytes}, then {@linkcode Reservation.commit} it (or
- * {@linkcode Reservation.toPacket} to keep the message as a packet too).
+ * {@linkcode Reservation.commitToPacket} to keep the message as a packet too).
  *
  * Reservations may be committed in any order; the flusher gets a writer's
  * bytes only up to its oldest reservation still open, across buffers as
@@ -111,6 +111,25 @@ export class Reservation {
    * Marks the message written: the flusher gets it with the next flush once
    * every reservation before it was committed too.
    *
+   * @example Once only
+   * ```ts
+   * import { BufferPool, ReleasedError, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   *
+   * const reservation = writer.tryReserve(2)!;
+   * reservation.bytes.set([1, 2]);
+   * reservation.commit();
+   * assert.equal(reservation.open, false);
+   * assert.throws(() => reservation.commit(), ReleasedError);
+   * writer.close();
+   * flusher.close();
+   * for await (const batch of flusher.readable) for (const region of batch) region.release();
+   * ```
+   *
    * @throws {ReleasedError} If it was already committed or cancelled.
    * @throws {ClosedError} If its writer closed (or its flusher's consumer
    * failed) while it was open, saying why: the message was dropped.
@@ -125,20 +144,89 @@ export class Reservation {
    * Commits the message and returns it as a packet as well, holding its own
    * reference: e.g. to keep a copy-free record of what was sent.
    *
+   * @example Keeping what was sent, without a copy
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   *
+   * const reservation = writer.tryReserve(3)!;
+   * reservation.bytes.set([7, 8, 9]);
+   * const sent = reservation.commitToPacket(); // committed: the flusher gets it too
+   * writer.close();
+   * flusher.close();
+   * for await (const batch of flusher.readable) for (const region of batch) region.release();
+   * assert.deepEqual([...sent.bytes], [7, 8, 9]); // the packet still holds the buffer
+   * sent.release();
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   *
    * @returns A packet of the payload's bytes.
    * @throws {ReleasedError} If it was already committed or cancelled.
    * @throws {ClosedError} If its writer closed while it was open, saying why.
    */
-  toPacket(): Packet {
+  commitToPacket(): Packet {
     const writer = this._writer;
     if (writer === null) throw settled(this, "make a packet of");
     return writer._commitToPacket(this);
   }
 
   /**
+   * The former name of {@linkcode Reservation.commitToPacket}, which it calls.
+   *
+   * @deprecated Use {@linkcode Reservation.commitToPacket}: the name says that it commits.
+   * @example
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * const writer = new Writer(pool, new WriteFlusher(pool));
+   * writer.tryReserve(1)!.toPacket().release(); // as commitToPacket()
+   * writer.close();
+   * ```
+   * @returns A packet of the payload's bytes.
+   * @throws {ReleasedError} If it was already committed or cancelled.
+   * @throws {ClosedError} If its writer closed while it was open, saying why.
+   */
+  toPacket(): Packet {
+    return this.commitToPacket();
+  }
+
+  /**
    * Gives the space up: taken back when nothing was reserved after it,
    * otherwise sent as zero bytes so later messages keep their place. Does
    * nothing once its writer's close cancelled it.
+   *
+   * @example Taken back, or zeroed
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   *
+   * const first = writer.tryReserve(2)!;
+   * const second = writer.tryReserve(1)!;
+   * second.cancel(); // the newest: taken back
+   * const third = writer.tryReserve(1)!;
+   * first.cancel(); // a message follows it: sent as zeros
+   * third.bytes[0] = 9;
+   * third.commit();
+   * writer.close();
+   * flusher.close();
+   * const bytes: number[] = [];
+   * for await (const batch of flusher.readable) {
+   *   for (const region of batch) {
+   *     bytes.push(...region.bytes);
+   *     region.release();
+   *   }
+   * }
+   * assert.deepEqual(bytes, [0, 0, 9]);
+   * ```
    *
    * @throws {ReleasedError} If it was already committed or cancelled.
    */

@@ -319,7 +319,7 @@ export class WriterScript {
         reservation.cancel();
         return;
       }
-      if (how === 1) this.#packets.push(reservation.toPacket());
+      if (how === 1) this.#packets.push(reservation.commitToPacket());
       else reservation.commit();
       item.state = "placed";
     });

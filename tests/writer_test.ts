@@ -292,21 +292,25 @@ Deno.test("An abandoned reservation holds back every later byte of its writer, i
   assertAllFree(pool);
 });
 
-Deno.test("Reservation.toPacket() commits and keeps the message as a packet on the same memory", async () => {
-  const { pool, flusher, writer } = rig({ bufferSize: 32, bufferCount: 2 }, {
-    codec: varintPrefix(),
+for (const method of ["commitToPacket", "toPacket"] as const) {
+  Deno.test(`Reservation.${method}() commits and keeps the message as a packet on the same memory`, async () => {
+    const { pool, flusher, writer } = rig({ bufferSize: 32, bufferCount: 2 }, {
+      codec: varintPrefix(),
+    });
+    const r = writer.tryReserve(3)!;
+    r.bytes.set([7, 8, 9]);
+    const packet = r[method]();
+    assert.deepEqual([...packet.bytes], [7, 8, 9]);
+    assert.equal(r.open, false, "committed");
+    assert.throws(() => r.commit(), ReleasedError);
+    assert.throws(() => r[method](), ReleasedError);
+    writer.close();
+    assert.deepEqual(await closeAndDrain(flusher), [3, 7, 8, 9]);
+    assert.equal(pool.stats().inUse, 1, "the packet still holds the buffer");
+    packet.release();
+    assertAllFree(pool);
   });
-  const r = writer.tryReserve(3)!;
-  r.bytes.set([7, 8, 9]);
-  const packet = r.toPacket();
-  assert.deepEqual([...packet.bytes], [7, 8, 9]);
-  assert.throws(() => r.commit(), ReleasedError);
-  writer.close();
-  assert.deepEqual(await closeAndDrain(flusher), [3, 7, 8, 9]);
-  assert.equal(pool.stats().inUse, 1, "the packet still holds the buffer");
-  packet.release();
-  assertAllFree(pool);
-});
+}
 
 Deno.test("Writer.tryWriteString() encodes in place under each kind of codec", async () => {
   const pool = new BufferPool({ bufferSize: 300, bufferCount: 4 });
