@@ -113,6 +113,7 @@ export * from "./src/flush_region.ts";
 export * from "./src/leak_report.ts";
 export * from "./src/send_packet.ts";
 export * from "./src/write_flusher.ts";
+export * from "./src/write_flusher_options.ts";
 export * from "./src/writer.ts";
 export * from "./src/writer_options.ts";
 export * from "./src/writer_claim.ts";

@@ -6,42 +6,16 @@
  */
 
 import type { BufferPool } from "./buffer_pool.ts";
-import { FlushRegion } from "./flush_region.ts";
-import type { BufferRecord } from "./_buffer_record.ts";
+import type { FlushRegion } from "./flush_region.ts";
+import type { ByteSink, PipeToOptions, WriteFlusherOptions } from "./write_flusher_options.ts";
 import { isSharedArrayBuffer } from "./_shared_memory.ts";
 import type { FlusherWriter } from "./_writer_link.ts";
-import {
-  claim,
-  closeList,
-  endList,
-  endSleep,
-  flushedTo,
-  listClosed,
-  newFlushWords,
-  prepareSleep,
-  ringBell,
-  setFlushedTo,
-  storeFailure,
-  takeList,
-  takePublished,
-  waitOnBell,
-  writerOf,
-} from "./_flush_list.ts";
-import { PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
-import { KEEPALIVE_MS } from "./_keepalive.ts";
-
-/** Options for {@linkcode WriteFlusher}. */
-export interface WriteFlusherOptions {
-  /**
-   * Must be a number from 0 up, and changes nothing: the readable takes no
-   * batch ahead of its reader, so that a cancel strands none. What was not
-   * read yet waits on the flusher's list in the writers' buffers, and the
-   * next read takes all of it as one batch.
-   *
-   * @deprecated Has no effect since read-ahead was dropped; it will be removed.
-   */
-  highWaterMark?: number;
-}
+import { closeList, listClosed, newFlushWords, storeFailure } from "./_flush_list.ts";
+import { FlusherBell } from "./_flusher_bell.ts";
+import { flushedBytes } from "./_flusher_bytes.ts";
+import { pump, type PumpSource } from "./_flusher_pump.ts";
+import { FlushReadable, PipedBatches } from "./_flusher_readable.ts";
+import { FlushListTaker } from "./_flusher_taker.ts";
 
 /**
  * The value to post to another worker so that a {@linkcode Writer} there can
@@ -50,20 +24,6 @@ export interface WriteFlusherOptions {
 export interface WriteFlusherHandle {
   /** The flusher's shared words. */
   readonly control: SharedArrayBuffer;
-}
-
-/** Where {@linkcode WriteFlusher.pipeTo} writes: a `Deno.Conn`, for one. */
-export interface ByteSink {
-  /** Writes some of `bytes`, resolving to how many were written. */
-  write(bytes: Uint8Array): Promise<number>;
-}
-
-/** Options for {@linkcode WriteFlusher.pipeTo}. */
-export interface PipeToOptions {
-  /** Aborting stops the pipe: the flusher is cancelled, everything released. */
-  signal?: AbortSignal;
-  /** Leave the destination open when the flusher ends (a `WritableStream` is closed otherwise). */
-  preventClose?: boolean;
 }
 
 /**
@@ -134,81 +94,123 @@ export class WriteFlusher {
    * error is rephrased as a `TypeError` that says so, with the sink's error
    * as its `cause`, both for the pipe and for the writers'
    * {@linkcode ClosedError}s.
+   *
+   * @example Reading batches, and cancelling
+   * ```ts
+   * import { BufferPool, ClosedError, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 4 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   * writer.tryWriteString("one");
+   * let text = "";
+   * for await (const batch of flusher.readable) {
+   *   for (const region of batch) {
+   *     text += new TextDecoder().decode(region.bytes);
+   *     region.release();
+   *   }
+   *   break; // leaving the loop cancels the readable, which ends the flusher
+   * }
+   * assert.equal(text, "one");
+   * assert.throws(() => writer.tryWriteString("two"), ClosedError);
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    */
   readonly readable: ReadableStream<FlushRegion[]>;
   readonly #control: Int32Array;
-  readonly #words: Int32Array;
-  /**
-   * Buffers whose token this flusher holds, by index: the writer is not
-   * done with them. An array the pool's size, not a Map: three lookups per
-   * buffer flushed.
-   */
-  readonly #tokens: (BufferRecord | null)[];
-  /** Buffer indices of the list taken last, newest first. */
-  readonly #taken: number[] = [];
-  /** A buffer's header word, for the list's walk. */
-  readonly #headerOf = (index: number): number => this.pool._headerOf(index);
+  readonly #taker: FlushListTaker;
+  readonly #bell: FlusherBell;
+  /** What pipeTo's pump sees of this flusher. */
+  readonly #source: PumpSource;
+  /** The batches handed to a pipe of `readable`. */
+  readonly #pipes = new PipedBatches();
   /** Writers made with this object, closed with it. */
   readonly #writers = new Set<FlusherWriter>();
-  #wake: (() => void) | null = null;
   /** The readable's controller: pipeTo ends the stream when it ends the flusher. */
   #controller!: ReadableStreamDefaultController<FlushRegion[]>;
   #readableClosed = false;
-  /** pipeTo's batch, reused: it takes the flush list without the stream. */
-  readonly #batch: FlushRegion[] = [];
-  #ended = false;
   /** What the readable was cancelled with, for the writers' ClosedErrors. */
   #failure: unknown = undefined;
-  /**
-   * While `readable` is piped: copies of the batches handed to the pipe
-   * that were untouched when last looked at; null while it is not.
-   */
-  #piped: FlushRegion[][] | null = null;
-  /** Some batch handed to the current pipe was touched: its destination takes regions. */
-  #pipeTouched = false;
-  /** The byte-sink error the pipe's failure was rephrased as, and its cause. */
-  #rephrased: { cause: unknown; error: TypeError } | null = null;
 
   /**
    * Makes a flusher for writers of `pool`.
    *
+   * @example A flusher, a writer, a read
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 4 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   * writer.tryWriteString("hi");
+   * flusher.close(); // closes the writer too, which flushes
+   *
+   * const reader = flusher.readable.getReader();
+   * const { value: batch } = await reader.read();
+   * assert.equal(new TextDecoder().decode(batch![0]!.bytes), "hi");
+   * for (const region of batch!) region.release();
+   * assert.equal((await reader.read()).done, true);
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   *
    * @param pool The pool (in a worker: this worker's object of it).
-   * @param options How far the readable reads ahead.
+   * @param options Nothing that changes anything today (see {@linkcode WriteFlusherOptions}).
    */
   constructor(pool: BufferPool, options?: WriteFlusherOptions) {
-    this.pool = pool;
-    this.#control = newFlushWords(pool.shared, pool._id);
-    this.#words = pool._words;
-    this.#tokens = new Array<BufferRecord | null>(pool.bufferCount).fill(null);
     const highWaterMark = options?.highWaterMark ?? 0;
     if (!(highWaterMark >= 0)) {
       throw new RangeError(
         `Cannot make flusher: highWaterMark ${highWaterMark} must be a number from 0 up`,
       );
     }
+    this.pool = pool;
+    const control = newFlushWords(pool.shared, pool._id);
+    this.#control = control;
+    this.#taker = new FlushListTaker(pool, control);
+    this.#bell = new FlusherBell(control, pool.shared);
     this.readable = new FlushReadable({
       start: (controller) => {
         this.#controller = controller;
       },
       pull: (controller) => this.#pull(controller),
       cancel: (reason) => this.#fail(reason),
-    }, {
-      started: () => {
-        this.#piped = [];
-        this.#pipeTouched = false;
-        this.#rephrased = null;
-      },
-      ended: (error) => {
-        const reason = error === undefined ? undefined : this.#reclaim(error.reason);
-        this.#piped = null;
-        return reason;
-      },
-    });
+    }, this.#pipes);
+    this.#source = {
+      readable: this.readable,
+      batch: [],
+      take: (batch) => this.#taker.take(batch),
+      closing: () => this.#taker.ended || listClosed(control),
+      end: (batch) => this.#end(batch),
+      sleep: () => this.#bell.sleep(),
+      closeReadable: () => this.#closeReadable(),
+    };
   }
 
   /**
    * The value to post to a worker so that a {@linkcode Writer} there can
    * flush here.
+   *
+   * @example A writer in another worker
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 4, shared: true });
+   * const flusher = new WriteFlusher(pool);
+   * // What a worker receives from postMessage({ pool: pool.handle, flusher: flusher.handle }),
+   * const message = structuredClone({ pool: pool.handle, flusher: flusher.handle });
+   * // and does with it there:
+   * const there = BufferPool.attach(message.pool);
+   * const writer = new Writer(there, message.flusher);
+   * writer.tryWriteString("from afar");
+   * writer.close();
+   * there.detach();
+   *
+   * flusher.close();
+   * assert.equal(await new Response(flusher.bytes()).text(), "from afar");
+   * ```
    *
    * @throws {TypeError} If the pool is not shared.
    */
@@ -233,6 +235,22 @@ export class WriteFlusher {
    * reserve or write with a {@linkcode ClosedError}, and the readable ends
    * once it has delivered everything flushed before. Calling it again does
    * nothing.
+   *
+   * @example Closing: what was flushed still arrives, nothing more is taken
+   * ```ts
+   * import { BufferPool, ClosedError, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 4 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   * writer.tryWriteString("last words");
+   * flusher.close();
+   * assert.equal(writer.closed, true);
+   * assert.throws(() => writer.tryWriteString("more"), ClosedError);
+   * assert.equal(await new Response(flusher.bytes()).text(), "last words");
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
    */
   close(): void {
     if (!closeList(this.#control)) return;
@@ -246,6 +264,31 @@ export class WriteFlusher {
    * `conn.write` straight from pool memory; a `WritableStream` gets each
    * region's bytes, released when its write resolves.
    *
+   * @example Into a `WritableStream`, which copies what it keeps
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import assert from "node:assert/strict";
+   *
+   * const received: string[] = [];
+   * const decoder = new TextDecoder();
+   * // The view is pool memory, released once the write resolves: keep a copy.
+   * const sink = new WritableStream<Uint8Array>({
+   *   write(bytes) {
+   *     received.push(decoder.decode(bytes));
+   *   },
+   * });
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 4 });
+   * const flusher = new WriteFlusher(pool);
+   * const piped = flusher.pipeTo(sink);
+   * const writer = new Writer(pool, flusher);
+   * writer.tryWriteString("a");
+   * writer.tryWriteString("b");
+   * flusher.close();
+   * await piped;
+   * assert.equal(received.join(""), "ab");
+   * assert.equal(pool.stats().inUse, 0);
+   * ```
+   *
    * @param sink Where the bytes go.
    * @param options An optional `signal`, and whether to leave a stream open.
    * @returns A promise that resolves once everything was written.
@@ -255,82 +298,8 @@ export class WriteFlusher {
    * {@linkcode ClosedError} whose `cause` it is. Likewise the signal's
    * reason when it aborts, at once, even while a write hangs.
    */
-  async pipeTo(
-    sink: ByteSink | WritableStream<Uint8Array>,
-    options?: PipeToOptions,
-  ): Promise<void> {
-    // The readable stays locked while the pipe runs, but the pipe takes the
-    // flush list itself: no stream read, pull or promise per batch.
-    const reader = this.readable.getReader();
-    const stream = sink instanceof WritableStream ? sink.getWriter() : null;
-    const bytes = stream === null ? sink as ByteSink : null;
-    const signal = options?.signal;
-    // Rejects when the signal aborts, so that neither a wait nor a write
-    // that never finishes holds the abort up.
-    let aborted: Promise<never> | null = null;
-    let onAbort: (() => void) | undefined;
-    if (signal !== undefined) {
-      aborted = new Promise<never>((_, reject) => onAbort = () => reject(signal.reason));
-      aborted.catch(() => {});
-      signal.addEventListener("abort", onAbort!, { once: true });
-    }
-    const batch = this.#batch;
-    let i = 0;
-    /** The write of `batch[i]` while it is in flight. */
-    let writing: Promise<unknown> | null = null;
-    try {
-      signal?.throwIfAborted();
-      for (let last = false; !last;) {
-        this.#take(batch);
-        if (batch.length === 0) {
-          if (this.#ended || listClosed(this.#control)) {
-            this.#end(batch);
-            last = true;
-          } else {
-            const sleep = this.#sleep();
-            await (aborted === null ? sleep : Promise.race([sleep, aborted]));
-            continue;
-          }
-        }
-        for (i = 0; i < batch.length; i++) {
-          const region = batch[i]!;
-          const view = region.bytes;
-          if (stream !== null) {
-            writing = stream.write(view);
-            await (aborted === null ? writing : Promise.race([writing, aborted]));
-          } else {
-            let written = 0;
-            while (written < view.length) {
-              writing = bytes!.write(written === 0 ? view : view.subarray(written));
-              written +=
-                await (aborted === null ? writing : Promise.race([writing, aborted])) as number;
-            }
-          }
-          writing = null;
-          region.release();
-        }
-        batch.length = 0;
-      }
-      this.#closeReadable();
-      signal?.throwIfAborted();
-      if (stream !== null && options?.preventClose !== true) await stream.close();
-    } catch (error) {
-      if (writing !== null) {
-        // The sink may still be reading these bytes: release them once it is done.
-        const region = batch[i++]!;
-        writing.then(() => region.release(), () => region.release());
-      }
-      for (; i < batch.length; i++) batch[i]!.release();
-      batch.length = 0;
-      await reader.cancel(error);
-      // Not awaited: an abort waits for a write in flight, which may never end.
-      stream?.abort(error).catch(() => {});
-      throw error;
-    } finally {
-      if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
-      reader.releaseLock();
-      stream?.releaseLock();
-    }
+  pipeTo(sink: ByteSink | WritableStream<Uint8Array>, options?: PipeToOptions): Promise<void> {
+    return pump(this.#source, sink, options);
   }
 
   /**
@@ -374,24 +343,7 @@ export class WriteFlusher {
         "Cannot read the flusher as bytes: its readable is locked (read, piped, or already turned into bytes)",
       );
     }
-    const reader = this.readable.getReader();
-    let cancelled = false;
-    return new ReadableStream<Uint8Array<ArrayBuffer>>({
-      async pull(controller) {
-        const { done, value } = await reader.read();
-        if (cancelled) return;
-        if (done) {
-          reader.releaseLock();
-          controller.close();
-          return;
-        }
-        controller.enqueue(copyOut(value));
-      },
-      cancel(reason) {
-        cancelled = true;
-        return reader.cancel(reason);
-      },
-    }, { highWaterMark: 0 });
+    return flushedBytes(this.readable);
   }
 
   /**
@@ -438,13 +390,7 @@ export class WriteFlusher {
 
   /** @ignore Wakes the readable if it sleeps: something was pushed, or close was called. */
   _ring(): void {
-    const wake = this.#wake;
-    if (wake !== null) {
-      this.#wake = null;
-      wake();
-      return;
-    }
-    if (this.pool.shared) ringBell(this.#control);
+    this.#bell.ring();
   }
 
   #closeWriters(): void {
@@ -458,12 +404,17 @@ export class WriteFlusher {
   #fail(reason: unknown): void {
     // Called as the readable's cancel: the stream is closed already.
     this.#readableClosed = true;
-    if (this.#piped !== null) reason = this.#reclaim(reason);
-    if (this.#ended) return;
+    reason = this.#pipes.failed(reason);
+    if (this.#taker.ended) return;
     this.#failure = reason;
     storeFailure(this.#control, reason);
     this.#closeWriters();
     this.#end(null);
+  }
+
+  /** Ends the list, delivering what is left to `batch` (or releasing it), and wakes a sleeper. */
+  #end(batch: FlushRegion[] | null): void {
+    if (this.#taker.end(batch)) this._ring();
   }
 
   /** Ends the readable once: the flusher delivered everything it will. */
@@ -474,13 +425,14 @@ export class WriteFlusher {
   }
 
   async #pull(controller: ReadableStreamDefaultController<FlushRegion[]>): Promise<void> {
+    const taker = this.#taker;
     for (;;) {
-      if (this.#ended) return;
+      if (taker.ended) return;
       const batch: FlushRegion[] = [];
-      this.#take(batch);
+      taker.take(batch);
       if (batch.length !== 0) {
         controller.enqueue(batch);
-        if (this.#piped !== null) this.#handToPipe(batch);
+        this.#pipes.handed(batch);
         return;
       }
       if (listClosed(this.#control)) {
@@ -488,235 +440,15 @@ export class WriteFlusher {
         this.#end(rest);
         if (rest.length !== 0) {
           controller.enqueue(rest);
-          if (this.#piped !== null) this.#handToPipe(rest);
+          this.#pipes.handed(rest);
         }
         this.#closeReadable();
         return;
       }
-      await this.#sleep();
+      await this.#bell.sleep();
       // A reader released while its read waited leaves nobody to take a
       // batch: it stays on the list for the next read, which pulls again.
       if (!this.readable.locked) return;
     }
-  }
-
-  /**
-   * Notes a batch handed to a pipe of `readable`, and forgets those handed
-   * before that were touched since: their destination took them.
-   */
-  #handToPipe(batch: FlushRegion[]): void {
-    const piped = this.#piped!;
-    let kept = 0;
-    for (let i = 0; i < piped.length; i++) {
-      const handed = piped[i]!;
-      if (anyTouched(handed)) this.#pipeTouched = true;
-      else piped[kept++] = handed;
-    }
-    piped.length = kept;
-    // A copy: the destination may empty or reuse the array it was given.
-    piped.push(batch.slice());
-  }
-
-  /**
-   * A pipe of `readable` failed with `reason`: releases the batches it was
-   * handed that nobody touched, which its destination dropped.
-   *
-   * @returns The reason, or, when nothing handed to the pipe was ever
-   * touched and the destination failed with a TypeError, a TypeError that
-   * says it was a byte sink.
-   */
-  #reclaim(reason: unknown): unknown {
-    // The pipe rejects with what its cancel was rephrased as.
-    const rephrased = this.#rephrased;
-    if (rephrased !== null && rephrased.cause === reason) return rephrased.error;
-    const piped = this.#piped!;
-    if (piped.length === 0) return reason;
-    let touched = this.#pipeTouched;
-    for (let i = 0; i < piped.length; i++) {
-      const handed = piped[i]!;
-      if (anyTouched(handed)) {
-        touched = true;
-        continue;
-      }
-      for (let j = 0; j < handed.length; j++) handed[j]!.release();
-    }
-    piped.length = 0;
-    this.#pipeTouched = touched;
-    if (touched || !(reason instanceof TypeError)) return reason;
-    const error = new TypeError(
-      "Cannot pipe flusher.readable to a byte sink: it yields FlushRegion[] batches, not bytes; use flusher.pipeTo(sink) to write them without a copy, or pipe flusher.bytes()",
-      { cause: reason },
-    );
-    this.#rephrased = { cause: reason, error };
-    return error;
-  }
-
-  /**
-   * Sleeps until a writer pushes onto an empty list, or close. In one
-   * worker the promise is the writer's wake itself: no async function
-   * around it, so a wake costs one hop, not three.
-   */
-  #sleep(): Promise<void> {
-    if (!this.pool.shared) return new Promise<void>((resolve) => this.#wake = resolve);
-    return this.#sleepShared();
-  }
-
-  /** #sleep for a shared pool: the bell word, which writers in any worker ring. */
-  async #sleepShared(): Promise<void> {
-    const control = this.#control;
-    const bell = prepareSleep(control);
-    if (bell !== null) {
-      const result = waitOnBell(control, bell);
-      if (result.async) {
-        // A pending waitAsync alone does not keep the event loop alive.
-        const keepalive = setTimeout(() => {}, KEEPALIVE_MS);
-        await result.value;
-        clearTimeout(keepalive);
-      }
-    }
-    endSleep(control);
-  }
-
-  /** Takes the whole list and turns each buffer's news into a region, oldest first. */
-  #take(batch: FlushRegion[] | null): void {
-    const taken = this.#taken;
-    takeList(this.#control, this.#words, this.#headerOf, taken);
-    for (let i = 0; i < taken.length; i++) this.#deliver(taken[i]!, batch);
-    taken.length = 0;
-  }
-
-  /** Delivers one buffer's news to `batch`, or releases it when `batch` is null. */
-  #deliver(index: number, batch: FlushRegion[] | null): void {
-    const words = this.#words;
-    const header = this.pool._headerOf(index);
-    let buffer = this.#tokens[index] ?? null;
-    if (buffer === null) {
-      buffer = this.pool._claim(index);
-      claim(words, header);
-      this.#tokens[index] = buffer;
-    }
-    const value = takePublished(words, header);
-    const end = value & PUBLISH_END;
-    const done = (value & PUBLISH_DONE) !== 0;
-    const from = flushedTo(words, header);
-    if (end > from && batch !== null) {
-      setFlushedTo(words, header, end);
-      // The last region of a buffer takes over the token's reference.
-      if (done) this.#tokens[index] = null;
-      else buffer.retain();
-      batch.push(new FlushRegion(buffer, from, end - from, writerOf(words, header)));
-    } else if (done) {
-      this.#tokens[index] = null;
-      buffer.release();
-    }
-  }
-
-  /**
-   * Ends the list so writers can push no more, delivering (or, with a null
-   * batch, releasing) what is still on it, and drops every token.
-   */
-  #end(batch: FlushRegion[] | null): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    const control = this.#control;
-    closeList(control);
-    while (!endList(control)) this.#take(batch);
-    const tokens = this.#tokens;
-    for (let i = 0; i < tokens.length; i++) {
-      const buffer = tokens[i] ?? null;
-      if (buffer === null) continue;
-      tokens[i] = null;
-      buffer.release();
-    }
-    this._ring();
-  }
-}
-
-/** Whether a region of `batch` was used. */
-function anyTouched(batch: readonly FlushRegion[]): boolean {
-  for (let i = 0; i < batch.length; i++) if (batch[i]!._touched) return true;
-  return false;
-}
-
-/** A batch's bytes, copied into one fresh array; its regions released. */
-function copyOut(batch: readonly FlushRegion[]): Uint8Array<ArrayBuffer> {
-  let length = 0;
-  for (let i = 0; i < batch.length; i++) length += batch[i]!.length;
-  const bytes = new Uint8Array(length);
-  let at = 0;
-  for (let i = 0; i < batch.length; i++) {
-    const region = batch[i]!;
-    bytes.set(region.bytes, at);
-    at += region.length;
-    region.release();
-  }
-  return bytes;
-}
-
-/** What {@linkcode FlushReadable} tells its flusher about its pipes. */
-interface PipeWatcher {
-  /** A pipe took the stream. */
-  started(): void;
-  /**
-   * The pipe ended, with `error` when it failed.
-   *
-   * @returns What the pipe rejects with: the reason, or a clearer one.
-   */
-  ended(error: { reason: unknown } | undefined): unknown;
-}
-
-/**
- * The flusher's readable. It follows its own pipes: a pipe's destination
- * drops what it queued when it fails, and only the pipe can tell that a
- * batch went there rather than to a reader, so the flusher can reclaim it.
- */
-class FlushReadable extends ReadableStream<FlushRegion[]> {
-  readonly #watcher: PipeWatcher;
-
-  constructor(source: UnderlyingDefaultSource<FlushRegion[]>, watcher: PipeWatcher) {
-    // A high-water mark of 0: a batch is taken only for a read that waits
-    // for it, never into the stream's queue, which a cancel would drop
-    // without a word, stranding its buffers.
-    super(source, { highWaterMark: 0 });
-    this.#watcher = watcher;
-  }
-
-  override pipeTo(
-    destination: WritableStream<FlushRegion[]>,
-    options?: StreamPipeOptions,
-  ): Promise<void> {
-    const wasLocked = this.locked;
-    const piping = super.pipeTo(destination, options);
-    // Refused (locked, or a bad argument): it took no batch.
-    if (wasLocked || !this.locked) return piping;
-    const watcher = this.#watcher;
-    watcher.started();
-    return piping.then(
-      () => {
-        watcher.ended(undefined);
-      },
-      (reason: unknown) => {
-        throw watcher.ended({ reason });
-      },
-    );
-  }
-
-  override pipeThrough<T>(
-    transform: ReadableWritablePair<T, FlushRegion[]>,
-    options?: StreamPipeOptions,
-  ): ReadableStream<T> {
-    if (!(transform?.readable instanceof ReadableStream)) {
-      throw new TypeError("Cannot pipe through: transform.readable is not a ReadableStream");
-    }
-    if (!(transform.writable instanceof WritableStream)) {
-      throw new TypeError("Cannot pipe through: transform.writable is not a WritableStream");
-    }
-    if (this.locked) throw new TypeError("Cannot pipe through: the flusher's readable is locked");
-    if (transform.writable.locked) {
-      throw new TypeError("Cannot pipe through: transform.writable is locked");
-    }
-    // As the standard pipeThrough does: the pipe's failure shows on transform.readable.
-    this.pipeTo(transform.writable, options).catch(() => {});
-    return transform.readable;
   }
 }

@@ -1,0 +1,157 @@
+// The flusher's readable of FlushRegion batches, and how it keeps a failed
+// pipe from stranding buffers. A pipe's destination drops what it queued
+// when it fails, without a word; only the pipe knows that a batch went
+// there rather than to a reader, so the readable follows its own pipes and
+// the flusher releases, once the pipe fails, every batch it handed the pipe
+// that nobody touched.
+
+import type { FlushRegion } from "./flush_region.ts";
+
+/**
+ * The batches handed to the current pipe of the flusher's readable, so that
+ * those a failed pipe dropped can be released.
+ */
+export class PipedBatches {
+  /**
+   * While the readable is piped: copies of the batches handed to the pipe
+   * that were untouched when last looked at; null while it is not.
+   */
+  #piped: FlushRegion[][] | null = null;
+  /** Some batch handed to the current pipe was touched: its destination takes regions. */
+  #touched = false;
+  /** The byte-sink error the pipe's failure was rephrased as, and its cause. */
+  #rephrased: { cause: unknown; error: TypeError } | null = null;
+
+  /** A pipe took the readable. */
+  started(): void {
+    this.#piped = [];
+    this.#touched = false;
+    this.#rephrased = null;
+  }
+
+  /**
+   * The pipe ended, with `error` when it failed.
+   *
+   * @returns What the pipe rejects with: the reason, or a clearer one.
+   */
+  ended(error: { reason: unknown } | undefined): unknown {
+    const reason = error === undefined ? undefined : this.failed(error.reason);
+    this.#piped = null;
+    return reason;
+  }
+
+  /**
+   * Notes a batch the readable handed out, if to a pipe, and forgets those
+   * handed before that were touched since: their destination took them.
+   */
+  handed(batch: FlushRegion[]): void {
+    const piped = this.#piped;
+    if (piped === null) return;
+    let kept = 0;
+    for (let i = 0; i < piped.length; i++) {
+      const handed = piped[i]!;
+      if (anyTouched(handed)) this.#touched = true;
+      else piped[kept++] = handed;
+    }
+    piped.length = kept;
+    // A copy: the destination may empty or reuse the array it was given.
+    piped.push(batch.slice());
+  }
+
+  /**
+   * The readable was cancelled with `reason`, or its pipe failed with it:
+   * releases the batches handed to the pipe that nobody touched, which its
+   * destination dropped.
+   *
+   * @returns The reason, or, when nothing handed to the pipe was ever
+   * touched and the destination failed with a TypeError, a TypeError that
+   * says it was a byte sink.
+   */
+  failed(reason: unknown): unknown {
+    const piped = this.#piped;
+    if (piped === null) return reason;
+    // The pipe rejects with what its cancel was rephrased as.
+    const rephrased = this.#rephrased;
+    if (rephrased !== null && rephrased.cause === reason) return rephrased.error;
+    if (piped.length === 0) return reason;
+    let touched = this.#touched;
+    for (let i = 0; i < piped.length; i++) {
+      const handed = piped[i]!;
+      if (anyTouched(handed)) {
+        touched = true;
+        continue;
+      }
+      for (let j = 0; j < handed.length; j++) handed[j]!.release();
+    }
+    piped.length = 0;
+    this.#touched = touched;
+    if (touched || !(reason instanceof TypeError)) return reason;
+    const error = new TypeError(
+      "Cannot pipe flusher.readable to a byte sink: it yields FlushRegion[] batches, not bytes; use flusher.pipeTo(sink) to write them without a copy, or pipe flusher.bytes()",
+      { cause: reason },
+    );
+    this.#rephrased = { cause: reason, error };
+    return error;
+  }
+}
+
+/** Whether a region of `batch` was used. */
+function anyTouched(batch: readonly FlushRegion[]): boolean {
+  for (let i = 0; i < batch.length; i++) if (batch[i]!._touched) return true;
+  return false;
+}
+
+/**
+ * The flusher's readable. It tells its {@linkcode PipedBatches} when a pipe
+ * starts and ends, and rejects a failed pipe with what that returns.
+ */
+export class FlushReadable extends ReadableStream<FlushRegion[]> {
+  readonly #pipes: PipedBatches;
+
+  constructor(source: UnderlyingDefaultSource<FlushRegion[]>, pipes: PipedBatches) {
+    // A high-water mark of 0: a batch is taken only for a read that waits
+    // for it, never into the stream's queue, which a cancel would drop
+    // without a word, stranding its buffers.
+    super(source, { highWaterMark: 0 });
+    this.#pipes = pipes;
+  }
+
+  override pipeTo(
+    destination: WritableStream<FlushRegion[]>,
+    options?: StreamPipeOptions,
+  ): Promise<void> {
+    const wasLocked = this.locked;
+    const piping = super.pipeTo(destination, options);
+    // Refused (locked, or a bad argument): it took no batch.
+    if (wasLocked || !this.locked) return piping;
+    const pipes = this.#pipes;
+    pipes.started();
+    return piping.then(
+      () => {
+        pipes.ended(undefined);
+      },
+      (reason: unknown) => {
+        throw pipes.ended({ reason });
+      },
+    );
+  }
+
+  override pipeThrough<T>(
+    transform: ReadableWritablePair<T, FlushRegion[]>,
+    options?: StreamPipeOptions,
+  ): ReadableStream<T> {
+    if (!(transform?.readable instanceof ReadableStream)) {
+      throw new TypeError("Cannot pipe through: transform.readable is not a ReadableStream");
+    }
+    if (!(transform.writable instanceof WritableStream)) {
+      throw new TypeError("Cannot pipe through: transform.writable is not a WritableStream");
+    }
+    if (this.locked) throw new TypeError("Cannot pipe through: the flusher's readable is locked");
+    if (transform.writable.locked) {
+      throw new TypeError("Cannot pipe through: transform.writable is locked");
+    }
+    // As the standard pipeThrough does: the pipe's failure shows on transform.readable.
+    this.pipeTo(transform.writable, options).catch(() => {});
+    return transform.readable;
+  }
+}
