@@ -136,7 +136,7 @@ export class WriteFlusher {
   /**
    * Makes a flusher for writers of `pool`.
    *
-   * @example A flusher, a writer, a read
+   * @example A flusher and a writer of one pool
    * ```ts
    * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
    * import assert from "node:assert/strict";
@@ -146,12 +146,7 @@ export class WriteFlusher {
    * const writer = new Writer(pool, flusher);
    * writer.tryWriteString("hi");
    * flusher.close(); // closes the writer too, which flushes
-   *
-   * const reader = flusher.readable.getReader();
-   * const { value: batch } = await reader.read();
-   * assert.equal(new TextDecoder().decode(batch![0]!.bytes), "hi");
-   * for (const region of batch!) region.release();
-   * assert.equal((await reader.read()).done, true);
+   * assert.equal(await new Response(flusher.bytes()).text(), "hi");
    * assert.equal(pool.stats().inUse, 0);
    * ```
    *
