@@ -133,12 +133,9 @@ export class Writer {
    *
    * writer.close();
    * flusher.close();
-   * for await (const batch of flusher.readable) {
-   *   for (const region of batch) {
-   *     assert.deepEqual([...region.bytes], [1, 2, 3, 4]);
-   *     region.release();
-   *   }
-   * }
+   * const [region] = (await flusher.readable.getReader().read()).value!;
+   * assert.deepEqual([...region!.bytes], [1, 2, 3, 4]);
+   * region!.release();
    * ```
    *
    * @param length The message's size in bytes (its payload, under a codec).
@@ -171,15 +168,10 @@ export class Writer {
    * const claim = await writer.claim(8, { signal: AbortSignal.timeout(1000) });
    * claim.dataView.setFloat64(claim.offset, 0.25);
    * claim.commit();
-   *
+   * assert.equal(claim.open, false); // the writer may place the next message
    * writer.close();
    * flusher.close();
-   * for await (const batch of flusher.readable) {
-   *   for (const region of batch) {
-   *     assert.equal(new DataView(region.bytes.buffer, region.bytes.byteOffset).getFloat64(0), 0.25);
-   *     region.release();
-   *   }
-   * }
+   * for await (const batch of flusher.readable) for (const region of batch) region.release();
    * ```
    *
    * @param length The message's size in bytes (its payload, under a codec).
@@ -248,12 +240,9 @@ export class Writer {
    * first.commit();
    * writer.close();
    * flusher.close();
-   * for await (const batch of flusher.readable) {
-   *   for (const region of batch) {
-   *     assert.deepEqual([...region.bytes], [1, 2]);
-   *     region.release();
-   *   }
-   * }
+   * const [region] = (await flusher.readable.getReader().read()).value!;
+   * assert.deepEqual([...region!.bytes], [1, 2]);
+   * region!.release();
    * ```
    *
    * @param length The message's size in bytes (its payload, under a codec).
@@ -348,12 +337,9 @@ export class Writer {
    * assert.ok(writer.tryWriteString("héllo")); // 6 bytes of UTF-8
    * writer.close();
    * flusher.close();
-   * for await (const batch of flusher.readable) {
-   *   for (const region of batch) {
-   *     assert.deepEqual([...region.bytes.subarray(0, 2)], [6, 104]);
-   *     region.release();
-   *   }
-   * }
+   * const [region] = (await flusher.readable.getReader().read()).value!;
+   * assert.deepEqual([...region!.bytes.subarray(0, 2)], [6, 104]);
+   * region!.release();
    * ```
    *
    * @param text The message.
@@ -381,12 +367,9 @@ export class Writer {
    * await writer.writeString("hi");
    * writer.close();
    * flusher.close();
-   * for await (const batch of flusher.readable) {
-   *   for (const region of batch) {
-   *     assert.deepEqual([...region.bytes], [104, 105]); // "hi"
-   *     region.release();
-   *   }
-   * }
+   * const [region] = (await flusher.readable.getReader().read()).value!;
+   * assert.deepEqual([...region!.bytes], [104, 105]); // "hi"
+   * region!.release();
    * ```
    *
    * @param text The message.
