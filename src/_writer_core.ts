@@ -143,11 +143,7 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     }
     const frame = this.check(length);
     checkCount(count);
-    if (this.#queue.size !== 0) return null;
-    if (!this.room(frame)) {
-      this.flush();
-      return null;
-    }
+    if (!this.#roomNow(frame)) return null;
     return this.#openClaim(length, frame, count);
   }
 
@@ -163,11 +159,7 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
 
   tryReserve(length: number): Reservation | null {
     const frame = this.check(length);
-    if (this.#queue.size !== 0) return null;
-    if (!this.room(frame)) {
-      this.flush();
-      return null;
-    }
+    if (!this.#roomNow(frame)) return null;
     return this.#reserve(length, frame);
   }
 
@@ -188,11 +180,7 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
       return true;
     }
     const frame = this.check(length);
-    if (this.#queue.size !== 0) return false;
-    if (!this.room(frame)) {
-      this.flush();
-      return false;
-    }
+    if (!this.#roomNow(frame)) return false;
     this.#put(bytes, length, frame);
     return true;
   }
@@ -205,11 +193,7 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     const length = utf8Length(text);
     this.#checkOpen();
     const frame = stringFrameLength(this.#codec, this.#size, text, length);
-    if (this.#queue.size !== 0) return false;
-    if (!this.room(frame)) {
-      this.flush();
-      return false;
-    }
+    if (!this.#roomNow(frame)) return false;
     const chunk = this.#current!;
     const payload = this.#frame(chunk, length, frame);
     encodeInto(text, chunk.view.subarray(payload, payload + length));
@@ -346,6 +330,18 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     }
     if (!this.#closed) this.close();
     return this._closedError("write");
+  }
+
+  /**
+   * Whether a `try` call may place `frame` bytes now: no call waits before
+   * it, and there is room. If not, it flushes first, so that what it
+   * finished reaches the flusher before the caller waits.
+   */
+  #roomNow(frame: number): boolean {
+    if (this.#queue.size !== 0) return false;
+    if (this.room(frame)) return true;
+    this.flush();
+    return false;
   }
 
   /** Makes sure the current buffer has `frame` bytes free, taking a new one if need be. */
