@@ -1,7 +1,8 @@
 // How a writer's reservations, its claim and its flusher see the writer:
-// only the calls they make on it. They depend on these shapes, not on
-// writer.ts, so that the writer is the one that imports them and no file
-// on the send side imports its own importer.
+// only the calls they make on it (on its list of open reservations, for a
+// reservation). They depend on these shapes, not on the writer's files, so
+// that the writer is the one that imports them and no file on the send side
+// imports its own importer.
 
 import type { ClosedError } from "./errors.ts";
 import type { Packet } from "./packet.ts";
