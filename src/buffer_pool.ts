@@ -27,12 +27,7 @@ import {
   C_WAIT_SEQ,
   C_WAITING,
   computeLayout,
-  dataByteOf,
-  H_OWNER,
-  H_SHARED_REFS,
   headerWord,
-  holderBit,
-  holderWord,
   type Layout,
   LAYOUT_VERSION,
   MAGIC,
@@ -60,7 +55,7 @@ import {
 } from "./_shared_memory.ts";
 import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
-import { BufferRecord } from "./_buffer_record.ts";
+import { type BufferRecord, reclaimHeld, setOwner, WorkerRecords } from "./_buffer_record.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
 import { SendTickets, takeTicket } from "./_send_tickets.ts";
 import { type Waiter, WaiterQueue } from "./_waiter_queue.ts";
@@ -270,7 +265,7 @@ export class BufferPool {
   /** This worker's slot number + 1, as H_OWNER holds it. */
   readonly #owner: number;
   /** This worker's record of each buffer, made on first use and kept. */
-  readonly #records: (BufferRecord | undefined)[];
+  readonly #records: WorkerRecords;
   /** This worker's free buffers, a stack; the top is the next acquired. */
   readonly #cache: BufferRecord[];
   #cached = 0;
@@ -342,7 +337,6 @@ export class BufferPool {
     this.#free = this.shared
       ? new SharedFreeStack(this.#words, layout)
       : new LocalFreeStack(this.#words, layout);
-    this.#records = new Array(layout.bufferCount);
     this.#cache = new Array(2 * layout.batchSize);
     this.#waiters = new WaiterQueue(() => this.#afterLastWaiter());
     const detection = options.leakDetection ?? BufferPool.defaultLeakDetection;
@@ -377,6 +371,7 @@ export class BufferPool {
       this.#slot = this.#claimSlot();
     }
     this.#owner = workerOfSlot(layout, this.#slot) + 1;
+    this.#records = new WorkerRecords(this, block, words, layout, this.#owner - 1);
     this.#tickets = this.shared ? new SendTickets(words, layout, this.#owner - 1) : null;
     if (this.shared) this.#armTrim();
   }
@@ -438,7 +433,7 @@ export class BufferPool {
     if (this.#cached === 0 && !this.#refillToAcquire()) return null;
     const record = this.#cache[--this.#cached]!;
     this.#words[this.#slot + S_CACHED] = this.#cached;
-    record._refs = 1;
+    record.acquire();
     return new PooledBuffer(record);
   }
 
@@ -475,9 +470,8 @@ export class BufferPool {
     const { index, offset, length } = sent;
     this.#checkRegion(index, offset, length);
     this.#takeTicket(sent, index);
-    const buffer = this.#record(index);
-    buffer._refs++;
-    this.#takeUnits(buffer, 1);
+    const buffer = this.#records.get(index);
+    buffer.takeIn(1);
     return new Packet(buffer, offset, length);
   }
 
@@ -559,22 +553,7 @@ export class BufferPool {
     this.#handoff = true;
     this.#spillAll();
     const words = this.#words;
-    if (this.shared) {
-      // The slot's next owner may be reclaimed one day: leave nothing of this
-      // object's marked as the slot's. What it still holds becomes a plain
-      // share of the shared count, released as usual.
-      for (const buffer of this.#records) {
-        if (buffer === undefined || buffer._refs === 0) continue;
-        if (buffer._units === 0) {
-          const header = this.#header(buffer.index);
-          words[header + H_OWNER] = 0;
-          Atomics.store(words, header + H_SHARED_REFS, 1);
-          buffer._units = 1;
-        } else {
-          this.#setHolder(buffer.index, false);
-        }
-      }
-    }
+    this.#records.detach();
     this.#detached = true;
     this.#waiters.rejectAll(this.#detachedError("acquire"));
     this.#afterLastWaiter();
@@ -639,7 +618,7 @@ export class BufferPool {
   reclaim(workerId: number): number {
     if (!this.shared) throw new TypeError("Cannot reclaim: the pool is not shared");
     const layout = this.#layout;
-    const { maxWorkers, bufferCount } = layout;
+    const { maxWorkers } = layout;
     if (!Number.isInteger(workerId) || workerId < 0 || workerId >= maxWorkers) {
       throw new RangeError(
         `Cannot reclaim worker ${workerId}: worker ids run from 0 to maxWorkers - 1 (${
@@ -652,24 +631,7 @@ export class BufferPool {
     }
     const words = this.#words;
     const slot = slotWord(layout, workerId);
-    const owner = workerId + 1;
-    const freed: number[] = [];
-    for (let index = 0; index < bufferCount; index++) {
-      const header = this.#header(index);
-      if (words[header + H_OWNER] === owner) {
-        words[header + H_OWNER] = 0;
-        freed.push(index);
-        continue;
-      }
-      const word = holderWord(layout, workerId, index);
-      const bit = holderBit(index);
-      if (
-        (Atomics.and(words, word, ~bit) & bit) !== 0 &&
-        Atomics.sub(words, header + H_SHARED_REFS, 1) === 1
-      ) {
-        freed.push(index);
-      }
-    }
+    const freed = reclaimHeld(words, layout, workerId);
     pushAll(this.#free, words, layout, freed);
     if (Atomics.exchange(words, slot + S_WAITING, 0) !== 0) Atomics.sub(words, C_WAITING, 1);
     Atomics.store(words, slot + S_CACHED, 0);
@@ -751,13 +713,13 @@ export class BufferPool {
       regions[record + R_LENGTH] = packet.length;
       packet._forget();
       if (buffer !== run) {
-        if (run !== undefined) this.#moveRefs(run, runLength);
+        if (run !== undefined) run.moveOut(runLength);
         run = buffer;
         runLength = 0;
       }
       runLength++;
     }
-    if (run !== undefined) this.#moveRefs(run, runLength);
+    if (run !== undefined) run.moveOut(runLength);
     const stamp = tickets.publish(ticket);
     return { pool: this.#poolId, ticket, stamp, regions };
   }
@@ -792,17 +754,16 @@ export class BufferPool {
     let runLength = 0;
     for (let i = 0; i < count; i++) {
       const record = i * SEND_RECORD_WORDS;
-      const buffer = this.#record(regions[record + R_INDEX]!);
+      const buffer = this.#records.get(regions[record + R_INDEX]!);
       if (buffer !== run) {
-        if (run !== undefined) this.#takeUnits(run, runLength);
+        if (run !== undefined) run.takeIn(runLength);
         run = buffer;
         runLength = 0;
       }
       runLength++;
-      buffer._refs++;
       packets[i] = new Packet(buffer, regions[record + R_OFFSET]!, regions[record + R_LENGTH]!);
     }
-    if (run !== undefined) this.#takeUnits(run, runLength);
+    if (run !== undefined) run.takeIn(runLength);
     return packets;
   }
 
@@ -814,7 +775,7 @@ export class BufferPool {
     if (this.#cached === 0 && !this.#refillToAcquire()) return null;
     const record = this.#cache[--this.#cached]!;
     this.#words[this.#slot + S_CACHED] = this.#cached;
-    record._refs = 1;
+    record.acquire();
     return record;
   }
 
@@ -884,17 +845,13 @@ export class BufferPool {
    * takes over later, perhaps in another worker: a flusher's token.
    */
   _lend(buffer: BufferRecord): void {
-    buffer._refs++;
-    if (this.shared) this.#moveRefs(buffer, 1);
+    buffer.lend();
   }
 
   /** @ignore Takes over a reference lent with `_lend`, in this worker's record. */
   _claim(index: number): BufferRecord {
-    const buffer = this.#record(index);
-    if (this.shared) {
-      buffer._refs++;
-      this.#takeUnits(buffer, 1);
-    }
+    const buffer = this.#records.get(index);
+    buffer.claimLent();
     return buffer;
   }
 
@@ -906,32 +863,9 @@ export class BufferPool {
     this.#checkCanSend();
     const tickets = this.#tickets!;
     const ticket = tickets.claim();
-    this.#moveRefs(buffer, 1);
+    buffer.moveOut(1);
     const stamp = tickets.publish(ticket);
     return { pool: this.#poolId, index: buffer.index, offset, length, ticket, stamp };
-  }
-
-  /**
-   * Takes over `n` units of a buffer's shared count that travelled here. A
-   * worker keeps at most one: the rest go at once, so that a reclaim knows
-   * what a worker held from one bit.
-   */
-  #takeUnits(buffer: BufferRecord, n: number): void {
-    if (buffer._units === 0) {
-      buffer._units = 1;
-      this.#setHolder(buffer.index, true);
-      n--;
-    }
-    if (n !== 0) Atomics.sub(this.#words, this.#header(buffer.index) + H_SHARED_REFS, n);
-  }
-
-  /** Sets or clears this worker's holder bit for a buffer. */
-  #setHolder(index: number, holds: boolean): void {
-    if (this.#detached) return;
-    const word = holderWord(this.#layout, this.#owner - 1, index);
-    const bit = holderBit(index);
-    if (holds) Atomics.or(this.#words, word, bit);
-    else Atomics.and(this.#words, word, ~bit);
   }
 
   #checkCanSend(): void {
@@ -943,51 +877,13 @@ export class BufferPool {
   }
 
   /**
-   * Moves `n` of this worker's references to a buffer into flight: the
-   * shared count gains the travelling units, and this worker's own unit
-   * leaves with them when no local reference remains.
-   */
-  #moveRefs(buffer: BufferRecord, n: number): void {
-    const words = this.#words;
-    const refs = this.#header(buffer.index) + H_SHARED_REFS;
-    if (buffer._units === 0) {
-      // Exclusive until now, so nobody else reads the count yet.
-      words[this.#header(buffer.index) + H_OWNER] = 0;
-      if (buffer._refs === n) {
-        Atomics.store(words, refs, n);
-      } else {
-        Atomics.store(words, refs, n + 1);
-        buffer._units = 1;
-        this.#setHolder(buffer.index, true);
-      }
-    } else if (buffer._refs === n) {
-      const delta = n - buffer._units;
-      if (delta !== 0) Atomics.add(words, refs, delta);
-      buffer._units = 0;
-      this.#setHolder(buffer.index, false);
-    } else {
-      Atomics.add(words, refs, n);
-    }
-    buffer._refs -= n;
-  }
-
-  /**
    * @ignore Called when the last reference to a buffer in this worker is
    * dropped: the buffer is free once no other worker holds it, and goes to
    * the oldest waiter here, or to another worker that waits, or the cache.
    */
   _recycle(buffer: BufferRecord): void {
-    const units = buffer._units;
-    if (units !== 0) {
-      buffer._units = 0;
-      this.#setHolder(buffer.index, false);
-      const header = this.#header(buffer.index);
-      if (Atomics.sub(this.#words, header + H_SHARED_REFS, units) !== units) return;
-      // The last share anywhere: the buffer is this worker's alone now.
-      if (!this.#detached) this.#words[header + H_OWNER] = this.#owner;
-    }
     if (this.#waiters.size !== 0) {
-      buffer._refs = 1;
+      buffer.acquire();
       this.#waiters.grant(buffer);
       this.#afterLastWaiter();
       return;
@@ -1002,7 +898,7 @@ export class BufferPool {
   #handOff(buffer: BufferRecord): boolean {
     if (this.#detached) {
       // The slot may have a new owner: no cache, no published count.
-      this.#words[this.#header(buffer.index) + H_OWNER] = 0;
+      setOwner(this.#words, this.#header(buffer.index), 0);
       this.#free.push(buffer.index, 1);
       this.#wakeWaiters();
       return true;
@@ -1019,16 +915,6 @@ export class BufferPool {
 
   #header(index: number): number {
     return headerWord(this.#layout, index);
-  }
-
-  #record(index: number): BufferRecord {
-    let record = this.#records[index];
-    if (record === undefined) {
-      const layout = this.#layout;
-      const view = new Uint8Array(this.#block, dataByteOf(layout, index), layout.bufferSize);
-      record = this.#records[index] = new BufferRecord(this, index, view);
-    }
-    return record;
   }
 
   /** The handle for a buffer granted to an `acquire` that had to wait. */
@@ -1059,8 +945,8 @@ export class BufferPool {
     let index = head;
     const owner = this.shared ? this.#owner : 0;
     for (let i = 0; i < length; i++) {
-      this.#cache[i] = this.#record(index);
-      if (owner !== 0) words[this.#header(index) + H_OWNER] = owner;
+      this.#cache[i] = this.#records.get(index);
+      if (owner !== 0) setOwner(words, this.#header(index), owner);
       index = nextInBatch(words, this.#layout, index);
     }
     this.#cached = length;
@@ -1087,7 +973,7 @@ export class BufferPool {
       linkNext(words, this.#layout, cache[i]!.index, cache[i + 1]!.index);
     }
     if (this.shared) {
-      for (let i = bottom; i < top; i++) words[this.#header(cache[i]!.index) + H_OWNER] = 0;
+      for (let i = bottom; i < top; i++) setOwner(words, this.#header(cache[i]!.index), 0);
     }
     this.#free.push(cache[bottom]!.index, count);
     this.#cached = bottom;
@@ -1135,7 +1021,7 @@ export class BufferPool {
       const seq = Atomics.load(words, C_WAIT_SEQ);
       while (this.#waiters.size !== 0 && (this.#cached !== 0 || this.#refill())) {
         const buffer = this.#cache[--this.#cached]!;
-        buffer._refs = 1;
+        buffer.acquire();
         this.#waiters.grant(buffer);
       }
       words[this.#slot + S_CACHED] = this.#cached;
