@@ -143,7 +143,12 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     }
     const frame = this.check(length);
     checkCount(count);
-    if (!this.#roomNow(frame)) return null;
+    if (this.#queue.size !== 0) return null;
+    if (!this.room(frame)) {
+      // Flushed before saying no, so that what it finished goes out before the caller waits.
+      this.flush();
+      return null;
+    }
     return this.#openClaim(length, frame, count);
   }
 
@@ -159,7 +164,12 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
 
   tryReserve(length: number): Reservation | null {
     const frame = this.check(length);
-    if (!this.#roomNow(frame)) return null;
+    if (this.#queue.size !== 0) return null;
+    if (!this.room(frame)) {
+      // Flushed before saying no, so that what it finished goes out before the caller waits.
+      this.flush();
+      return null;
+    }
     return this.#reserve(length, frame);
   }
 
@@ -180,7 +190,12 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
       return true;
     }
     const frame = this.check(length);
-    if (!this.#roomNow(frame)) return false;
+    if (this.#queue.size !== 0) return false;
+    if (!this.room(frame)) {
+      // Flushed before saying no, so that what it finished goes out before the caller waits.
+      this.flush();
+      return false;
+    }
     this.#put(bytes, length, frame);
     return true;
   }
@@ -193,7 +208,12 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     const length = utf8Length(text);
     this.#checkOpen();
     const frame = stringFrameLength(this.#codec, this.#size, text, length);
-    if (!this.#roomNow(frame)) return false;
+    if (this.#queue.size !== 0) return false;
+    if (!this.room(frame)) {
+      // Flushed before saying no, so that what it finished goes out before the caller waits.
+      this.flush();
+      return false;
+    }
     const chunk = this.#current!;
     const payload = this.#frame(chunk, length, frame);
     encodeInto(text, chunk.view.subarray(payload, payload + length));
@@ -332,23 +352,15 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     return this._closedError("write");
   }
 
-  /**
-   * Whether a `try` call may place `frame` bytes now: no call waits before
-   * it, and there is room. If not, it flushes first, so that what it
-   * finished reaches the flusher before the caller waits.
-   */
-  #roomNow(frame: number): boolean {
-    if (this.#queue.size !== 0) return false;
-    if (this.room(frame)) return true;
-    this.flush();
-    return false;
-  }
-
   /** Makes sure the current buffer has `frame` bytes free, taking a new one if need be. */
   room(frame: number): boolean {
     const chunk = this.#current;
     if (chunk !== null && chunk.reserved + frame <= this.#size) return true;
-    // Finishes the current buffer and starts a free one; false if none is free now.
+    return this.#next();
+  }
+
+  /** Finishes the current buffer and starts a free one; false if none is free now. */
+  #next(): boolean {
     this.#finishCurrent();
     const buffer = this.pool._tryAcquireRecord();
     if (buffer === null) return false;
