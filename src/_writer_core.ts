@@ -1,9 +1,12 @@
 // Everything a Writer does, behind its documented face in writer.ts: the
 // state of the writer's current buffer, the fast paths that place a message
-// there with a few loads and stores, the commits that its reservations and
-// its claim report back, when to flush, the switch to a new buffer and the
-// close. Framing, the buffers held and their publishing, and the calls that
-// wait for room are helpers of their own.
+// there with a few loads and stores, the claim's commits, when to flush,
+// the switch to a new buffer and the close. These share that state on every
+// message, so they stay in one class. Framing (_writer_framing.ts), the
+// buffers held and their publishing (_writer_buffers.ts), the open
+// reservations (_open_reservations.ts), the calls that wait for room
+// (_writer_waits.ts) and why the writer closed (_close_reason.ts) are
+// helpers of their own.
 
 import type { BufferPool } from "./buffer_pool.ts";
 import type { FrameCodec } from "./frame_codec.ts";
