@@ -9,9 +9,7 @@
 import {
   fillFreeStack,
   type FreeStack,
-  linkNext,
   LocalFreeStack,
-  nextInBatch,
   pushAll,
   SharedFreeStack,
 } from "./_free_stack.ts";
@@ -24,8 +22,6 @@ import {
   C_MAX_WORKERS,
   C_POOL_ID,
   C_VERSION,
-  C_WAIT_SEQ,
-  C_WAITING,
   computeLayout,
   headerWord,
   type Layout,
@@ -41,13 +37,11 @@ import {
   R_OFFSET,
   S_CACHED,
   S_STATE,
-  S_TRIM,
-  S_WAITING,
   SEND_RECORD_WORDS,
   slotWord,
   workerOfSlot,
 } from "./_layout.ts";
-import { DetachedError, ReleasedError } from "./errors.ts";
+import { ReleasedError } from "./errors.ts";
 import {
   isSharedArrayBuffer,
   sharedMemoryAvailable,
@@ -55,13 +49,14 @@ import {
 } from "./_shared_memory.ts";
 import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
-import { type BufferRecord, reclaimHeld, setOwner, WorkerRecords } from "./_buffer_record.ts";
+import { type BufferRecord, reclaimHeld, WorkerRecords } from "./_buffer_record.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
 import { SendTickets, takeTicket } from "./_send_tickets.ts";
-import { type Waiter, WaiterQueue } from "./_waiter_queue.ts";
+import type { Waiter } from "./_waiter_queue.ts";
+import { detachedError, WorkerCache } from "./_worker_cache.ts";
+import { dropRegistration, waitingWorkers, wakeWaiters } from "./_cross_worker_wait.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
 import type { LeakDetection, LeakReport } from "./leak_report.ts";
-import { KEEPALIVE_MS } from "./_keepalive.ts";
 
 /** Options for {@linkcode BufferPool}. */
 export interface BufferPoolOptions {
@@ -266,23 +261,8 @@ export class BufferPool {
   readonly #owner: number;
   /** This worker's record of each buffer, made on first use and kept. */
   readonly #records: WorkerRecords;
-  /** This worker's free buffers, a stack; the top is the next acquired. */
-  readonly #cache: BufferRecord[];
-  #cached = 0;
-  readonly #waiters: WaiterQueue<BufferRecord>;
-  #detached = false;
-  // Shared pools only: cross-worker waiting and send tickets.
-  /** Bumped to invalidate a pending waitAsync registration. */
-  #waitToken = 0;
-  #registered = false;
-  #keepalive: ReturnType<typeof setTimeout> | undefined = undefined;
-  /**
-   * Freed buffers bypass the cache for the free stack: another worker waits
-   * for buffers, or this one detached. A plain field, so the release path
-   * reads no shared word until someone actually waits.
-   */
-  #handoff = false;
-  #trimArmed = false;
+  /** This worker's free buffers and the acquires waiting for one. */
+  readonly #cache: WorkerCache;
   /** Shared pools: this worker's send tickets. */
   readonly #tickets: SendTickets | null;
   #sendMark = 0;
@@ -337,8 +317,6 @@ export class BufferPool {
     this.#free = this.shared
       ? new SharedFreeStack(this.#words, layout)
       : new LocalFreeStack(this.#words, layout);
-    this.#cache = new Array(2 * layout.batchSize);
-    this.#waiters = new WaiterQueue(() => this.#afterLastWaiter());
     const detection = options.leakDetection ?? BufferPool.defaultLeakDetection;
     if (detection !== "off" && detection !== "sampled" && detection !== "paranoid") {
       throw new RangeError(
@@ -373,7 +351,7 @@ export class BufferPool {
     this.#owner = workerOfSlot(layout, this.#slot) + 1;
     this.#records = new WorkerRecords(this, block, words, layout, this.#owner - 1);
     this.#tickets = this.shared ? new SendTickets(words, layout, this.#owner - 1) : null;
-    if (this.shared) this.#armTrim();
+    this.#cache = new WorkerCache(words, layout, this.#free, this.#records);
   }
 
   /**
@@ -429,12 +407,8 @@ export class BufferPool {
    * @throws {DetachedError} If this worker detached from the pool.
    */
   tryAcquire(): PooledBuffer | null {
-    // `_tryAcquireRecord` written out again: calling it cost 3 ns of 12 here.
-    if (this.#cached === 0 && !this.#refillToAcquire()) return null;
-    const record = this.#cache[--this.#cached]!;
-    this.#words[this.#slot + S_CACHED] = this.#cached;
-    record.acquire();
-    return new PooledBuffer(record);
+    const record = this.#cache.take();
+    return record === null ? null : new PooledBuffer(record);
   }
 
   /**
@@ -449,8 +423,9 @@ export class BufferPool {
    */
   acquire(options?: AcquireOptions): Promise<PooledBuffer> {
     // Served at once, the common case makes one promise, not two.
-    if (this.#waiters.size === 0 && !this.#detached && options?.signal?.aborted !== true) {
-      const record = this._tryAcquireRecord();
+    const cache = this.#cache;
+    if (cache.waiting === 0 && !cache.detached && options?.signal?.aborted !== true) {
+      const record = cache.take();
       if (record !== null) return Promise.resolve(new PooledBuffer(record));
     }
     return this.#handleOf(this._acquireRecord(options));
@@ -549,20 +524,9 @@ export class BufferPool {
 
   /** Gives back the cache, frees the slot and fails this object's waiters. */
   #end(): void {
-    if (this.#detached) return;
-    this.#handoff = true;
-    this.#spillAll();
-    const words = this.#words;
-    this.#records.detach();
-    this.#detached = true;
-    this.#waiters.rejectAll(this.#detachedError("acquire"));
-    this.#afterLastWaiter();
-    if (this.shared) {
-      // Wake this worker's trim listener so it does not outlive the slot.
-      Atomics.add(words, this.#slot + S_TRIM, 1);
-      Atomics.notify(words, this.#slot + S_TRIM);
-    }
-    Atomics.store(words, this.#slot + S_STATE, 0);
+    if (this.#cache.detached) return;
+    this.#cache.end();
+    Atomics.store(this.#words, this.#slot + S_STATE, 0);
   }
 
   /**
@@ -626,17 +590,17 @@ export class BufferPool {
         })`,
       );
     }
-    if (workerId === this.#owner - 1 && !this.#detached) {
+    if (workerId === this.#owner - 1 && !this.#cache.detached) {
       throw new RangeError(`Cannot reclaim worker ${workerId}: it is this pool object's own`);
     }
     const words = this.#words;
     const slot = slotWord(layout, workerId);
     const freed = reclaimHeld(words, layout, workerId);
     pushAll(this.#free, words, layout, freed);
-    if (Atomics.exchange(words, slot + S_WAITING, 0) !== 0) Atomics.sub(words, C_WAITING, 1);
+    dropRegistration(words, layout, workerId);
     Atomics.store(words, slot + S_CACHED, 0);
     Atomics.store(words, slot + S_STATE, 0);
-    this.#wakeWaiters();
+    wakeWaiters(words);
     return freed.length;
   }
 
@@ -654,8 +618,8 @@ export class BufferPool {
     let workers = 0;
     for (let i = 0; i < maxWorkers; i++) {
       const slot = slotWord(this.#layout, i);
-      const mine = slot === this.#slot && !this.#detached;
-      const cached = mine ? this.#cached : Atomics.load(words, slot + S_CACHED);
+      const mine = slot === this.#slot && !this.#cache.detached;
+      const cached = mine ? this.#cache.cached : Atomics.load(words, slot + S_CACHED);
       free += cached;
       const attached = Atomics.load(words, slot + S_STATE) === 1;
       if (attached) workers++;
@@ -667,11 +631,11 @@ export class BufferPool {
       batchSize: this.batchSize,
       free,
       inUse: this.bufferCount - free,
-      cached: this.#cached,
+      cached: this.#cache.cached,
       cachedByWorker,
       workers,
-      waiters: this.#waiters.size,
-      waitingWorkers: Atomics.load(words, C_WAITING),
+      waiters: this.#cache.waiting,
+      waitingWorkers: waitingWorkers(words),
     };
   }
 
@@ -772,31 +736,12 @@ export class BufferPool {
    * reference through the buffer's record with no handle to allocate.
    */
   _tryAcquireRecord(): BufferRecord | null {
-    if (this.#cached === 0 && !this.#refillToAcquire()) return null;
-    const record = this.#cache[--this.#cached]!;
-    this.#words[this.#slot + S_CACHED] = this.#cached;
-    record.acquire();
-    return record;
-  }
-
-  /** Refills the empty cache for an acquire; false if nothing is free here. */
-  #refillToAcquire(): boolean {
-    if (this.#detached) throw this.#detachedError("acquire");
-    return this.#refill();
+    return this.#cache.take();
   }
 
   /** @ignore `acquire` for the library's own users: the buffer's record, no handle. */
   _acquireRecord(options?: AcquireOptions): Promise<BufferRecord> {
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (this.#detached) return Promise.reject(this.#detachedError("acquire"));
-    if (this.#waiters.size === 0) {
-      const buffer = this._tryAcquireRecord();
-      if (buffer !== null) return Promise.resolve(buffer);
-    }
-    const waiting = this.#waiters.wait(signal, undefined);
-    if (this.shared && !this.#registered) this.#startWaiting();
-    return waiting;
+    return this.#cache.acquire(options?.signal);
   }
 
   /**
@@ -810,19 +755,12 @@ export class BufferPool {
    * @throws {DetachedError} If this pool object was detached.
    */
   _waitRecord(waiter: Waiter<BufferRecord>): BufferRecord | null {
-    if (this.#detached) throw this.#detachedError("acquire");
-    if (this.#waiters.size === 0) {
-      const buffer = this._tryAcquireRecord();
-      if (buffer !== null) return buffer;
-    }
-    this.#waiters.push(waiter);
-    if (this.shared && !this.#registered) this.#startWaiting();
-    return null;
+    return this.#cache.wait(waiter);
   }
 
   /** @ignore Takes back a waiter of `_waitRecord`; false if it was served already. */
   _cancelWait(waiter: Waiter<BufferRecord>): boolean {
-    return this.#waiters.cancel(waiter);
+    return this.#cache.cancel(waiter);
   }
 
   /** @ignore The block's Int32 words up to the data, for writers and flushers. */
@@ -882,35 +820,7 @@ export class BufferPool {
    * the oldest waiter here, or to another worker that waits, or the cache.
    */
   _recycle(buffer: BufferRecord): void {
-    if (this.#waiters.size !== 0) {
-      buffer.acquire();
-      this.#waiters.grant(buffer);
-      this.#afterLastWaiter();
-      return;
-    }
-    if (this.#handoff && this.#handOff(buffer)) return;
-    this.#cache[this.#cached++] = buffer;
-    if (this.#cached === this.#cache.length) this.#spill();
-    else this.#words[this.#slot + S_CACHED] = this.#cached;
-  }
-
-  /** Gives a freed buffer to the free stack while hand-off lasts; false once it is over. */
-  #handOff(buffer: BufferRecord): boolean {
-    if (this.#detached) {
-      // The slot may have a new owner: no cache, no published count.
-      setOwner(this.#words, this.#header(buffer.index), 0);
-      this.#free.push(buffer.index, 1);
-      this.#wakeWaiters();
-      return true;
-    }
-    if (Atomics.load(this.#words, C_WAITING) !== 0) {
-      this.#cache[this.#cached++] = buffer;
-      this.#spillAll();
-      return true;
-    }
-    this.#handoff = false;
-    this.#armTrim();
-    return false;
+    this.#cache.put(buffer);
   }
 
   #header(index: number): number {
@@ -936,157 +846,6 @@ export class BufferPool {
     );
   }
 
-  /** Takes one batch from the free stack into the empty cache. */
-  #refill(): boolean {
-    const head = this.#free.pop();
-    if (head < 0) return false;
-    const words = this.#words;
-    const length = this.#free.batchLength(head);
-    let index = head;
-    const owner = this.shared ? this.#owner : 0;
-    for (let i = 0; i < length; i++) {
-      this.#cache[i] = this.#records.get(index);
-      if (owner !== 0) setOwner(words, this.#header(index), owner);
-      index = nextInBatch(words, this.#layout, index);
-    }
-    this.#cached = length;
-    return true;
-  }
-
-  /** Moves the top batch of the full cache to the free stack. */
-  #spill(): void {
-    this.#pushTop(this.batchSize);
-  }
-
-  /** Moves the whole cache to the free stack and wakes waiting workers. */
-  #spillAll(): void {
-    if (this.#cached !== 0) this.#pushTop(this.#cached);
-    else this.#wakeWaiters();
-  }
-
-  #pushTop(count: number): void {
-    const words = this.#words;
-    const cache = this.#cache;
-    const top = this.#cached;
-    const bottom = top - count;
-    for (let i = bottom; i < top - 1; i++) {
-      linkNext(words, this.#layout, cache[i]!.index, cache[i + 1]!.index);
-    }
-    if (this.shared) {
-      for (let i = bottom; i < top; i++) setOwner(words, this.#header(cache[i]!.index), 0);
-    }
-    this.#free.push(cache[bottom]!.index, count);
-    this.#cached = bottom;
-    words[this.#slot + S_CACHED] = bottom;
-    this.#wakeWaiters();
-  }
-
-  #wakeWaiters(): void {
-    if (this.shared && Atomics.load(this.#words, C_WAITING) !== 0) {
-      Atomics.add(this.#words, C_WAIT_SEQ, 1);
-      Atomics.notify(this.#words, C_WAIT_SEQ);
-    }
-  }
-
-  // -- Waiting across workers (shared pools) --
-  // A worker with waiters holds one registration: it counts itself in
-  // C_WAITING, asks the other workers to give back their cached buffers, and
-  // waits on C_WAIT_SEQ, which every push of free buffers bumps while anyone
-  // waits. Its other waiters queue locally, in order.
-
-  #startWaiting(): void {
-    this.#registered = true;
-    Atomics.store(this.#words, this.#slot + S_WAITING, 1);
-    Atomics.add(this.#words, C_WAITING, 1);
-    // Keep the event loop alive: a pending waitAsync alone does not.
-    this.#keepalive = setTimeout(() => {}, KEEPALIVE_MS);
-    this.#requestTrim();
-    this.#pump(++this.#waitToken);
-  }
-
-  #stopWaiting(): void {
-    this.#registered = false;
-    this.#waitToken++;
-    Atomics.sub(this.#words, C_WAITING, 1);
-    Atomics.store(this.#words, this.#slot + S_WAITING, 0);
-    clearTimeout(this.#keepalive);
-    this.#keepalive = undefined;
-  }
-
-  /** Serves local waiters from the free stack, then sleeps until more is pushed. */
-  #pump(token: number): void {
-    if (token !== this.#waitToken) return;
-    const words = this.#words;
-    for (;;) {
-      const seq = Atomics.load(words, C_WAIT_SEQ);
-      while (this.#waiters.size !== 0 && (this.#cached !== 0 || this.#refill())) {
-        const buffer = this.#cache[--this.#cached]!;
-        buffer.acquire();
-        this.#waiters.grant(buffer);
-      }
-      words[this.#slot + S_CACHED] = this.#cached;
-      if (this.#waiters.size === 0) {
-        this.#stopWaiting();
-        // Surplus from the last batch may be what another worker waits for.
-        if (this.#cached !== 0 && Atomics.load(words, C_WAITING) !== 0) this.#spillAll();
-        return;
-      }
-      const result = Atomics.waitAsync(words, C_WAIT_SEQ, seq);
-      if (result.async) {
-        result.value.then(() => this.#pump(token));
-        return;
-      }
-    }
-  }
-
-  /** Ends the registration once no local waiter is left (served here or aborted). */
-  #afterLastWaiter(): void {
-    if (this.#registered && this.#waiters.size === 0) {
-      this.#stopWaiting();
-      // Resolve our now useless waitAsync rather than leave it pending.
-      Atomics.add(this.#words, C_WAIT_SEQ, 1);
-      Atomics.notify(this.#words, C_WAIT_SEQ);
-    }
-  }
-
-  /** Asks every other attached worker to give back its cached buffers. */
-  #requestTrim(): void {
-    const { maxWorkers } = this.#layout;
-    const words = this.#words;
-    for (let i = 0; i < maxWorkers; i++) {
-      const slot = slotWord(this.#layout, i);
-      if (slot === this.#slot || Atomics.load(words, slot + S_STATE) !== 1) continue;
-      Atomics.add(words, slot + S_TRIM, 1);
-      Atomics.notify(words, slot + S_TRIM);
-    }
-  }
-
-  /**
-   * Listens for a trim request, so that an idle worker's cache cannot starve
-   * a waiter elsewhere: on one, the cache goes to the free stack and hand-off
-   * starts, until nobody waits. No keepalive: an idle worker that would exit
-   * anyway need not stay for this.
-   */
-  #armTrim(): void {
-    if (this.#trimArmed) return;
-    this.#trimArmed = true;
-    const words = this.#words;
-    const at = this.#slot + S_TRIM;
-    const result = Atomics.waitAsync(words, at, Atomics.load(words, at));
-    const onTrim = () => {
-      this.#trimArmed = false;
-      if (this.#detached) return;
-      if (Atomics.load(words, C_WAITING) !== 0 && this.#waiters.size === 0) {
-        this.#handoff = true;
-        this.#spillAll();
-      }
-      // Stay armed: a cache refilled later may be what the next waiter needs.
-      this.#armTrim();
-    };
-    if (result.async) result.value.then(onTrim);
-    else onTrim();
-  }
-
   /** Checks that a sent region lies within this pool. */
   #checkRegion(index: number, offset: number, length: number): void {
     const { bufferCount, bufferSize } = this.#layout;
@@ -1107,7 +866,7 @@ export class BufferPool {
    * `index` names the packet's buffer for messages; -1 for a batch.
    */
   #takeTicket(sent: { pool: number; ticket: number; stamp: number }, index: number): void {
-    if (this.#detached) throw this.#detachedError("receive");
+    if (this.#cache.detached) throw detachedError("receive", this.shared);
     const what = index < 0 ? "batch" : `packet of buffer ${index}`;
     if (!this.shared || sent.pool !== this.#poolId) {
       throw new TypeError(
@@ -1119,14 +878,6 @@ export class BufferPool {
     if (!takeTicket(this.#words, this.#layout, sent.ticket, sent.stamp)) {
       throw new ReleasedError(`Cannot receive ${what}: it was already received`);
     }
-  }
-
-  #detachedError(action: string): DetachedError {
-    return new DetachedError(
-      this.shared
-        ? `Cannot ${action} through this pool object: this worker detached from the pool; attach again with BufferPool.attach()`
-        : `Cannot ${action} through this pool object: it was disposed; create a new pool`,
-    );
   }
 }
 
