@@ -14,39 +14,15 @@ import {
   SharedFreeStack,
 } from "./_free_stack.ts";
 import {
-  C_BATCH_SIZE,
-  C_BUFFER_COUNT,
-  C_BUFFER_SIZE,
-  C_MAGIC,
-  C_MAX_IN_FLIGHT,
-  C_MAX_WORKERS,
-  C_POOL_ID,
-  C_VERSION,
-  computeLayout,
   headerWord,
   type Layout,
-  LAYOUT_VERSION,
-  MAGIC,
-  MAX_BLOCK_BYTES,
-  MAX_BUFFER_COUNT,
-  MAX_BUFFER_SIZE,
-  MAX_IN_FLIGHT,
-  MAX_WORKERS,
   R_INDEX,
   R_LENGTH,
   R_OFFSET,
-  S_CACHED,
-  S_STATE,
   SEND_RECORD_WORDS,
-  slotWord,
-  workerOfSlot,
 } from "./_layout.ts";
 import { ReleasedError } from "./errors.ts";
-import {
-  isSharedArrayBuffer,
-  sharedMemoryAvailable,
-  sharedMemoryUnavailable,
-} from "./_shared_memory.ts";
+import { isSharedArrayBuffer } from "./_shared_memory.ts";
 import { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
 import { type BufferRecord, reclaimHeld, WorkerRecords } from "./_buffer_record.ts";
@@ -56,96 +32,36 @@ import type { Waiter } from "./_waiter_queue.ts";
 import { detachedError, WorkerCache } from "./_worker_cache.ts";
 import { dropRegistration, waitingWorkers, wakeWaiters } from "./_cross_worker_wait.ts";
 import { LeakDetector, reportLeak } from "./_leak_detector.ts";
+import {
+  allocateBlock,
+  type Block,
+  checkLeakDetection,
+  claimSlot,
+  freeDeadSlot,
+  freeSlot,
+  openBlock,
+  poolIdOf,
+  readSlots,
+  writeControl,
+} from "./_pool_block.ts";
+import type {
+  AcquireOptions,
+  AttachOptions,
+  BufferPoolHandle,
+  BufferPoolOptions,
+  BufferPoolStats,
+} from "./buffer_pool_options.ts";
+
+export type {
+  AcquireOptions,
+  AttachOptions,
+  BufferPoolHandle,
+  BufferPoolOptions,
+  BufferPoolStats,
+} from "./buffer_pool_options.ts";
 import type { LeakDetection, LeakReport } from "./leak_report.ts";
 
-/** Options for {@linkcode BufferPool}. */
-export interface BufferPoolOptions {
-  /** Bytes in each buffer: an integer from 1 to 2^30. */
-  bufferSize: number;
-  /** How many buffers the pool holds: an integer from 1 to 2^24. */
-  bufferCount: number;
-  /**
-   * Buffers moved at a time between a worker's cache and the pool's free
-   * stack: an integer from 1 to `bufferCount`. A cache holds up to twice
-   * this many. Defaults to `bufferCount / 16`, clamped to 1..64.
-   */
-  batchSize?: number;
-  /**
-   * Back the pool with a `SharedArrayBuffer`, so that workers can attach to
-   * it with {@linkcode BufferPool.attach} and pass packets with
-   * {@linkcode Packet.send}. Defaults to false: a plain `ArrayBuffer`, and
-   * no `Atomics` anywhere.
-   */
-  shared?: boolean;
-  /**
-   * Shared pools: how many workers (this one included) may be attached at
-   * once; a detached worker's slot is reused. An integer from 1 to 4096.
-   * Defaults to 16.
-   */
-  maxWorkers?: number;
-  /**
-   * Shared pools: how many sent packets one worker may have in flight, not
-   * yet received. An integer from 1 to 2^20. Defaults to 16384.
-   */
-  maxInFlight?: number;
-  /**
-   * Watch for packets, buffer handles and flush regions garbage-collected
-   * without `release()`: `"off"` (the default, which costs nothing),
-   * `"sampled"` (one object in 64 of each kind) or `"paranoid"` (every
-   * object, with the stack of where it was made). Applies to this pool
-   * object; pass it to {@linkcode BufferPool.attach} in workers too.
-   */
-  leakDetection?: LeakDetection;
-  /** Called for each leaked object found; by default one line on stderr. */
-  onLeak?: (leak: LeakReport) => void;
-}
-
-/** Options for {@linkcode BufferPool.attach}: this worker's leak detection. */
-export type AttachOptions = Pick<BufferPoolOptions, "leakDetection" | "onLeak">;
-
-/**
- * The plain, structured-cloneable value that lets another worker attach to a
- * shared pool: `worker.postMessage(pool.handle)`, then
- * {@linkcode BufferPool.attach} there.
- */
-export interface BufferPoolHandle {
-  /** The pool's whole block of memory. */
-  readonly block: SharedArrayBuffer;
-}
-
-/** Options for {@linkcode BufferPool.acquire}. */
-export interface AcquireOptions {
-  /** Aborting gives up the wait: the promise rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
-
-/** A snapshot of a pool's counts, from {@linkcode BufferPool.stats}. */
-export interface BufferPoolStats {
-  /** Bytes in each buffer. */
-  bufferSize: number;
-  /** Buffers in the pool. */
-  bufferCount: number;
-  /** Buffers moved per refill or spill. */
-  batchSize: number;
-  /** Buffers nobody holds: on the free stack or in any worker's cache. */
-  free: number;
-  /** Buffers held by a handle, a packet or a packet in flight: `bufferCount - free`. */
-  inUse: number;
-  /** Free buffers in this worker's cache. */
-  cached: number;
-  /** Free buffers in each attached worker's cache, by worker slot; `-1` for a free slot. */
-  cachedByWorker: number[];
-  /** Workers attached to the pool, this one included. */
-  workers: number;
-  /** Calls to `acquire` in this worker waiting for a buffer. */
-  waiters: number;
-  /** Workers with at least one `acquire` waiting. */
-  waitingWorkers: number;
-}
-
-const MAX_DEFAULT_BATCH = 64;
-const DEFAULT_MAX_WORKERS = 16;
-const DEFAULT_MAX_IN_FLIGHT = 16384;
+/** The options key under which {@linkcode BufferPool.attach} passes the opened block. */
 const ATTACH = Symbol("attach");
 
 /**
@@ -255,10 +171,8 @@ export class BufferPool {
   readonly #words: Int32Array;
   readonly #free: FreeStack;
   readonly #poolId: number;
-  /** Int32 index of this worker's slot. */
-  readonly #slot: number;
-  /** This worker's slot number + 1, as H_OWNER holds it. */
-  readonly #owner: number;
+  /** This worker's id: the number of its slot. */
+  readonly #worker: number;
   /** This worker's record of each buffer, made on first use and kept. */
   readonly #records: WorkerRecords;
   /** This worker's free buffers and the acquires waiting for one. */
@@ -277,80 +191,33 @@ export class BufferPool {
    * block would be larger than one ArrayBuffer may be.
    */
   constructor(options: BufferPoolOptions) {
-    const attachTo = (options as { [ATTACH]?: SharedArrayBuffer })[ATTACH];
-    let block: ArrayBuffer | SharedArrayBuffer;
-    if (attachTo !== undefined) {
-      block = attachTo;
-      const control = new Int32Array(block, 0, 8);
-      this.#layout = computeLayout(
-        control[C_BUFFER_SIZE]!,
-        control[C_BUFFER_COUNT]!,
-        control[C_BATCH_SIZE]!,
-        control[C_MAX_WORKERS]!,
-        control[C_MAX_IN_FLIGHT]!,
-      );
-    } else {
-      const shared = options.shared ?? false;
-      if (shared && !sharedMemoryAvailable()) {
-        throw sharedMemoryUnavailable("create a shared buffer pool");
-      }
-      const { bufferSize, bufferCount } = options;
-      checkSize("bufferSize", bufferSize, 1, MAX_BUFFER_SIZE);
-      checkSize("bufferCount", bufferCount, 1, MAX_BUFFER_COUNT);
-      const batchSize = options.batchSize ??
-        Math.max(1, Math.min(MAX_DEFAULT_BATCH, Math.floor(bufferCount / 16)));
-      checkSize("batchSize", batchSize, 1, bufferCount, "bufferCount");
-      const maxWorkers = shared ? options.maxWorkers ?? DEFAULT_MAX_WORKERS : 1;
-      checkSize("maxWorkers", maxWorkers, 1, MAX_WORKERS);
-      const maxInFlight = shared ? options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT : 0;
-      if (shared) checkSize("maxInFlight", maxInFlight, 1, MAX_IN_FLIGHT);
-      this.#layout = computeLayout(bufferSize, bufferCount, batchSize, maxWorkers, maxInFlight);
-      block = allocate(this.#layout.blockBytes, bufferCount, bufferSize, shared);
-    }
-    const layout = this.#layout;
+    const attaching = (options as { [ATTACH]?: Block })[ATTACH];
+    const { block, layout } = attaching ?? allocateBlock(options);
     this.bufferSize = layout.bufferSize;
     this.bufferCount = layout.bufferCount;
     this.batchSize = layout.batchSize;
     this.shared = isSharedArrayBuffer(block);
+    this.#layout = layout;
     this.#block = block;
-    this.#words = new Int32Array(block, 0, layout.dataByte / 4);
+    const words = this.#words = new Int32Array(block, 0, layout.dataByte / 4);
     this.#free = this.shared
-      ? new SharedFreeStack(this.#words, layout)
-      : new LocalFreeStack(this.#words, layout);
+      ? new SharedFreeStack(words, layout)
+      : new LocalFreeStack(words, layout);
     const detection = options.leakDetection ?? BufferPool.defaultLeakDetection;
-    if (detection !== "off" && detection !== "sampled" && detection !== "paranoid") {
-      throw new RangeError(
-        `Cannot create buffer pool: leakDetection must be "off", "sampled" or "paranoid", received ${
-          String(detection)
-        }`,
-      );
-    }
+    checkLeakDetection(detection);
     this._leaks = detection === "off"
       ? null
       : new LeakDetector(detection, options.onLeak ?? BufferPool.defaultOnLeak);
-
-    const words = this.#words;
-    if (attachTo === undefined) {
-      this.#poolId = (Math.random() * 0x7fffffff) | 1;
-      words[C_MAGIC] = MAGIC;
-      words[C_VERSION] = LAYOUT_VERSION;
-      words[C_BUFFER_SIZE] = layout.bufferSize;
-      words[C_BUFFER_COUNT] = layout.bufferCount;
-      words[C_BATCH_SIZE] = layout.batchSize;
-      words[C_MAX_WORKERS] = layout.maxWorkers;
-      words[C_MAX_IN_FLIGHT] = layout.maxInFlight;
-      words[C_POOL_ID] = this.#poolId;
+    if (attaching === undefined) {
+      this.#poolId = writeControl(words, layout);
       fillFreeStack(this.#free, words, layout);
-      // The creating pool object takes slot 0.
-      this.#slot = slotWord(layout, 0);
-      words[this.#slot + S_STATE] = 1;
+      this.#worker = 0;
     } else {
-      this.#poolId = words[C_POOL_ID]!;
-      this.#slot = this.#claimSlot();
+      this.#poolId = poolIdOf(words);
+      this.#worker = claimSlot(words, layout);
     }
-    this.#owner = workerOfSlot(layout, this.#slot) + 1;
-    this.#records = new WorkerRecords(this, block, words, layout, this.#owner - 1);
-    this.#tickets = this.shared ? new SendTickets(words, layout, this.#owner - 1) : null;
+    this.#records = new WorkerRecords(this, block, words, layout, this.#worker);
+    this.#tickets = this.shared ? new SendTickets(words, layout, this.#worker) : null;
     this.#cache = new WorkerCache(words, layout, this.#free, this.#records);
   }
 
@@ -365,20 +232,7 @@ export class BufferPool {
    * @throws {RangeError} If every worker slot is taken.
    */
   static attach(handle: BufferPoolHandle, options?: AttachOptions): BufferPool {
-    if (!sharedMemoryAvailable()) throw sharedMemoryUnavailable("attach to buffer pool");
-    const block = handle?.block;
-    if (!isSharedArrayBuffer(block) || block.byteLength < 64) {
-      throw new TypeError(
-        "Cannot attach to buffer pool: the handle holds no SharedArrayBuffer; pass pool.handle of a pool created with shared: true",
-      );
-    }
-    const control = new Int32Array(block, 0, 2);
-    if (control[C_MAGIC] !== MAGIC || control[C_VERSION] !== LAYOUT_VERSION) {
-      throw new TypeError(
-        `Cannot attach to buffer pool: the block is not a bab pool of layout version ${LAYOUT_VERSION}`,
-      );
-    }
-    const attaching = { ...options, bufferSize: 0, bufferCount: 0, [ATTACH]: block };
+    const attaching = { ...options, bufferSize: 0, bufferCount: 0, [ATTACH]: openBlock(handle) };
     return new BufferPool(attaching);
   }
 
@@ -526,7 +380,7 @@ export class BufferPool {
   #end(): void {
     if (this.#cache.detached) return;
     this.#cache.end();
-    Atomics.store(this.#words, this.#slot + S_STATE, 0);
+    freeSlot(this.#words, this.#layout, this.#worker);
   }
 
   /**
@@ -538,7 +392,7 @@ export class BufferPool {
    */
   get workerId(): number {
     if (!this.shared) throw new TypeError("Cannot tell worker id: the pool is not shared");
-    return this.#owner - 1;
+    return this.#worker;
   }
 
   /**
@@ -590,16 +444,14 @@ export class BufferPool {
         })`,
       );
     }
-    if (workerId === this.#owner - 1 && !this.#cache.detached) {
+    if (workerId === this.#worker && !this.#cache.detached) {
       throw new RangeError(`Cannot reclaim worker ${workerId}: it is this pool object's own`);
     }
     const words = this.#words;
-    const slot = slotWord(layout, workerId);
     const freed = reclaimHeld(words, layout, workerId);
     pushAll(this.#free, words, layout, freed);
     dropRegistration(words, layout, workerId);
-    Atomics.store(words, slot + S_CACHED, 0);
-    Atomics.store(words, slot + S_STATE, 0);
+    freeDeadSlot(words, layout, workerId);
     wakeWaiters(words);
     return freed.length;
   }
@@ -611,20 +463,10 @@ export class BufferPool {
    * @returns A new snapshot object.
    */
   stats(): BufferPoolStats {
-    const { maxWorkers } = this.#layout;
-    const words = this.#words;
-    const cachedByWorker: number[] = [];
-    let free = this.#free.count();
-    let workers = 0;
-    for (let i = 0; i < maxWorkers; i++) {
-      const slot = slotWord(this.#layout, i);
-      const mine = slot === this.#slot && !this.#cache.detached;
-      const cached = mine ? this.#cache.cached : Atomics.load(words, slot + S_CACHED);
-      free += cached;
-      const attached = Atomics.load(words, slot + S_STATE) === 1;
-      if (attached) workers++;
-      cachedByWorker.push(attached ? cached : -1);
-    }
+    const cache = this.#cache;
+    const own = cache.detached ? -1 : cache.cached;
+    const slots = readSlots(this.#words, this.#layout, this.#worker, own);
+    const free = this.#free.count() + slots.cached;
     return {
       bufferSize: this.bufferSize,
       bufferCount: this.bufferCount,
@@ -632,10 +474,10 @@ export class BufferPool {
       free,
       inUse: this.bufferCount - free,
       cached: this.#cache.cached,
-      cachedByWorker,
-      workers,
+      cachedByWorker: slots.cachedByWorker,
+      workers: slots.workers,
       waiters: this.#cache.waiting,
-      waitingWorkers: waitingWorkers(words),
+      waitingWorkers: waitingWorkers(this.#words),
     };
   }
 
@@ -832,20 +674,6 @@ export class BufferPool {
     return new PooledBuffer(await waiting);
   }
 
-  #claimSlot(): number {
-    const { maxWorkers } = this.#layout;
-    for (let i = 0; i < maxWorkers; i++) {
-      const slot = slotWord(this.#layout, i);
-      if (Atomics.compareExchange(this.#words, slot + S_STATE, 0, 1) === 0) {
-        Atomics.store(this.#words, slot + S_CACHED, 0);
-        return slot;
-      }
-    }
-    throw new RangeError(
-      `Cannot attach to buffer pool: all ${maxWorkers} worker slots are taken; detach a worker or create the pool with a larger maxWorkers`,
-    );
-  }
-
   /** Checks that a sent region lies within this pool. */
   #checkRegion(index: number, offset: number, length: number): void {
     const { bufferCount, bufferSize } = this.#layout;
@@ -878,38 +706,5 @@ export class BufferPool {
     if (!takeTicket(this.#words, this.#layout, sent.ticket, sent.stamp)) {
       throw new ReleasedError(`Cannot receive ${what}: it was already received`);
     }
-  }
-}
-
-function allocate(
-  bytes: number,
-  bufferCount: number,
-  bufferSize: number,
-  shared: boolean,
-): ArrayBuffer | SharedArrayBuffer {
-  if (bytes > MAX_BLOCK_BYTES) {
-    throw new RangeError(
-      `Cannot create buffer pool: ${bufferCount} buffers of ${bufferSize} bytes need a ${bytes}-byte block, over the limit of ${MAX_BLOCK_BYTES} bytes`,
-    );
-  }
-  try {
-    return shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
-  } catch (cause) {
-    throw new RangeError(`Cannot create buffer pool: allocating ${bytes} bytes failed`, { cause });
-  }
-}
-
-function checkSize(
-  name: string,
-  value: number,
-  min: number,
-  max: number,
-  maxName: string = String(max),
-): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    const limit = maxName === String(max) ? maxName : `${maxName} (${max})`;
-    throw new RangeError(
-      `Cannot create buffer pool: ${name} must be an integer from ${min} to ${limit}, received ${value}`,
-    );
   }
 }
