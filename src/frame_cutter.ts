@@ -24,11 +24,9 @@
  * @module
  */
 
-import { cutIntoPackets, cutIntoVisitor } from "./_cut_frames.ts";
+import { FrameCutterCore } from "./_frame_cutter_core.ts";
 import { frameLimit } from "./_frame_limit.ts";
-import { Staging } from "./_staging.ts";
 import type { AcquireOptions, BufferPool } from "./buffer_pool.ts";
-import { ClosedError, ReleasedError } from "./errors.ts";
 import type { FrameCodec } from "./frame_codec.ts";
 import type { FrameCutterOptions } from "./frame_cutter_options.ts";
 import type { Packet } from "./packet.ts";
@@ -93,18 +91,16 @@ export type FrameVisitor = (
  * memory (the `sink` is a `Packet[]`), no copy out; or, cheaper still, it is
  * handed in place to a {@linkcode FrameVisitor} (the `sink` is a function),
  * which makes no object at all and keeps a packet only for the frames it
- * {@linkcode FrameCutter.retain}s. A retained packet pins its buffer exactly
- * as any packet does. A frame cut off by the end of a staging buffer is
- * moved, once: to the start of the same buffer when the cutter holds it
- * alone (every packet cut from it was released), else to the start of a
- * fresh one. Since `maxFrameLength` keeps every frame within one buffer,
- * nothing is ever moved twice.
+ * {@linkcode FrameCutter.retain}s. A frame cut off by the end of a staging
+ * buffer is moved, once: to the start of the same buffer when the cutter
+ * holds it alone (every packet cut from it was released), else to the start
+ * of a fresh one. Since `maxFrameLength` keeps every frame within one
+ * buffer, nothing is ever moved twice.
  *
- * The cutter holds one staging buffer; each packet holds its own reference,
- * so a buffer goes back to the pool when the cutter has moved past it and
- * its packets are released. When the pool has no buffer to give,
- * {@linkcode FrameCutter.push} stops early and says how far it got; await
- * {@linkcode FrameCutter.waitForBuffer} and push the rest.
+ * The cutter holds one staging buffer and each packet its own reference, so
+ * a buffer goes back to the pool once the cutter has moved past it and its
+ * packets are released. When the pool has none to give, the calls say so
+ * and {@linkcode FrameCutter.waitForBuffer} waits for one.
  *
  * How many buffers a cutter needs: one, if the packets cut from it are
  * released before it is given more bytes (a visitor that retains nothing
@@ -146,15 +142,8 @@ export class FrameCutter {
   readonly maxFrameLength: number;
   /** Whether an unfinished frame at the end becomes a packet instead of an error. */
   readonly allowPartial: boolean;
-
-  /** The staging buffer and the unfinished frame in it. */
-  readonly #staging: Staging;
-  #closed = false;
-  /**
-   * A visitor is running: the frame it was given is in the staging's
-   * bounds, and the cutter's state must not change under it.
-   */
-  #visiting = false;
+  /** Does the work: each method forwards to it (see src/_frame_cutter_core.ts). */
+  readonly #core: FrameCutterCore<FrameCutter>;
 
   /**
    * Makes a cutter. It acquires its first staging buffer when the first
@@ -187,17 +176,17 @@ export class FrameCutter {
     this.codec = codec;
     this.maxFrameLength = maxFrameLength;
     this.allowPartial = options.allowPartial ?? false;
-    this.#staging = new Staging(pool, codec, maxFrameLength);
+    this.#core = new FrameCutterCore(this, pool, codec, maxFrameLength, this.allowPartial);
   }
 
   /** Whether the cutter was closed, ended, or broken by a {@linkcode FrameError}. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#core.closed;
   }
 
   /** Bytes of the unfinished frame staged so far. */
   get buffered(): number {
-    return this.#staging.end - this.#staging.start;
+    return this.#core.buffered;
   }
 
   /**
@@ -208,7 +197,7 @@ export class FrameCutter {
    * take one from the pool themselves when it has one free.
    */
   get needsBuffer(): boolean {
-    return this.#staging.needsBuffer;
+    return this.#core.needsBuffer;
   }
 
   /**
@@ -248,21 +237,7 @@ export class FrameCutter {
    * ```
    */
   push(chunk: Uint8Array, sink: Packet[] | FrameVisitor): number {
-    if (this.#closed || this.#visiting) throw this.#stateError("push bytes into");
-    const staging = this.#staging;
-    const length = chunk.length;
-    let taken = 0;
-    try {
-      while (taken < length) {
-        if (staging.needsBuffer && (this.#closed || !staging.next())) break;
-        taken = staging.append(chunk, taken);
-        this.#cut(sink);
-      }
-    } catch (error) {
-      this.#abandon();
-      throw error;
-    }
-    return taken;
+    return this.#core.push(chunk, sink);
   }
 
   /**
@@ -297,10 +272,7 @@ export class FrameCutter {
    * ```
    */
   writable(): Uint8Array | null {
-    if (this.#closed || this.#visiting) throw this.#stateError("read into");
-    const staging = this.#staging;
-    if (staging.needsBuffer && !staging.next()) return null;
-    return staging.view.subarray(staging.end);
+    return this.#core.writable();
   }
 
   /**
@@ -320,22 +292,7 @@ export class FrameCutter {
    * @throws Whatever the visitor throws; the cutter is then closed.
    */
   commit(length: number, sink: Packet[] | FrameVisitor): void {
-    if (this.#closed || this.#visiting) throw this.#stateError("commit bytes to");
-    if (length === 0) return;
-    const staging = this.#staging;
-    const room = staging.needsBuffer ? 0 : staging.size - staging.end;
-    if (!Number.isInteger(length) || length < 0 || length > room) {
-      throw new RangeError(
-        `Cannot commit ${length} bytes: the staging memory from writable() has ${room} free`,
-      );
-    }
-    staging.end += length;
-    try {
-      this.#cut(sink);
-    } catch (error) {
-      this.#abandon();
-      throw error;
-    }
+    this.#core.commit(length, sink);
   }
 
   /**
@@ -377,20 +334,8 @@ export class FrameCutter {
    * assert.equal(pool.stats().inUse, 0);
    * ```
    */
-  async waitForBuffer(options?: AcquireOptions): Promise<void> {
-    if (this.#closed || this.#visiting) throw this.#stateError("wait for a buffer for");
-    const staging = this.#staging;
-    if (!staging.needsBuffer || staging.next()) return;
-    // Packets pin the staging buffer and the pool has nothing free. Let go
-    // of the buffer, so that releasing those packets hands it back here.
-    staging.park();
-    const fresh = await this.pool._acquireRecord(options);
-    if (this.#closed || !staging.needsBuffer) {
-      fresh.release();
-      if (this.#closed) throw this.#closedError("wait for a buffer for");
-      return;
-    }
-    staging.install(fresh);
+  waitForBuffer(options?: AcquireOptions): Promise<void> {
+    return this.#core.waitForBuffer(options);
   }
 
   /**
@@ -426,32 +371,7 @@ export class FrameCutter {
    * ```
    */
   end(sink: Packet[] | FrameVisitor): void {
-    if (this.#closed || this.#visiting) throw this.#stateError("end");
-    const staging = this.#staging;
-    if (staging.end > staging.start) {
-      // A frame set aside by a given-up wait needs a buffer to be a packet on.
-      const buffer = this.allowPartial ? staging.buffer ?? staging.restore() : null;
-      if (buffer === null) {
-        const error = staging.truncated(this.allowPartial);
-        this.close();
-        throw error;
-      }
-      if (typeof sink !== "function") {
-        sink.push(buffer.toPacket(staging.start, staging.end));
-      } else {
-        const bounds = staging.bounds;
-        bounds.payloadStart = staging.start;
-        bounds.payloadEnd = staging.end;
-        this.#visiting = true;
-        try {
-          sink(staging.view, staging.start, staging.end, this);
-        } finally {
-          this.#abandon();
-        }
-        return;
-      }
-    }
-    this.close();
+    this.#core.end(sink);
   }
 
   /**
@@ -483,13 +403,7 @@ export class FrameCutter {
    * ```
    */
   retain(): Packet {
-    if (!this.#visiting) {
-      throw new ReleasedError(
-        "Cannot retain a frame: none is being visited; call retain() from the visitor, during the visit of the frame to keep",
-      );
-    }
-    const bounds = this.#staging.bounds;
-    return this.#staging.buffer!.toPacket(bounds.payloadStart, bounds.payloadEnd);
+    return this.#core.retain();
   }
 
   /**
@@ -500,10 +414,7 @@ export class FrameCutter {
    * visitor returns.
    */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    // The visiting loop lets go of the buffer once the visitor returns.
-    if (!this.#visiting) this.#staging.drop();
+    this.#core.close();
   }
 
   /**
@@ -526,43 +437,6 @@ export class FrameCutter {
    * ```
    */
   [Symbol.dispose](): void {
-    this.close();
-  }
-
-  /** Closes the cutter after an error, even one thrown by a visitor that had closed it. */
-  #abandon(): void {
-    this.#visiting = false;
-    this.#closed = true;
-    this.#staging.drop();
-  }
-
-  /** Hands `sink` every complete frame staged, then notes how the unfinished one stands. */
-  #cut(sink: Packet[] | FrameVisitor): void {
-    const staging = this.#staging;
-    if (typeof sink !== "function") {
-      staging.settle(cutIntoPackets(staging, sink));
-      return;
-    }
-    this.#visiting = true;
-    const start = cutIntoVisitor(staging, sink, this);
-    this.#visiting = false;
-    // A visitor that closed the cutter left it the buffer until now.
-    if (this.#closed) staging.drop();
-    else staging.settle(start);
-  }
-
-  #stateError(action: string): Error {
-    if (this.#visiting) {
-      return new TypeError(
-        `Cannot ${action} the frame cutter during a visit: a visitor may only retain() or close() it`,
-      );
-    }
-    return this.#closedError(action);
-  }
-
-  #closedError(action: string): ClosedError {
-    return new ClosedError(
-      `Cannot ${action} the frame cutter: it was closed (by close(), end() or a framing error)`,
-    );
+    this.#core.close();
   }
 }
