@@ -31,7 +31,6 @@
 // record's methods fuse them; the model repeats their branches from the same
 // steps, in the same order.
 
-import type { BufferPool } from "./buffer_pool.ts";
 import {
   dataByteOf,
   H_OWNER,
@@ -41,8 +40,18 @@ import {
   holderWord,
   type Layout,
 } from "./_layout.ts";
+import type { BufferLink, PoolLink } from "./_buffer_link.ts";
 import { Packet } from "./packet.ts";
+import type { SendPacket } from "./send_packet.ts";
 import { isSharedArrayBuffer } from "./_shared_memory.ts";
+
+/** The pool object as its records see it: where freed buffers go, and how sends are made. */
+export interface RecordPool extends PoolLink {
+  /** The last reference anywhere to `record`'s buffer went: it is free in this worker. */
+  _recycle(record: BufferRecord): void;
+  /** Makes a SendPacket of a region of `record`'s buffer, moving one reference into it. */
+  _send(record: BufferRecord, offset: number, length: number): SendPacket;
+}
 
 // -- Steps: one shared word each --
 
@@ -129,12 +138,12 @@ export class WorkerRecords {
   readonly worker: number;
   /** False once the pool object detached: its holder bits and owner mark are gone. */
   attached = true;
-  readonly #pool: BufferPool;
+  readonly #pool: RecordPool;
   readonly #block: ArrayBuffer | SharedArrayBuffer;
   readonly #table: (BufferRecord | undefined)[];
 
   constructor(
-    pool: BufferPool,
+    pool: RecordPool,
     block: ArrayBuffer | SharedArrayBuffer,
     words: Int32Array,
     layout: Layout,
@@ -174,9 +183,9 @@ export class WorkerRecords {
 }
 
 /** One buffer as this worker sees it; reference counting without ownership checks. */
-export class BufferRecord {
+export class BufferRecord implements BufferLink {
   /** The pool object that made this record. */
-  readonly pool: BufferPool;
+  readonly pool: RecordPool;
   /** The buffer's index in its pool; the same in every worker. */
   readonly index: number;
   /** The whole buffer's memory. */
@@ -191,7 +200,7 @@ export class BufferRecord {
   /** A DataView over the whole buffer, made on first use and kept: writers' claims hand it out. */
   #data: DataView | null = null;
 
-  constructor(pool: BufferPool, records: WorkerRecords, index: number, view: Uint8Array) {
+  constructor(pool: RecordPool, records: WorkerRecords, index: number, view: Uint8Array) {
     this.pool = pool;
     this.index = index;
     this._view = view;
@@ -237,6 +246,11 @@ export class BufferRecord {
     if (--this.#refs !== 0) return;
     if (this.#units !== 0 && !this.#dropUnit()) return;
     this.pool._recycle(this);
+  }
+
+  /** Makes a SendPacket of bytes `[offset, offset + length)`, moving one reference into it. */
+  send(offset: number, length: number): SendPacket {
+    return this.pool._send(this, offset, length);
   }
 
   /**

@@ -228,3 +228,8 @@ export class SharedFreeStack implements FreeStack {
     return Atomics.load(this.#words, C_FREE_COUNT);
   }
 }
+
+/** The free stack over `words`: a lock-free one if the block is shared, plain otherwise. */
+export function freeStackOf(words: Int32Array, layout: Layout, shared: boolean): FreeStack {
+  return shared ? new SharedFreeStack(words, layout) : new LocalFreeStack(words, layout);
+}

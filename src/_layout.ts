@@ -248,3 +248,8 @@ export const R_INDEX = 0;
 export const R_OFFSET = 1;
 /** In a send record: the packet's length. */
 export const R_LENGTH = 2;
+
+/** Int32 index of record `i` in a send batch's regions. */
+export function sendRecordWord(i: number): number {
+  return i * SEND_RECORD_WORDS;
+}

@@ -74,6 +74,27 @@ export class LeakDetector {
   }
 }
 
+/**
+ * The detector for a pool object's `leakDetection` option, or null for
+ * `"off"`.
+ *
+ * @throws {RangeError} If the option is not one of the three modes.
+ */
+export function leakDetectorFor(
+  detection: LeakDetection,
+  onLeak: (leak: LeakReport) => void,
+): LeakDetector | null {
+  if (detection === "off") return null;
+  if (detection !== "sampled" && detection !== "paranoid") {
+    throw new RangeError(
+      `Cannot create buffer pool: leakDetection must be "off", "sampled" or "paranoid", received ${
+        String(detection)
+      }`,
+    );
+  }
+  return new LeakDetector(detection, onLeak);
+}
+
 /** The default report: one line on stderr with what leaked and where it was made. */
 export function reportLeak(leak: LeakReport): void {
   const what = leak.kind === "PooledBuffer"

@@ -1,7 +1,8 @@
 // A pool's block, from its making to the slots pool objects attach through.
 //
 // Making: the options are checked and defaulted, the block is allocated, and
-// its control words are written once, before any other worker can see it.
+// its control words are written and its free stack filled once, before any
+// other worker can see it.
 // Opening: a handle posted from another worker is checked to hold a bab
 // block of this layout version, whose shape the control words give.
 // Attaching: each pool object over the block holds one worker slot: the
@@ -9,6 +10,7 @@
 // S_STATE; detaching or reclaiming frees it for the next.
 
 import type { BufferPoolHandle, BufferPoolOptions } from "./buffer_pool_options.ts";
+import { fillFreeStack, type FreeStack, freeStackOf } from "./_free_stack.ts";
 import {
   C_BATCH_SIZE,
   C_BUFFER_COUNT,
@@ -36,7 +38,6 @@ import {
   sharedMemoryAvailable,
   sharedMemoryUnavailable,
 } from "./_shared_memory.ts";
-import type { LeakDetection } from "./leak_report.ts";
 
 const MAX_DEFAULT_BATCH = 64;
 const DEFAULT_MAX_WORKERS = 16;
@@ -46,6 +47,33 @@ const DEFAULT_MAX_IN_FLIGHT = 16384;
 export interface Block {
   readonly block: ArrayBuffer | SharedArrayBuffer;
   readonly layout: Layout;
+}
+
+/** What a pool object starts from on its block. */
+export interface PoolStart {
+  /** The block's Int32 words up to the data. */
+  readonly words: Int32Array;
+  readonly free: FreeStack;
+  /** The pool's random id, the same for every pool object on the block. */
+  readonly poolId: number;
+  /** The pool object's worker id: the number of the slot it took. */
+  readonly worker: number;
+}
+
+/**
+ * Starts a pool object on `block`: as its creator, which writes the control
+ * words, fills the free stack and takes slot 0, or by attaching, which
+ * takes the first free slot.
+ *
+ * @throws {RangeError} If attaching finds every slot taken.
+ */
+export function startPool({ block, layout }: Block, creating: boolean): PoolStart {
+  const words = new Int32Array(block, 0, layout.dataByte / 4);
+  const free = freeStackOf(words, layout, isSharedArrayBuffer(block));
+  if (!creating) return { words, free, poolId: poolIdOf(words), worker: claimSlot(words, layout) };
+  const poolId = writeControl(words, layout);
+  fillFreeStack(free, words, layout);
+  return { words, free, poolId, worker: 0 };
 }
 
 // -- Making --
@@ -86,7 +114,7 @@ export function allocateBlock(options: BufferPoolOptions): Block {
 }
 
 /** Writes a new block's control words and takes slot 0 for its creator; returns the new pool id. */
-export function writeControl(words: Int32Array, layout: Layout): number {
+function writeControl(words: Int32Array, layout: Layout): number {
   const poolId = (Math.random() * 0x7fffffff) | 1;
   words[C_MAGIC] = MAGIC;
   words[C_VERSION] = LAYOUT_VERSION;
@@ -98,17 +126,6 @@ export function writeControl(words: Int32Array, layout: Layout): number {
   words[C_POOL_ID] = poolId;
   words[slotWord(layout, 0) + S_STATE] = 1;
   return poolId;
-}
-
-/** Checks a pool's `leakDetection` option. */
-export function checkLeakDetection(detection: LeakDetection): void {
-  if (detection !== "off" && detection !== "sampled" && detection !== "paranoid") {
-    throw new RangeError(
-      `Cannot create buffer pool: leakDetection must be "off", "sampled" or "paranoid", received ${
-        String(detection)
-      }`,
-    );
-  }
 }
 
 function checkSize(
@@ -159,7 +176,7 @@ export function openBlock(handle: BufferPoolHandle): Block {
 }
 
 /** The id of the pool whose block `words` covers. */
-export function poolIdOf(words: Int32Array): number {
+function poolIdOf(words: Int32Array): number {
   return words[C_POOL_ID]!;
 }
 
@@ -171,7 +188,7 @@ export function poolIdOf(words: Int32Array): number {
  *
  * @throws {RangeError} If every slot is taken.
  */
-export function claimSlot(words: Int32Array, layout: Layout): number {
+function claimSlot(words: Int32Array, layout: Layout): number {
   const { maxWorkers } = layout;
   for (let worker = 0; worker < maxWorkers; worker++) {
     const slot = slotWord(layout, worker);

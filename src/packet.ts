@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { BufferRecord } from "./_buffer_record.ts";
+import type { BufferLink } from "./_buffer_link.ts";
 import type { SendPacket } from "./send_packet.ts";
 import { checkRange } from "./_range.ts";
 import { ReleasedError } from "./errors.ts";
@@ -39,7 +39,7 @@ import { ReleasedError } from "./errors.ts";
  * ```
  */
 export class Packet {
-  #buffer: BufferRecord | null;
+  #buffer: BufferLink | null;
   readonly #offset: number;
   readonly #length: number;
   #bytes: Uint8Array | undefined = undefined;
@@ -52,7 +52,7 @@ export class Packet {
    * @ignore Made by {@linkcode PooledBuffer.toPacket} and friends, which take
    * the reference this packet will release.
    */
-  constructor(buffer: BufferRecord, offset: number, length: number) {
+  constructor(buffer: BufferLink, offset: number, length: number) {
     this.#buffer = buffer;
     this.#offset = offset;
     this.#length = length;
@@ -205,13 +205,13 @@ export class Packet {
   send(): SendPacket {
     const buffer = this.#buffer;
     if (buffer === null) throw released("send");
-    const sent = buffer.pool._send(buffer, this.#offset, this.#length);
+    const sent = buffer.send(this.#offset, this.#length);
     this._forget();
     return sent;
   }
 
-  /** @ignore The packet's buffer record; throws if released. */
-  _buffer(): BufferRecord {
+  /** @ignore The packet's buffer; throws if released. */
+  _buffer(): BufferLink {
     if (this.#buffer === null) throw released("send");
     return this.#buffer;
   }
@@ -229,7 +229,7 @@ export class Packet {
     if (this.#tracked && buffer !== null) this.#untrack(buffer);
   }
 
-  #untrack(buffer: BufferRecord): void {
+  #untrack(buffer: BufferLink): void {
     this.#tracked = false;
     buffer.pool._leaks!.untrack(this);
   }

@@ -4,7 +4,6 @@
  * @module
  */
 
-import type { BufferPool } from "./buffer_pool.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import { checkRange } from "./_range.ts";
 import { ReleasedError } from "./errors.ts";
@@ -52,8 +51,6 @@ import { Packet } from "./packet.ts";
  * ```
  */
 export class PooledBuffer {
-  /** The pool this buffer belongs to. */
-  readonly pool: BufferPool;
   /** The buffer's index in its pool; the same in every worker. */
   readonly index: number;
   /** The buffer's record while this handle holds its reference; null after. */
@@ -66,7 +63,6 @@ export class PooledBuffer {
    * acquire took.
    */
   constructor(record: BufferRecord) {
-    this.pool = record.pool;
     this.index = record.index;
     this.#record = record;
     const leaks = record.pool._leaks;
@@ -109,10 +105,12 @@ export class PooledBuffer {
    * @throws {RangeError} If the range does not lie within the buffer.
    * @throws {ReleasedError} If this handle was released.
    */
-  toPacket(begin = 0, end: number = this.pool.bufferSize): Packet {
+  toPacket(begin = 0, end?: number): Packet {
     const record = this.#record;
     if (record === null) throw this.#released("make a packet of");
-    checkRange(begin, end, record._view.length, "make a packet of bytes");
+    const size = record._view.length;
+    end ??= size;
+    checkRange(begin, end, size, "make a packet of bytes");
     return record.toPacket(begin, end);
   }
 
@@ -126,11 +124,13 @@ export class PooledBuffer {
    * @throws {RangeError} If the range does not lie within the buffer.
    * @throws {ReleasedError} If this handle was released.
    */
-  intoPacket(begin = 0, end: number = this.pool.bufferSize): Packet {
+  intoPacket(begin = 0, end?: number): Packet {
     const record = this.#record;
     if (record === null) throw this.#released("make a packet of");
-    checkRange(begin, end, record._view.length, "make a packet of bytes");
-    this.#drop();
+    const size = record._view.length;
+    end ??= size;
+    checkRange(begin, end, size, "make a packet of bytes");
+    this.#drop(record);
     return new Packet(record, begin, end - begin);
   }
 
@@ -143,7 +143,7 @@ export class PooledBuffer {
   release(): void {
     const record = this.#record;
     if (record === null) throw this.#released("release");
-    this.#drop();
+    this.#drop(record);
     record.release();
   }
 
@@ -153,11 +153,11 @@ export class PooledBuffer {
   }
 
   /** Lets go of the record: this handle holds nothing from now on. */
-  #drop(): void {
+  #drop(record: BufferRecord): void {
     this.#record = null;
     if (this.#tracked) {
       this.#tracked = false;
-      this.pool._leaks!.untrack(this);
+      record.pool._leaks!.untrack(this);
     }
   }
 
