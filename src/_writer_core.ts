@@ -1,24 +1,24 @@
 // Everything a Writer does, behind its documented face in writer.ts: the
 // state of the writer's current buffer, the fast paths that place a message
-// there with a few loads and stores, the claim's commits, when to flush,
-// the switch to a new buffer and the close. These share that state on every
-// message, so they stay in one class. Framing (_writer_framing.ts), the
-// buffers held and their publishing (_writer_buffers.ts), the open
-// reservations (_open_reservations.ts), the calls that wait for room
-// (_writer_waits.ts) and why the writer closed (_close_reason.ts) are
-// helpers of their own.
+// there with a few loads and stores, when to flush, the switch to a new
+// buffer and the close. These share that state on every message, so they
+// stay in one class. Framing (_writer_framing.ts), the buffers held and
+// their publishing (_writer_buffers.ts), the open reservations
+// (_open_reservations.ts), the claim's runs, commits and cancels
+// (_open_claim.ts), the calls that wait for room (_writer_waits.ts) and why
+// the writer closed (_close_reason.ts) are helpers of their own.
 
 import type { BufferPool } from "./buffer_pool.ts";
 import type { FrameCodec } from "./frame_codec.ts";
-import type { ClosedError } from "./errors.ts";
 import type { Reservation } from "./reservation.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
-import { WriterClaim } from "./writer_claim.ts";
+import type { WriterClaim } from "./writer_claim.ts";
 import type { ClaimOptions, ReserveOptions, WriterOptions } from "./writer_options.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import type { Chunk } from "./_chunk.ts";
 import { CloseReason } from "./_close_reason.ts";
-import { type CommitListener, OpenReservations } from "./_open_reservations.ts";
+import { type ClaimListener, OpenClaim } from "./_open_claim.ts";
+import { OpenReservations } from "./_open_reservations.ts";
 import { F_CLOSED } from "./_flush_list.ts";
 import { encodeInto } from "./_shared_memory.ts";
 import type { WaiterQueue } from "./_waiter_queue.ts";
@@ -49,11 +49,11 @@ type Placed = Reservation | WriterClaim | null;
 const encoder = new TextEncoder();
 
 /**
- * A writer's machinery. Its claim and its flusher report to it directly,
- * and its reservations through their list, so that a commit costs no more
+ * A writer's machinery. Its flusher reports to it directly, and its claim
+ * and reservations through their owners, so that a commit costs no more
  * than a call; the {@linkcode Writer} a user holds forwards each call to it.
  */
-export class WriterCore implements WaitingWriter<Placed>, CommitListener {
+export class WriterCore implements WaitingWriter<Placed>, ClaimListener {
   /** The id carried by this writer's regions. */
   readonly id: number;
   /** The pool the writer takes its buffers from. */
@@ -74,10 +74,11 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
   #current: Chunk | null = null;
   /** Some chunk may have something new for the flusher. */
   #news = false;
-  /** The one claim this writer hands out, again and again. */
-  readonly #claim: WriterClaim = new WriterClaim(this);
+  /** The claim's owner, and the claim, which the fast path opens itself. */
+  readonly #openClaim: OpenClaim;
+  readonly #claim: WriterClaim;
   /** The reservations still open, oldest first: their owner. */
-  readonly #reservations: OpenReservations = new OpenReservations(this, this.#claim);
+  readonly #reservations: OpenReservations;
   /** Reserves, claims and writes waiting for a buffer, in call order. */
   readonly #waits: WaitingCalls<Placed>;
   /** The waiting calls' queue, whose size the fast paths check. */
@@ -117,6 +118,9 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     this.#microtask = config.microtask;
     this.#flushBytes = config.flushBytes;
     this.#reason = new CloseReason(config.control, config.flusher);
+    this.#openClaim = new OpenClaim(this, this.#reason, config.codec, pool.bufferSize, prefix);
+    this.#claim = this.#openClaim.claim;
+    this.#reservations = new OpenReservations(this, this.#claim);
     this.#buffers = new WriterBuffers(pool, config.control, config.flusher, config.id);
     this.#waits = new WaitingCalls<Placed>(pool, this, this.#claim);
     this.#queue = this.#waits.queue;
@@ -129,6 +133,8 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
   }
 
   // -- The calls of Writer, documented there --
+  // A try form that finds no room flushes before it says no, so that what it
+  // finished goes out before the caller waits.
 
   tryClaim(length: number, count = 1): WriterClaim | null {
     if (count === 1) {
@@ -148,11 +154,10 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     checkCount(count);
     if (this.#queue.size !== 0) return null;
     if (!this.room(frame)) {
-      // Flushed before saying no, so that what it finished goes out before the caller waits.
       this.flush();
       return null;
     }
-    return this.#openClaim(length, frame, count);
+    return this.#openClaim.open(this.#current!, length, frame, count);
   }
 
   claim(length: number, options?: ClaimOptions): Promise<WriterClaim> {
@@ -169,7 +174,6 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     const frame = this.check(length);
     if (this.#queue.size !== 0) return null;
     if (!this.room(frame)) {
-      // Flushed before saying no, so that what it finished goes out before the caller waits.
       this.flush();
       return null;
     }
@@ -195,7 +199,6 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     const frame = this.check(length);
     if (this.#queue.size !== 0) return false;
     if (!this.room(frame)) {
-      // Flushed before saying no, so that what it finished goes out before the caller waits.
       this.flush();
       return false;
     }
@@ -209,11 +212,12 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
 
   tryWriteString(text: string): boolean {
     const length = utf8Length(text);
-    this.#checkOpen();
+    if (this.#claim._chunk !== null || this.#closed || this.#control[F_CLOSED] !== 0) {
+      throw this.#refusal();
+    }
     const frame = stringFrameLength(this.#codec, this.#size, text, length);
     if (this.#queue.size !== 0) return false;
     if (!this.room(frame)) {
-      // Flushed before saying no, so that what it finished goes out before the caller waits.
       this.flush();
       return false;
     }
@@ -241,7 +245,7 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     const state = this.#buffers.publish();
     if (state === FLUSHER_ENDED) {
       this.#end();
-      throw this._closedError("flush", "; the bytes were dropped");
+      throw this.#reason._closedError("flush", "; the bytes were dropped");
     }
     // What newer buffers hold goes with a later flush, and still counts towards flushBytes.
     this.#news = state === HELD_BACK;
@@ -253,16 +257,11 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     this.#buffers.closedBy(this.#reason);
     // Newest first, so that open space at the end is taken back, not zeroed:
     // the claim, if open, is the newest of all.
-    const claim = this.#claim;
-    if (claim._chunk !== null) {
-      claim._chunk.reserved = claim._frameStart;
-      claim._chunk = null;
-      claim._closed = true;
-    }
+    this.#openClaim.takeBack();
     this.#reservations.cancelAll();
     this.#closed = true;
     this.#reason.learn("the writer was closed");
-    this.#waits.rejectAll(this._closedError("write"));
+    this.#waits.rejectAll(this.#reason._closedError("write"));
     this.#finishCurrent();
     try {
       this.flush();
@@ -270,27 +269,6 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
       // The flusher ended first: #end gave the buffers back.
     }
     this.#flusher?._unregister(this);
-  }
-
-  /** @ignore Commits the open claim, then serves calls that waited behind it. */
-  _commitClaim(claim: WriterClaim, count: number): void {
-    const chunk = claim._chunk!;
-    claim._chunk = null;
-    // Messages of a run left out: the claim is the newest, so they are taken back.
-    if (count !== claim._count) chunk.reserved = claim._frameStart + count * claim._stride;
-    // Nothing was placed after the claim: its frame ends the buffer's reserved space.
-    if (chunk.open === 0) {
-      chunk.committed = chunk.reserved;
-      this.committed(chunk.reserved - claim._frameStart);
-    }
-    if (this.#queue.size !== 0) this.#waits.resume();
-  }
-
-  /** @ignore Takes back the open claim's space: nothing was placed after it. */
-  _cancelClaim(claim: WriterClaim): void {
-    claim._chunk!.reserved = claim._frameStart;
-    claim._chunk = null;
-    if (this.#queue.size !== 0) this.#waits.resume();
   }
 
   // -- Placing messages --
@@ -334,13 +312,6 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     throw lengthError(this.#codec, this.#size, length);
   }
 
-  /** Throws if nothing can be placed now: the claim is open, or the writer is closed. */
-  #checkOpen(): void {
-    if (this.#claim._chunk !== null || this.#closed || this.#control[F_CLOSED] !== 0) {
-      throw this.#refusal();
-    }
-  }
-
   /**
    * Why nothing can be placed now: the claim is open, or the writer is
    * closed, which it does now if its flusher ended.
@@ -352,7 +323,7 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
       );
     }
     if (!this.#closed) this.close();
-    return this._closedError("write");
+    return this.#reason._closedError("write");
   }
 
   /** Makes sure the current buffer has `frame` bytes free, taking a new one if need be. */
@@ -392,34 +363,6 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
     return this.#reservations.open(chunk, start, payload, length, start + frame);
   }
 
-  #openClaim(length: number, frame: number, count: number): WriterClaim {
-    const chunk = this.#current!;
-    const claim = this.#claim;
-    const start = chunk.reserved;
-    // As many as the buffer holds, up to count; room() made sure of one.
-    const n = Math.min(count, Math.floor((this.#size - start) / frame));
-    claim._frameStart = start;
-    claim._length = length;
-    claim._count = n;
-    claim._stride = frame;
-    const prefix = this.#prefixSize;
-    if (prefix >= 0) {
-      const last = start + n * frame;
-      chunk.reserved = last;
-      claim._offset = start + prefix;
-      const little = this.#prefixLittleEndian;
-      for (let at = start; at < last; at += frame) {
-        writePrefix(chunk.data, at, prefix, little, length);
-      }
-    } else {
-      // Every frame of the run has the same header and trailer.
-      claim._offset = this.#frame(chunk, length, frame);
-      for (let i = 1; i < n; i++) this.#frame(chunk, length, frame);
-    }
-    claim._chunk = chunk;
-    return claim;
-  }
-
   #put(bytes: Uint8Array, length: number, frame: number): void {
     const chunk = this.#current!;
     chunk.view.set(bytes, this.#frame(chunk, length, frame));
@@ -449,38 +392,28 @@ export class WriterCore implements WaitingWriter<Placed>, CommitListener {
 
   /** The flusher is gone: give back every buffer, settle every call. */
   #end(): void {
-    const claim = this.#claim;
-    if (claim._chunk !== null) {
-      claim._chunk = null;
-      claim._closed = true;
-    }
+    this.#openClaim.drop();
     this.#reservations.dropAll();
     this.#closed = true;
     this.#reason.learn("the flusher has ended");
     this.#current = null;
     this.#news = false;
     this.#buffers.giveBack(this.#reason);
-    this.#waits.rejectAll(this._closedError("write"));
+    this.#waits.rejectAll(this.#reason._closedError("write"));
     this.#flusher?._unregister(this);
-  }
-
-  /** @ignore The error for `action` on the closed writer, saying why it closed. */
-  _closedError(action: string, more = ""): ClosedError {
-    return this.#reason._closedError(action, more);
   }
 
   // -- Waiting for a buffer --
 
+  /** The claim was settled: serves the calls that waited behind it. */
+  claimSettled(): void {
+    if (this.#queue.size !== 0) this.#waits.resume();
+  }
+
   /** Places a waiting call's message in the current buffer, which has room. */
-  place(
-    kind: Kind,
-    length: number,
-    frame: number,
-    data: Uint8Array | null,
-    count: number,
-  ): Placed {
+  place(kind: Kind, length: number, frame: number, data: Uint8Array | null, count: number): Placed {
     if (kind === RESERVE) return this.#reserve(length, frame);
-    if (kind === CLAIM) return this.#openClaim(length, frame, count);
+    if (kind === CLAIM) return this.#openClaim.open(this.#current!, length, frame, count);
     this.#put(data!, length, frame);
     return null;
   }
