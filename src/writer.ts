@@ -25,13 +25,11 @@ import { WriterCore } from "./_writer_core.ts";
  * - {@linkcode Writer.tryClaim} / {@linkcode Writer.claim}, **the fast
  *   path** for a message you build (serialize, encode, fill field by
  *   field): write it in place through the writer's one reusable
- *   {@linkcode WriterClaim} (the pool buffer's `Uint8Array` and `DataView`,
- *   an offset and a length), then commit. Nothing is made per message and
+ *   {@linkcode WriterClaim}, then commit. Nothing is made per message and
  *   nothing is copied; one claim is open at a time.
  * - {@linkcode Writer.tryWrite} / {@linkcode Writer.write} (and the string
  *   forms): for a message you already hold as bytes. Nothing is made per
- *   message, but the bytes are copied in, and building them elsewhere
- *   first is what a claim saves.
+ *   message, but the bytes are copied in.
  * - {@linkcode Writer.tryReserve} / {@linkcode Writer.reserve}: a
  *   {@linkcode Reservation} object (and its `bytes` view) per message, that
  *   you can hold across awaits, keep several of, commit in any order or turn
@@ -42,14 +40,12 @@ import { WriterCore } from "./_writer_core.ts";
  * `false`/`null` when a new buffer would have to be waited for, and
  * `claim`/`write`/`reserve` wait for one. Before it waits, a writer
  * flushes, so it never waits on its own unflushed buffers, only on its open
- * reservations: a newer buffer goes to the flusher once every older one
- * went whole.
+ * reservations (see {@linkcode Writer.flush}).
  *
- * When the flusher's consumer fails (its readable is cancelled, say by a
- * failed {@linkcode WriteFlusher.pipeTo}), waiting and later calls reject
- * with a {@linkcode ClosedError} whose message says so, with the
- * consumer's error as its `cause` (in the flusher's worker; elsewhere the
- * message quotes it).
+ * When the flusher's consumer fails (say its {@linkcode WriteFlusher.pipeTo}
+ * does), waiting and later calls reject with a {@linkcode ClosedError} that
+ * says so, with the consumer's error as its `cause` in the flusher's worker
+ * (elsewhere the message quotes it).
  *
  * @example Length-prefixed messages to a flusher
  * ```ts
@@ -112,30 +108,25 @@ export class Writer {
 
   /**
    * Claims space for a message of `length` bytes now, if the writer has
-   * room or a free buffer can be had at once: the fast path. Fill it in
-   * place through the claim's `buffer` or `dataView`, from its `offset`,
-   * then commit or cancel it before placing anything else on this writer.
-   * With `count` above 1 it claims a **run** of up to `count` messages of
-   * that length, framed back to back: see {@linkcode WriterClaim.count}.
+   * room or a free buffer can be had at once: the fast path. Fill it and
+   * settle it as {@linkcode WriterClaim} says. With `count` above 1 it
+   * claims a **run** of up to `count` messages of that length, framed back
+   * to back: see {@linkcode WriterClaim.count}.
    *
-   * @example Claim, fill, commit
+   * @example Claim, fill, commit, until there is no room
    * ```ts
    * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
    * import assert from "node:assert/strict";
    *
-   * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 2 });
+   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
-   * const claim = writer.tryClaim(4) ?? await writer.claim(4); // null: no room now
+   * const claim = writer.tryClaim(4)!;
    * claim.buffer.set([1, 2, 3, 4], claim.offset);
    * claim.commit();
-   *
+   * assert.equal(writer.tryClaim(64), null); // 60 bytes left, and no other buffer free
    * writer.close();
    * flusher.close();
-   * const [region] = (await flusher.readable.getReader().read()).value!;
-   * assert.deepEqual([...region!.bytes], [1, 2, 3, 4]);
-   * region!.release();
    * ```
    *
    * @param length The message's size in bytes (its payload, under a codec).
@@ -164,7 +155,6 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 1024, bufferCount: 2 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
    * const claim = await writer.claim(8, { signal: AbortSignal.timeout(1000) });
    * claim.dataView.setFloat64(claim.offset, 0.25);
    * claim.commit();
@@ -175,8 +165,7 @@ export class Writer {
    * ```
    *
    * @param length The message's size in bytes (its payload, under a codec).
-   * @param options An optional `signal` to give up the wait, and a `count`
-   * to claim a run of messages (see {@linkcode WriterClaim.count}).
+   * @param options A `signal` to give up the wait, and a run's `count`.
    * @returns The writer's claim, open.
    * @throws {RangeError} If the message (framed) does not fit in one buffer,
    * or `count` is not an integer from 1 up.
@@ -200,7 +189,6 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
    * const first = writer.tryReserve(40)!;
    * assert.equal(writer.tryReserve(40), null); // the one buffer has 24 bytes left
    * first.bytes.fill(7);
@@ -231,7 +219,6 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
    * const first = await writer.reserve(1);
    * const second = await writer.reserve(1);
    * second.bytes[0] = 2;
@@ -268,7 +255,6 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
    * let written = 0;
    * while (writer.tryWrite(new Uint8Array(16))) written++;
    * assert.equal(written, 4); // then false: the one buffer is full, and no other is free
@@ -299,7 +285,6 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
    * await writer.write(new Uint8Array(64)); // fills the one buffer
    * const second = writer.write(new Uint8Array([1])); // waits for it
    * const reader = flusher.readable.getReader();
@@ -333,7 +318,6 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher, { codec: lengthPrefix(1) });
-   *
    * assert.ok(writer.tryWriteString("héllo")); // 6 bytes of UTF-8
    * writer.close();
    * flusher.close();
@@ -355,21 +339,17 @@ export class Writer {
   /**
    * Encodes `text` as UTF-8 as one message, waiting for a buffer if need be.
    *
-   * @example
+   * @example A deadline, in case it has to wait
    * ```ts
    * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
-   * import assert from "node:assert/strict";
    *
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
-   * await writer.writeString("hi");
+   * await writer.writeString("hi", { signal: AbortSignal.timeout(1000) });
    * writer.close();
    * flusher.close();
-   * const [region] = (await flusher.readable.getReader().read()).value!;
-   * assert.deepEqual([...region!.bytes], [104, 105]); // "hi"
-   * region!.release();
+   * for await (const batch of flusher.readable) for (const region of batch) region.release();
    * ```
    *
    * @param text The message.
@@ -397,12 +377,10 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher, { flush: "manual" });
-   *
    * writer.tryWrite(new Uint8Array([1]));
    * writer.tryWrite(new Uint8Array([2]));
    * writer.flush(); // both in one region
-   * const reader = flusher.readable.getReader();
-   * const [region] = (await reader.read()).value!;
+   * const [region] = (await flusher.readable.getReader().read()).value!;
    * assert.deepEqual([...region!.bytes], [1, 2]);
    * region!.release();
    * writer.close();
@@ -430,7 +408,6 @@ export class Writer {
    * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
    * const flusher = new WriteFlusher(pool);
    * const writer = new Writer(pool, flusher);
-   *
    * const open = writer.tryReserve(8)!;
    * writer.close();
    * assert.equal(open.open, false); // cancelled
