@@ -16,6 +16,7 @@
 import {
   C_FREE_COUNT,
   C_FREE_TOP,
+  FREE_TOP_BYTE,
   H_BATCH_LEN,
   H_BATCH_NEXT,
   H_NEXT,
@@ -128,7 +129,7 @@ const LOW = 0xffffffffn;
  * which the stack reads and swaps as one value.
  */
 export function topView(words: Int32Array): BigInt64Array {
-  return new BigInt64Array(words.buffer, words.byteOffset + C_FREE_TOP * 4, 1);
+  return new BigInt64Array(words.buffer, words.byteOffset + FREE_TOP_BYTE, 1);
 }
 
 /** Reads the top: the top batch's head + 1 in the low half (0: empty), the tag in the high half. */
@@ -154,6 +155,16 @@ export function pushed(top: bigint, head: number): bigint {
 /** Swaps the top from `expected` to `value`; false if another worker changed it first. */
 export function swapTop(top: BigInt64Array, expected: bigint, value: bigint): boolean {
   return Atomics.compareExchange(top, 0, expected, value) === expected;
+}
+
+/** Sets the length of the batch headed at `header`, which nobody else reads until it is pushed. */
+export function setBatchLength(words: Int32Array, header: number, length: number): void {
+  words[header + H_BATCH_LEN] = length;
+}
+
+/** The length of the batch headed at `header`, once it was popped. */
+export function batchLengthAt(words: Int32Array, header: number): number {
+  return words[header + H_BATCH_LEN]!;
 }
 
 /**
@@ -202,20 +213,20 @@ export class SharedFreeStack implements FreeStack {
       if (head < 0) return -1;
       const h = headerWord(this.#layout, head);
       if (swapTop(this.#top, old, popped(old, batchBelow(words, h)))) {
-        addFreeCount(words, -words[h + H_BATCH_LEN]!);
+        addFreeCount(words, -batchLengthAt(words, h));
         return head;
       }
     }
   }
 
   batchLength(head: number): number {
-    return this.#words[headerWord(this.#layout, head) + H_BATCH_LEN]!;
+    return batchLengthAt(this.#words, headerWord(this.#layout, head));
   }
 
   push(head: number, length: number): void {
     const words = this.#words;
     const h = headerWord(this.#layout, head);
-    words[h + H_BATCH_LEN] = length;
+    setBatchLength(words, h, length);
     addFreeCount(words, length);
     for (;;) {
       const old = loadTop(this.#top);

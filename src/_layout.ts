@@ -53,6 +53,8 @@ export const C_FREE_TOP = LINE_WORDS;
 export const C_FREE_TAG = LINE_WORDS + 1;
 /** Buffers on the free stack, updated once per batch. */
 export const C_FREE_COUNT = LINE_WORDS + 2;
+/** Byte offset of the 64-bit word that C_FREE_TOP and C_FREE_TAG form. */
+export const FREE_TOP_BYTE = C_FREE_TOP * 4;
 
 // -- Line 2: waiting for buffers --
 /** A sequence word that waiters wait on and releasers bump. */
@@ -197,6 +199,11 @@ export function computeLayout(
 
 // -- Addresses: every word and byte of the block is found through these --
 
+/** Int32 words in front of the data: all a pool object's Int32Array covers. */
+export function wordsBeforeData(layout: Layout): number {
+  return layout.dataByte / 4;
+}
+
 /** Int32 index of buffer `index`'s header. */
 export function headerWord(layout: Layout, index: number): number {
   return layout.headersWord + index * HEADER_WORDS;
@@ -225,6 +232,11 @@ export function ticketWord(layout: Layout, ticket: number): number {
 /** The first of worker `worker`'s `maxInFlight` send tickets. */
 export function firstTicket(layout: Layout, worker: number): number {
   return worker * layout.maxInFlight;
+}
+
+/** Send tickets in the block: ticket numbers run from 0 to this, exclusive. */
+export function ticketCount(layout: Layout): number {
+  return layout.maxWorkers * layout.maxInFlight;
 }
 
 /** Int32 index of the word holding worker `worker`'s holder bit for buffer `index`. */

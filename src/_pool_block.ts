@@ -23,6 +23,8 @@ import {
   computeLayout,
   type Layout,
   LAYOUT_VERSION,
+  LINE_BYTES,
+  LINE_WORDS,
   MAGIC,
   MAX_BLOCK_BYTES,
   MAX_BUFFER_COUNT,
@@ -32,6 +34,7 @@ import {
   S_CACHED,
   S_STATE,
   slotWord,
+  wordsBeforeData,
 } from "./_layout.ts";
 import {
   isSharedArrayBuffer,
@@ -68,7 +71,7 @@ export interface PoolStart {
  * @throws {RangeError} If attaching finds every slot taken.
  */
 export function startPool({ block, layout }: Block, creating: boolean): PoolStart {
-  const words = new Int32Array(block, 0, layout.dataByte / 4);
+  const words = new Int32Array(block, 0, wordsBeforeData(layout));
   const free = freeStackOf(words, layout, isSharedArrayBuffer(block));
   if (!creating) return { words, free, poolId: poolIdOf(words), worker: claimSlot(words, layout) };
   const poolId = writeControl(words, layout);
@@ -154,12 +157,13 @@ function checkSize(
 export function openBlock(handle: BufferPoolHandle): Block {
   if (!sharedMemoryAvailable()) throw sharedMemoryUnavailable("attach to buffer pool");
   const block = handle?.block;
-  if (!isSharedArrayBuffer(block) || block.byteLength < 64) {
+  if (!isSharedArrayBuffer(block) || block.byteLength < LINE_BYTES) {
     throw new TypeError(
       "Cannot attach to buffer pool: the handle holds no SharedArrayBuffer; pass pool.handle of a pool created with shared: true",
     );
   }
-  const control = new Int32Array(block, 0, 8);
+  // The control words, on the block's first line.
+  const control = new Int32Array(block, 0, LINE_WORDS);
   if (control[C_MAGIC] !== MAGIC || control[C_VERSION] !== LAYOUT_VERSION) {
     throw new TypeError(
       `Cannot attach to buffer pool: the block is not a bab pool of layout version ${LAYOUT_VERSION}`,

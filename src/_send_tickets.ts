@@ -10,9 +10,11 @@
 // SendPacket of a previous owner never matches a new send.
 //
 // The sender's side is a SendTickets per pool object; the receiver's side is
-// takeTicket. Each touches one ticket word another worker touches.
+// takeTicket. Each step touches one ticket word that another worker touches,
+// so that tests/explorer/ref_count_model.ts runs these very functions one
+// step at a time; claim's loop is repeated there from isTicketFree.
 
-import { firstTicket, type Layout, S_STAMP, slotWord, ticketWord } from "./_layout.ts";
+import { firstTicket, type Layout, S_STAMP, slotWord, ticketCount, ticketWord } from "./_layout.ts";
 
 /** The send tickets of one worker slot, as its pool object uses them to send. */
 export class SendTickets {
@@ -43,7 +45,7 @@ export class SendTickets {
     for (let tried = 0; tried < maxInFlight; tried++) {
       const ticket = this.#first + this.#cursor;
       this.#cursor = this.#cursor + 1 === maxInFlight ? 0 : this.#cursor + 1;
-      if (Atomics.load(this.#words, ticketWord(layout, ticket)) === 0) return ticket;
+      if (isTicketFree(this.#words, layout, ticket)) return ticket;
     }
     throw new RangeError(
       `Cannot send packet: this worker already has ${maxInFlight} sends in flight (maxInFlight); receive some first or create the pool with a larger maxInFlight`,
@@ -65,6 +67,11 @@ export class SendTickets {
   }
 }
 
+/** Whether `ticket` is free: no send in flight holds it. */
+export function isTicketFree(words: Int32Array, layout: Layout, ticket: number): boolean {
+  return Atomics.load(words, ticketWord(layout, ticket)) === 0;
+}
+
 /**
  * Receives a send: frees its ticket if it still holds the send's stamp.
  * Returns false if the send was received already, or names no ticket.
@@ -75,8 +82,7 @@ export function takeTicket(
   ticket: number,
   stamp: number,
 ): boolean {
-  const { maxWorkers, maxInFlight } = layout;
   // A free ticket holds 0, which no send ever stamps.
-  return stamp !== 0 && ticket >>> 0 === ticket && ticket < maxWorkers * maxInFlight &&
+  return stamp !== 0 && ticket >>> 0 === ticket && ticket < ticketCount(layout) &&
     Atomics.compareExchange(words, ticketWord(layout, ticket), stamp, 0) === stamp;
 }

@@ -1,84 +1,94 @@
-// The shared free stack (src/_free_stack.ts SharedFreeStack) and the
-// cross-worker waiting built on it (src/buffer_pool.ts #refill, #pushTop,
-// #wakeWaiters, #startWaiting, #pump, #stopWaiting), step by step.
-// The 64-bit top (C_FREE_TOP low, C_FREE_TAG high) is read and swapped as
-// one step, as Atomics on the BigInt64Array view do.
+// The shared free stack (src/_free_stack.ts SharedFreeStack, with the chain
+// walks of src/_worker_cache.ts #refill and #pushTop) and the cross-worker
+// waiting built on it (src/_cross_worker_wait.ts register, #pump, cancel and
+// wakeWaiters), step by step, in a real block of the real layout. Each step
+// calls the real step function from src/ that the code fuses, so that a
+// protocol or layout change that breaks a step fails the explorer; the loops
+// around the steps repeat the code's, in the same order. The 64-bit top
+// (C_FREE_TOP low, C_FREE_TAG high) is read and swapped as one step, as the
+// code does through its BigInt64Array view.
 
 import { type Model, type Thread, Violation } from "./scheduler.ts";
 import {
+  anyoneWaiting,
+  enterWaiting,
+  leaveWaiting,
+  ringWaiters,
+  waitSeq,
+} from "../../src/_cross_worker_wait.ts";
+import {
+  addFreeCount,
+  batchBelow,
+  batchLengthAt,
+  fillFreeStack,
+  headOf,
+  linkNext,
+  loadTop,
+  nextInBatch,
+  popped,
+  pushed,
+  setBatchBelow,
+  setBatchLength,
+  SharedFreeStack,
+  swapTop,
+  topView,
+} from "../../src/_free_stack.ts";
+import {
   C_FREE_COUNT,
-  C_FREE_TAG,
-  C_FREE_TOP,
-  C_WAIT_SEQ,
   C_WAITING,
-  CONTROL_WORDS,
-  H_BATCH_LEN,
-  H_BATCH_NEXT,
-  H_NEXT,
-  HEADER_WORDS,
+  computeLayout,
+  headerWord,
+  type Layout,
+  slotWord,
+  wordsBeforeData,
 } from "../../src/_layout.ts";
-
-// The real words: a layout change that breaks the protocol fails the explorer.
-// Headers follow the control block, as in the pool's block.
-const HEADERS = CONTROL_WORDS;
 
 /** Deliberate bugs the explorer must catch. */
 export type StackBug = "none" | "untagged" | "seq-after-recheck";
 
-const header = (index: number) => HEADERS + index * HEADER_WORDS;
-
-/** Shared words and the free stack operations as step generators. */
+/** A block's words and the free stack operations on them, as step generators. */
 class Memory {
+  readonly layout: Layout;
   readonly words: Int32Array;
-  readonly bufferCount: number;
+  readonly top: BigInt64Array;
   readonly bug: StackBug;
   /** Where each buffer is: "free" or a thread id. */
   readonly owner: (number | "free")[];
 
-  constructor(bufferCount: number, batchSize: number, bug: StackBug) {
-    this.bufferCount = bufferCount;
+  constructor(bufferCount: number, batchSize: number, workers: number, bug: StackBug) {
+    this.layout = computeLayout(64, bufferCount, batchSize, workers, 1);
     this.bug = bug;
-    this.words = new Int32Array(HEADERS + bufferCount * HEADER_WORDS);
+    this.words = new Int32Array(wordsBeforeData(this.layout));
+    this.top = topView(this.words);
     this.owner = new Array<number | "free">(bufferCount).fill("free");
-    // BufferPool#buildFreeStack, with the same pushes done in one go.
-    const words = this.words;
-    for (let b = Math.ceil(bufferCount / batchSize) - 1; b >= 0; b--) {
-      const head = b * batchSize;
-      const length = Math.min(batchSize, bufferCount - head);
-      for (let i = head; i < head + length - 1; i++) words[header(i) + H_NEXT] = i + 1;
-      words[header(head) + H_BATCH_LEN] = length;
-      words[header(head) + H_BATCH_NEXT] = words[C_FREE_TOP]!;
-      words[C_FREE_TOP] = head + 1;
-      words[C_FREE_TAG]!++;
-      words[C_FREE_COUNT]! += length;
-    }
+    // The pool's own first fill, before any other thread can see the block.
+    fillFreeStack(new SharedFreeStack(this.words, this.layout), this.words, this.layout);
   }
 
-  /** SharedFreeStack.pop, then BufferPool#refill's walk of the batch: the indices taken. */
+  /** SharedFreeStack.pop, then WorkerCache#refill's walk of the batch: the indices taken. */
   *popBatch(thread: number): Generator<undefined, number[], void> {
-    const words = this.words;
+    const { words, layout, top } = this;
     for (;;) {
       yield;
-      const oldTop = words[C_FREE_TOP]!;
-      const oldTag = words[C_FREE_TAG]!;
-      if (oldTop === 0) return [];
-      const h = header(oldTop - 1);
+      const old = loadTop(top);
+      const head = headOf(old);
+      if (head < 0) return [];
+      const h = headerWord(layout, head);
       yield;
-      const next = Atomics.load(words, h + H_BATCH_NEXT);
+      const below = batchBelow(words, h);
       yield;
-      if (words[C_FREE_TOP] === oldTop && words[C_FREE_TAG] === oldTag) {
-        words[C_FREE_TOP] = next; // the tag (high half) is kept
+      if (swapTop(top, old, popped(old, below))) {
         yield;
-        const length = words[h + H_BATCH_LEN]!;
+        const length = batchLengthAt(words, h);
         yield;
-        Atomics.sub(words, C_FREE_COUNT, length);
-        // #refill
+        addFreeCount(words, -length);
+        // WorkerCache#refill
         const taken: number[] = [];
-        let index = oldTop - 1;
+        let index = head;
         for (let i = 0; i < length; i++) {
           taken.push(index);
           yield;
-          index = words[header(index) + H_NEXT]!;
+          index = nextInBatch(words, layout, index);
         }
         for (const i of taken) {
           if (this.owner[i] !== "free") {
@@ -93,9 +103,9 @@ class Memory {
     }
   }
 
-  /** BufferPool#pushTop's links, then SharedFreeStack.push. */
+  /** WorkerCache#pushTop's links, then SharedFreeStack.push. */
   *pushBatch(thread: number, batch: readonly number[]): Thread {
-    const words = this.words;
+    const { words, layout, top } = this;
     for (const i of batch) {
       if (this.owner[i] !== thread) {
         throw new Violation(`thread ${thread} pushes buffer ${i} held by ${this.owner[i]}`);
@@ -104,60 +114,59 @@ class Memory {
     }
     for (let i = 0; i < batch.length - 1; i++) {
       yield;
-      words[header(batch[i]!) + H_NEXT] = batch[i + 1]!;
+      linkNext(words, layout, batch[i]!, batch[i + 1]!);
     }
     const head = batch[0]!;
-    const h = header(head);
+    const h = headerWord(layout, head);
     yield;
-    words[h + H_BATCH_LEN] = batch.length;
+    setBatchLength(words, h, batch.length);
     yield;
-    Atomics.add(words, C_FREE_COUNT, batch.length);
+    addFreeCount(words, batch.length);
     for (;;) {
       yield;
-      const oldTop = words[C_FREE_TOP]!;
-      const oldTag = words[C_FREE_TAG]!;
+      const old = loadTop(top);
       yield;
-      Atomics.store(words, h + H_BATCH_NEXT, oldTop);
+      setBatchBelow(words, h, headOf(old) + 1);
       yield;
-      if (words[C_FREE_TOP] === oldTop && words[C_FREE_TAG] === oldTag) {
-        words[C_FREE_TOP] = head + 1;
-        if (this.bug !== "untagged") words[C_FREE_TAG] = oldTag + 1;
-        return;
-      }
+      // The bug keeps the old tag, as a push that forgot it would.
+      const value = this.bug === "untagged" ? popped(old, head + 1) : pushed(old, head);
+      if (swapTop(top, old, value)) return;
     }
   }
 
-  /** BufferPool#wakeWaiters. */
+  /** wakeWaiters. */
   *wakeWaiters(): Thread {
     yield;
-    if (Atomics.load(this.words, C_WAITING) !== 0) {
+    if (anyoneWaiting(this.words)) {
       yield;
-      Atomics.add(this.words, C_WAIT_SEQ, 1);
+      ringWaiters(this.words);
     }
   }
 
   /** Walks the free stack at rest: every buffer once, and the count right. */
   checkAtRest(held: number): string | undefined {
-    const words = this.words;
+    const { words, layout } = this;
     const seen = new Set<number>();
     let free = 0;
-    for (let top = words[C_FREE_TOP]!; top !== 0; top = words[header(top - 1) + H_BATCH_NEXT]!) {
-      let index = top - 1;
-      const length = words[header(index) + H_BATCH_LEN]!;
+    for (let head = headOf(loadTop(this.top)); head >= 0;) {
+      const h = headerWord(layout, head);
+      const length = batchLengthAt(words, h);
+      let index = head;
       for (let i = 0; i < length; i++) {
         if (seen.has(index)) return `buffer ${index} twice on the free stack`;
         if (this.owner[index] !== "free") return `buffer ${index} on the free stack and held`;
         seen.add(index);
-        index = words[header(index) + H_NEXT]!;
+        index = nextInBatch(words, layout, index);
       }
       free += length;
-      if (free > this.bufferCount) return "the free stack has a cycle";
+      if (free > layout.bufferCount) return "the free stack has a cycle";
+      head = batchBelow(words, h) - 1;
     }
     if (free !== words[C_FREE_COUNT]) {
       return `free count ${words[C_FREE_COUNT]}, stack holds ${free}`;
     }
-    if (free + held !== this.bufferCount) {
-      return `free ${free} + held ${held} != bufferCount ${this.bufferCount}`;
+    if (free + held !== layout.bufferCount) {
+      return `free ${free} + held ${held} != bufferCount ${layout.bufferCount}`;
     }
     return undefined;
   }
@@ -176,7 +185,7 @@ export function freeStackModel(
   bug: StackBug = "none",
 ): Model {
   return () => {
-    const memory = new Memory(bufferCount, batchSize, bug);
+    const memory = new Memory(bufferCount, batchSize, scripts.length, bug);
     const held: number[][][] = scripts.map(() => []);
     function* thread(t: number): Thread {
       for (const op of scripts[t]!) {
@@ -199,16 +208,16 @@ export function freeStackModel(
 /**
  * Waiting for a buffer across workers: worker 0 holds every buffer and
  * releases them one at a time to the free stack (the hand-off path of
- * BufferPool#handOff: a push and #wakeWaiters); workers 1.. each want one
+ * WorkerCache#handOff: a push and wakeWaiters); workers 1.. each want one
  * buffer, try the free stack and register to wait when it is empty
- * (#startWaiting, #pump, #stopWaiting). A waiter blocks until C_WAIT_SEQ
- * differs from what it read, as Atomics.waitAsync does. No lost wake-up:
- * every waiter ends served.
+ * (CrossWorkerWait.register, #pump, #unregister). A waiter blocks until
+ * C_WAIT_SEQ differs from what it read, as Atomics.waitAsync does. No lost
+ * wake-up: every waiter ends served.
  */
 export function waitingModel(bufferCount: number, waiters: number, bug: StackBug = "none"): Model {
   return () => {
-    const memory = new Memory(bufferCount, 1, bug);
-    const words = memory.words;
+    const memory = new Memory(bufferCount, 1, waiters + 1, bug);
+    const { words, layout } = memory;
     const served: number[] = [];
     const releaser: number[] = [];
 
@@ -223,35 +232,36 @@ export function waitingModel(bufferCount: number, waiters: number, bug: StackBug
     }
 
     function* waiter(t: number): Thread {
+      const slot = slotWord(layout, t);
       // acquire(): tryAcquire first.
       const first = yield* memory.popBatch(t);
       if (first.length !== 0) {
         served.push(t);
         return;
       }
-      // #startWaiting
+      // CrossWorkerWait.register
       yield;
-      Atomics.add(words, C_WAITING, 1);
-      // #pump
+      enterWaiting(words, slot);
+      // CrossWorkerWait#pump
       for (;;) {
         let seq = 0;
         if (bug !== "seq-after-recheck") {
           yield;
-          seq = Atomics.load(words, C_WAIT_SEQ);
+          seq = waitSeq(words);
         }
         const batch = yield* memory.popBatch(t);
         if (bug === "seq-after-recheck") {
           yield;
-          seq = Atomics.load(words, C_WAIT_SEQ);
+          seq = waitSeq(words);
         }
         if (batch.length !== 0) {
           served.push(t);
-          // #stopWaiting
+          // CrossWorkerWait#unregister
           yield;
-          Atomics.sub(words, C_WAITING, 1);
+          leaveWaiting(words, slot);
           return;
         }
-        yield () => words[C_WAIT_SEQ] !== seq;
+        yield () => waitSeq(words) !== seq;
       }
     }
 

@@ -1,9 +1,13 @@
 // The hybrid reference counts of a shared pool's buffer across workers
-// (src/buffer_pool.ts receive, #takeTicket, #takeUnits, _send, #claimTicket,
-// #moveRefs, #publishTicket, _recycle, reclaim; src/packet.ts clone, send,
-// release), step by step, for one buffer. Each worker's `_refs` and
-// `_units` are its own (thread-local, no step); the shared words are
-// H_SHARED_REFS, H_OWNER, one holder bit per worker and the send tickets.
+// (src/_buffer_record.ts moveOut, takeIn, release, reclaimHeld;
+// src/_send_tickets.ts claim, publish, takeTicket; src/_packet_post.ts send,
+// receive; src/packet.ts clone, send, release), step by step, for one buffer.
+// Each worker's reference count and unit are its own (thread-local, no
+// step); the shared words are H_SHARED_REFS, H_OWNER, one holder bit per
+// worker and the send tickets, in a real block of the real layout, and each
+// step calls the real step function from src/ that the code fuses: a
+// protocol or layout change that breaks a step fails the explorer. The
+// branches around the steps repeat the record's methods, in the same order.
 // A SendPacket travels by message (a mailbox per worker, as postMessage).
 //
 // A worker may die: a killer thread stops it, and a reclaimer runs
@@ -17,18 +21,35 @@
 // the buffer is never freed.
 
 import { type Model, type Step, type Thread, Violation } from "./scheduler.ts";
-import { H_OWNER, H_SHARED_REFS, HEADER_WORDS } from "../../src/_layout.ts";
+import {
+  addShared,
+  dropHolder,
+  ownerOf,
+  setHolder,
+  setOwner,
+  startShared,
+  subShared,
+} from "../../src/_buffer_record.ts";
+import {
+  computeLayout,
+  firstTicket,
+  H_SHARED_REFS,
+  headerWord,
+  holderBit,
+  holderWord,
+  wordsBeforeData,
+} from "../../src/_layout.ts";
+import { isTicketFree, SendTickets, takeTicket } from "../../src/_send_tickets.ts";
 
-// The real header words: a layout change that breaks the protocol fails
-// the explorer. One buffer's header, then a word per worker for its holder bit.
-const HOLDERS = HEADER_WORDS;
+/** The one buffer the model follows. */
+const INDEX = 0;
 
 /** Deliberate bugs the explorer must catch. */
 export type RefBug =
   | "none"
-  /** `_recycle` reads the shared count, then writes it less its units: not one atomic step. */
+  /** The last release reads the shared count, then writes it less its unit: not one atomic step. */
   | "recycle-read-then-sub"
-  /** `#takeUnits` keeps the extra travelling units instead of subtracting them. */
+  /** `takeIn` keeps the extra travelling units instead of subtracting them. */
   | "take-units-keeps-extra";
 
 /** What a worker does, in order. */
@@ -63,7 +84,7 @@ interface Sent {
 
 /**
  * `scripts[w]` is worker w's operations; worker 0 starts with the buffer in
- * its cache (H_OWNER = 1, as #refill leaves it). Each worker has
+ * its cache (H_OWNER = 1, as WorkerCache#refill leaves it). Each worker has
  * `maxInFlight` send tickets.
  */
 export function refCountModel(
@@ -72,15 +93,18 @@ export function refCountModel(
 ): Model {
   const { death, bug = "none", maxInFlight = 2 } = options;
   const workers = scripts.length;
-  const TICKETS = HOLDERS + workers;
+  const layout = computeLayout(64, 1, 1, workers, maxInFlight);
+  const header = headerWord(layout, INDEX);
+  const BIT = holderBit(INDEX);
+  const holder = (w: number) => holderWord(layout, w, INDEX);
   return () => {
-    const words = new Int32Array(TICKETS + workers * maxInFlight);
-    words[H_OWNER] = 1;
-    // Thread-local: each worker's PooledBuffer fields and its packets.
+    const words = new Int32Array(wordsBeforeData(layout));
+    setOwner(words, header, 1);
+    // Thread-local: each worker's record fields, its packets and its send tickets.
     const refs = new Array<number>(workers).fill(0);
     const units = new Array<number>(workers).fill(0);
     const packets = new Array<number>(workers).fill(0);
-    const stamps = new Array<number>(workers).fill(0);
+    const tickets = scripts.map((_, w) => new SendTickets(words, layout, w));
     const cursors = new Array<number>(workers).fill(0);
     const mailbox: Sent[][] = scripts.map(() => []);
     // Ghost state.
@@ -93,8 +117,6 @@ export function refCountModel(
     let diedInside = false;
     let where: "used" | "stack" | { cache: number } = { cache: 0 };
     let frees = 0;
-
-    const holderBit = (w: number) => HOLDERS + w;
 
     /** The buffer comes free (to `to`): checks nothing references it any more. */
     function freed(by: string, to: "stack" | { cache: number }): void {
@@ -112,86 +134,85 @@ export function refCountModel(
       where = to;
     }
 
-    // -- BufferPool#setHolder --
-    function* setHolder(w: number, holds: boolean): Thread {
+    // -- BufferRecord#hold --
+    function* hold(w: number, holds: boolean): Thread {
       yield;
-      if (holds) Atomics.or(words, holderBit(w), 1);
-      else Atomics.and(words, holderBit(w), ~1);
+      setHolder(words, holder(w), BIT, holds);
     }
 
-    // -- BufferPool#takeUnits --
-    function* takeUnits(w: number, n: number): Thread {
+    // -- BufferRecord.takeIn, after its `refs += n` --
+    function* takeIn(w: number, n: number): Thread {
       if (units[w] === 0) {
         units[w] = 1;
-        yield* setHolder(w, true);
+        yield* hold(w, true);
         n--;
       }
       if (n !== 0 && bug !== "take-units-keeps-extra") {
         yield;
-        Atomics.sub(words, H_SHARED_REFS, n);
+        subShared(words, header, n);
       }
     }
 
-    // -- BufferPool#moveRefs --
-    function* moveRefs(w: number, n: number): Thread {
+    // -- BufferRecord.moveOut --
+    function* moveOut(w: number, n: number): Thread {
       if (units[w] === 0) {
-        // Exclusive until now.
+        // Held alone until now.
         yield;
-        words[H_OWNER] = 0;
+        setOwner(words, header, 0);
         if (refs[w] === n) {
           yield;
-          Atomics.store(words, H_SHARED_REFS, n);
+          startShared(words, header, n);
         } else {
           yield;
-          Atomics.store(words, H_SHARED_REFS, n + 1);
+          startShared(words, header, n + 1);
           units[w] = 1;
-          yield* setHolder(w, true);
+          yield* hold(w, true);
         }
       } else if (refs[w] === n) {
         const delta = n - units[w]!;
         if (delta !== 0) {
           yield;
-          Atomics.add(words, H_SHARED_REFS, delta);
+          addShared(words, header, delta);
         }
         units[w] = 0;
-        yield* setHolder(w, false);
+        yield* hold(w, false);
       } else {
         yield;
-        Atomics.add(words, H_SHARED_REFS, n);
+        addShared(words, header, n);
       }
       refs[w]! -= n;
     }
 
-    // -- BufferPool#recycle (the last local reference dropped) --
+    // -- BufferRecord.release: #dropUnit, then the pool's _recycle --
     function* recycle(w: number): Thread {
       const n = units[w]!;
       if (n !== 0) {
         units[w] = 0;
-        yield* setHolder(w, false);
+        yield* hold(w, false);
         yield;
         let old: number;
         if (bug === "recycle-read-then-sub") {
-          old = words[H_SHARED_REFS]!;
+          old = words[header + H_SHARED_REFS]!;
           yield;
-          words[H_SHARED_REFS] = old - n;
+          words[header + H_SHARED_REFS] = old - n;
         } else {
-          old = Atomics.sub(words, H_SHARED_REFS, n);
+          old = subShared(words, header, n);
         }
         if (old !== n) return;
         yield;
-        words[H_OWNER] = w + 1;
+        setOwner(words, header, w + 1);
       }
       freed(`worker ${w}'s release`, { cache: w });
     }
 
-    // -- Packet.send: _send (#claimTicket, #moveRefs, #publishTicket) --
+    // -- Packet.send: PacketPost.send (SendTickets.claim, moveOut, SendTickets.publish) --
     function* send(w: number, to: readonly number[]): Thread {
       let ticket = -1;
       for (let tried = 0; tried < maxInFlight; tried++) {
-        const t = w * maxInFlight + cursors[w]!;
+        const t = firstTicket(layout, w) + cursors[w]!;
         cursors[w] = (cursors[w]! + 1) % maxInFlight;
         yield;
-        if (Atomics.load(words, TICKETS + t) === 0) {
+        if (isTicketFree(words, layout, t)) {
           ticket = t;
           break;
         }
@@ -207,21 +228,17 @@ export function refCountModel(
       };
       sends.push(sent);
       packets[w]!--;
-      yield* moveRefs(w, 1);
-      let stamp = (stamps[w]! + 1) & 0x7fffffff;
-      if (stamp === 0) stamp = 1;
-      stamps[w] = stamp;
+      yield* moveOut(w, 1);
       yield;
-      Atomics.store(words, TICKETS + ticket, stamp);
-      sent.stamp = stamp;
+      sent.stamp = tickets[w]!.publish(ticket);
       sent.published = true;
       for (const r of to) mailbox[r]!.push(sent);
     }
 
-    // -- BufferPool.receive: #takeTicket, then _refs++ and #takeUnits --
+    // -- PacketPost.receive: takeTicket, then BufferRecord.takeIn --
     function* receive(w: number, sent: Sent): Generator<Step, boolean, void> {
       yield;
-      if (Atomics.compareExchange(words, TICKETS + sent.ticket, sent.stamp, 0) !== sent.stamp) {
+      if (!takeTicket(words, layout, sent.ticket, sent.stamp)) {
         if (!sent.received) {
           throw new Violation(`worker ${w}'s receive of send ${sent.id} failed, nobody had it`);
         }
@@ -231,17 +248,17 @@ export function refCountModel(
       sent.received = true;
       refs[w]!++;
       packets[w]!++;
-      yield* takeUnits(w, 1);
+      yield* takeIn(w, 1);
       return true;
     }
 
-    // -- BufferPool.reclaim(dead), for the one buffer --
+    // -- reclaimHeld(dead), for the one buffer --
     function* reclaim(dead: number): Thread {
       yield () => killed[dead]!;
       yield;
-      if (words[H_OWNER] === dead + 1) {
+      if (ownerOf(words, header) === dead + 1) {
         yield;
-        words[H_OWNER] = 0;
+        setOwner(words, header, 0);
         if (typeof where === "object" && where.cache === dead) where = "stack";
         else if (where === "used") freed(`reclaim(${dead}) of its own buffer`, "stack");
         else {throw new Violation(
@@ -250,9 +267,9 @@ export function refCountModel(
         return;
       }
       yield;
-      if ((Atomics.and(words, holderBit(dead), ~1) & 1) !== 0) {
+      if (dropHolder(words, holder(dead), BIT)) {
         yield;
-        if (Atomics.sub(words, H_SHARED_REFS, 1) === 1) freed(`reclaim(${dead})`, "stack");
+        if (subShared(words, header, 1) === 1) freed(`reclaim(${dead})`, "stack");
       }
     }
 
@@ -319,10 +336,8 @@ export function refCountModel(
     return {
       threads,
       check() {
-        if (words[H_SHARED_REFS]! < 0) {
-          return `H_SHARED_REFS is ${words[H_SHARED_REFS]}`;
-        }
-        return undefined;
+        const count = words[header + H_SHARED_REFS]!;
+        return count < 0 ? `H_SHARED_REFS is ${count}` : undefined;
       },
       finish() {
         for (let w = 0; w < workers; w++) {
@@ -341,14 +356,18 @@ export function refCountModel(
             : `, worker ${death.worker} died in ${
               diedInside ? doing[death.worker] : "no operation"
             }`;
-          return `leaked${died}: H_SHARED_REFS ${words[H_SHARED_REFS]}, H_OWNER ${words[H_OWNER]}` +
-            `, holders ${Array.from(words.subarray(HOLDERS, HOLDERS + workers))}`;
+          const holders = scripts.map((_, w) => (words[holder(w)]! & BIT) === 0 ? 0 : 1);
+          return `leaked${died}: H_SHARED_REFS ${words[header + H_SHARED_REFS]}, H_OWNER ${
+            ownerOf(words, header)
+          }, holders ${holders}`;
         }
         for (let w = 0; w < workers; w++) {
-          if (words[holderBit(w)] !== 0) return `worker ${w}'s holder bit set with the buffer free`;
+          if ((words[holder(w)]! & BIT) !== 0) {
+            return `worker ${w}'s holder bit set with the buffer free`;
+          }
         }
-        if (typeof where === "object" && words[H_OWNER] !== where.cache + 1) {
-          return `cached by worker ${where.cache} but H_OWNER is ${words[H_OWNER]}`;
+        if (typeof where === "object" && ownerOf(words, header) !== where.cache + 1) {
+          return `cached by worker ${where.cache} but H_OWNER is ${ownerOf(words, header)}`;
         }
         return undefined;
       },
