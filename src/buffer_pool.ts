@@ -202,8 +202,7 @@ export class BufferPool {
    * @throws {DetachedError} If this worker detached from the pool.
    */
   tryAcquire(): PooledBuffer | null {
-    const record = this.#cache.take();
-    return record === null ? null : new PooledBuffer(record);
+    return this.#cache.takeHandle();
   }
 
   /**
@@ -234,8 +233,8 @@ export class BufferPool {
     // Served at once, the common case makes one promise, not two.
     const cache = this.#cache;
     if (cache.waiting === 0 && !cache.detached && options?.signal?.aborted !== true) {
-      const record = cache.take();
-      if (record !== null) return Promise.resolve(new PooledBuffer(record));
+      const handle = cache.takeHandle();
+      if (handle !== null) return Promise.resolve(handle);
     }
     return this.#handleOf(cache.acquire(options?.signal));
   }
