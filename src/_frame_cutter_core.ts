@@ -12,7 +12,7 @@ import type { FrameCodec } from "./frame_codec.ts";
 import type { Packet } from "./packet.ts";
 
 /** A visitor as the core calls it: `cutter` is the face it was given. */
-export type Visit<C> = (bytes: Uint8Array, start: number, end: number, cutter: C) => void;
+type Visit<C> = (bytes: Uint8Array, start: number, end: number, cutter: C) => void;
 
 /**
  * A frame cutter's machinery; the {@linkcode FrameCutter} a user holds
