@@ -297,6 +297,19 @@ export class BufferRecord implements BufferLink {
     if (n !== 0) subShared(this.#records.words, this.#header, n);
   }
 
+  /**
+   * Takes a reference in this worker to a buffer that others hold and keep
+   * alive meanwhile (a shared writer's buffer, held by its flusher's token):
+   * a unit of the shared count, unless this worker holds one already.
+   */
+  share(): void {
+    if (!this.#records.shared || this.#units !== 0) this.#refs++;
+    else {
+      addShared(this.#records.words, this.#header, 1);
+      this.takeIn(1);
+    }
+  }
+
   /** Adds a reference that {@link claimLent} takes over later, perhaps in another worker. */
   lend(): void {
     this.#refs++;

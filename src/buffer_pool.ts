@@ -498,6 +498,26 @@ export class BufferPool {
     return this.#core.claim(index);
   }
 
+  /** @ignore This worker's record of buffer `index`, taking no reference: a shared writer places through it. */
+  _recordOf(index: number): BufferRecord {
+    return this.#core.records.get(index);
+  }
+
+  /**
+   * @ignore One more reference in this worker to buffer `index`, which
+   * others keep alive meanwhile (a shared writer's buffer, held by its token).
+   */
+  _share(index: number): BufferRecord {
+    const buffer = this.#core.records.get(index);
+    buffer.share();
+    return buffer;
+  }
+
+  /** @ignore Worker slots in the pool's block: 1 for a one-worker pool. */
+  get _maxWorkers(): number {
+    return this.#core.layout.maxWorkers;
+  }
+
   /** The handle for a buffer granted to an `acquire` that had to wait. */
   async #handleOf(waiting: Promise<BufferRecord>): Promise<PooledBuffer> {
     return new PooledBuffer(await waiting);

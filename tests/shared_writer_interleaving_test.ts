@@ -281,8 +281,6 @@ Deno.test("interleavings: shared writer, each broken variant is caught", () => {
 Deno.test({
   name:
     "interleavings: shared writer, a sealer that stalls while the ring wraps does not mark the new buffer sealed",
-  // Fails on the current block: markSealed's plain store lands on the slot's next buffer.
-  ignore: true,
   fn() {
     // Writer 0 seals its buffer, then stops before markSealed while writer 1
     // fills RING_SLOTS - 1 buffers and opens the next one in the same slot.
@@ -300,8 +298,6 @@ Deno.test({
 Deno.test({
   name:
     "interleavings: shared writer, a switch waiting for a ring slot is woken when the slot frees",
-  // Fails on the current block: #switchLater reads the delivery mark it waits on after nextSeq.
-  ignore: true,
   fn() {
     // Writer 0 holds a claim in the oldest buffer while writer 1 fills the
     // ring; its switch finds no slot, and writer 0 commits just then.

@@ -263,16 +263,20 @@ export function sharedWriterModel(
       }
     }
 
-    /** seal(), shared: load, then compare-and-swap in the SEALED bit. */
+    /** seal(), shared: load, the buffer's sequence number, compare-and-swap in the SEALED bit, markSealed. */
     function* seal(w: number): Steps<number> {
       for (;;) {
         yield;
         const v = Atomics.load(sw, SW_CURSOR);
         if (v < 0) return -1;
         yield;
+        const seq = Atomics.load(sw, ringWord(slotOf(v)) + E_SEQ);
+        yield;
         if (Atomics.compareExchange(sw, SW_CURSOR, v, v | SEALED) === v) {
           current!.sealedAt = v & OFFSET_MASK;
           onEvent(w, "seal");
+          yield;
+          markSealed(sw, v | SEALED, seq);
           return v | SEALED;
         }
       }
@@ -307,7 +311,7 @@ export function sharedWriterModel(
       let sealed: boolean;
       if (bug === "commit-reads-sealed-first") {
         yield;
-        sealed = Atomics.load(sw, word + E_SEALED) !== 0;
+        sealed = Atomics.load(sw, word + E_SEALED) > 0;
         yield;
         add();
       } else {
@@ -315,7 +319,7 @@ export function sharedWriterModel(
         add();
         // Read after the add: the sealer stores E_SEALED before it reads the sum.
         yield;
-        sealed = Atomics.load(sw, word + E_SEALED) !== 0;
+        sealed = Atomics.load(sw, word + E_SEALED) > 0;
       }
       if (sealed) {
         onEvent(w, "commit sees seal");
@@ -337,9 +341,10 @@ export function sharedWriterModel(
       yield;
       const cursor = Atomics.load(sw, SW_CURSOR);
       if (cursor >= 0) return -1;
+      const seq = yield* cursorSeq();
       yield;
-      markSealed(sw, cursor);
-      const next = (yield* cursorSeq()) + 1;
+      markSealed(sw, cursor, seq);
+      const next = seq + 1;
       yield;
       if (Atomics.load(sw, SW_DELIVER) <= next - RING_SLOTS) return -2;
       return next;
@@ -363,7 +368,7 @@ export function sharedWriterModel(
       yield;
       sw[word + E_COMMITTED] = 0;
       yield;
-      sw[word + E_SEALED] = 0;
+      sw[word + E_SEALED] = ~use.seq;
       yield;
       sw[word + E_PUBLISHED] = 0;
       yield;
@@ -407,6 +412,8 @@ export function sharedWriterModel(
     /** #switchLater: switches once the pool (or the ring) has room. */
     function* switchLater(w: number): Thread {
       for (;;) {
+        yield;
+        const seen = Atomics.load(sw, SW_DELIVER);
         const next = yield* nextSeq();
         if (next === -1) {
           onEvent(w, "switch already done");
@@ -414,9 +421,7 @@ export function sharedWriterModel(
         }
         if (next === -2) {
           onEvent(w, "ring full");
-          // waitDelivered(Atomics.load(sw, SW_DELIVER))
-          yield;
-          const seen = Atomics.load(sw, SW_DELIVER);
+          // waitDelivered(seen)
           yield;
           if (sw[SW_DELIVER] === seen) {
             const notified = deliverNotified;
@@ -448,12 +453,7 @@ export function sharedWriterModel(
       const cursor = Atomics.load(sw, SW_CURSOR);
       if (cursor >= 0) {
         if ((cursor & OFFSET_MASK) + frame <= size) return true;
-        const sealed = yield* seal(w);
-        if (sealed !== -1) {
-          yield;
-          markSealed(sw, sealed);
-          yield* publish(w + 1);
-        }
+        if ((yield* seal(w)) !== -1) yield* publish(w + 1);
       }
       if (switching[w]) return false;
       yield;
@@ -529,11 +529,7 @@ export function sharedWriterModel(
     function* finish(w: number): Thread {
       yield;
       Atomics.store(sw, SW_CLOSED, 1);
-      const sealed = yield* seal(w);
-      if (sealed !== -1) {
-        yield;
-        markSealed(sw, sealed);
-      }
+      yield* seal(w);
     }
 
     // -- Publishing: SharedPublisher.publish(), lockPublish(), collect(), unlockPublish() --
@@ -587,7 +583,7 @@ export function sharedWriterModel(
         let committed = Atomics.load(sw, word + E_COMMITTED);
         yield;
         let sealed = Atomics.load(sw, word + E_SEALED);
-        if (sealed === 0) {
+        if (sealed < 0) {
           yield;
           const cursor = Atomics.load(sw, SW_CURSOR);
           if (slotOf(cursor) === (seq & SLOT_MASK) && cursor < 0) {
@@ -606,7 +602,7 @@ export function sharedWriterModel(
           } else {
             yield;
             sealed = Atomics.load(sw, word + E_SEALED);
-            if (sealed === 0) break;
+            if (sealed < 0) break;
           }
         }
         if (committed !== sealed - 1) break;

@@ -1,0 +1,448 @@
+// The words a SharedWriter's handles share, in every worker, and the
+// protocol over them: claiming room in the current buffer, sealing it,
+// switching to the next one, counting commits, and publishing finished bytes
+// to the flusher in order. Both sides of each step live here.
+//
+//   [line 0: identity][line 1: cursor][line 2: switch, order][line 3: publish lock]
+//   [ring: RING_SLOTS lines, one per buffer in use][open reservations: one record per worker]
+//
+// The cursor is one Int32, so that claiming room is one compare-and-swap:
+//
+//   bit 31      SEALED: the buffer takes no more claims (full, or the writer closed)
+//   bits 26-30  the buffer's sequence number modulo RING_SLOTS: its ring slot
+//   bits 0-25   bytes claimed so far in the buffer
+//
+// A compare-and-swap, not an add: with an add, claims that do not fit would
+// push the offset past the buffer and into the sequence bits, and 32 bits
+// leave no headroom for that across many workers. The swap keeps the word
+// exact, and exactly one claim seals each buffer.
+//
+// Each buffer in use has a ring slot: its pool index, the bytes committed in
+// it (an atomic sum, so commits may come in any order), and its end once
+// sealed. Bytes reach the flusher only as a prefix in which every claim was
+// committed: when the committed sum equals the claimed offset, nothing is
+// missing below it. Buffers reach the flusher in sequence order (one
+// publisher at a time, under a lock that never blocks: a worker that finds
+// it taken leaves a note, and the holder goes round again), so each worker's
+// messages arrive in the order it placed them.
+//
+// A ring slot is reused only once its previous buffer was delivered whole,
+// so a claim made in a buffer can always find it through the slot, and a
+// reservation held open delays other writers only after RING_SLOTS - 1 newer
+// buffers (or when the pool runs out).
+
+import { LINE_WORDS, PUBLISH_DONE } from "./_layout.ts";
+import { startBuffer } from "./_flush_list.ts";
+
+/** Identifies a shared writer's block, so that a foreign handle fails loudly. */
+export const SW_MAGIC_VALUE = 0x62616277; // "babw"
+
+// -- Line 0: identity, read-only after construction --
+export const SW_MAGIC = 0;
+/** The id of the pool whose buffers the writer fills. */
+export const SW_POOL_ID = 1;
+/** The id carried by every FlushRegion of the writer. */
+export const SW_ID = 2;
+/** The pool's buffer size. */
+export const SW_BUFFER_SIZE = 3;
+/** Worker slots in the block's reservation records. */
+export const SW_WORKERS = 4;
+/** A code for the writer's codec, so that a handle attached with another one is refused. */
+export const SW_CODEC = 5;
+
+// -- Line 1: the cursor, on its own line: every claim swaps it --
+export const SW_CURSOR = LINE_WORDS;
+
+// -- Line 2: switching buffers, and the writer's life --
+/** The last buffer's sequence number; may lag the cursor's by one while a switch finishes. */
+export const SW_SEQ = 2 * LINE_WORDS;
+/** Worker slot + 1 of the worker switching to the next buffer; 0 when none is. */
+export const SW_SWITCHER = 2 * LINE_WORDS + 1;
+/** Sequence number of the oldest buffer not yet delivered whole. */
+export const SW_DELIVER = 2 * LINE_WORDS + 2;
+/** Handles open across workers; the last one to close finishes the writer. */
+export const SW_HANDLES = 2 * LINE_WORDS + 3;
+/** 1 once the last handle closed, or the writer failed: claims are refused. */
+export const SW_CLOSED = 2 * LINE_WORDS + 4;
+
+// -- Line 3: the publisher's lock --
+/** Worker slot + 1 of the publisher; 0 when free. */
+export const SW_LOCK = 3 * LINE_WORDS;
+/** Set by a worker that found the lock taken: the holder publishes once more. */
+export const SW_AGAIN = 3 * LINE_WORDS + 1;
+
+/** Buffers a writer may have in use at once: ring slots, and sequence numbers modulo it. */
+export const RING_SLOTS = 32;
+const RING_WORD = 4 * LINE_WORDS;
+// -- A ring slot: one line per buffer in use --
+/** The buffer's pool index. */
+export const E_INDEX = 0;
+/** Bytes committed in the buffer, summed atomically in any order. */
+export const E_COMMITTED = 1;
+/**
+ * End + 1 once sealed; ~seq (below 0) while the buffer takes claims, so that
+ * a sealer marks only its own buffer (see {@link markSealed}).
+ */
+export const E_SEALED = 2;
+/** What the publisher published for it last (the publisher's own word). */
+export const E_PUBLISHED = 3;
+/** The buffer's full sequence number. */
+export const E_SEQ = 4;
+
+// -- Open reservations, per worker: one line of bits and OPEN_MAX records --
+/** Open reservations one worker may hold on one shared writer. */
+export const OPEN_MAX = 32;
+/** Words of one reservation record: sequence number, offset, frame length, payload length. */
+export const OPEN_RECORD_WORDS = 4;
+export const O_SEQ = 0;
+export const O_OFFSET = 1;
+export const O_FRAME = 2;
+export const O_PAYLOAD = 3;
+/** In a worker's first word: one bit per record in use. */
+const OPEN_WORKER_WORDS = LINE_WORDS + OPEN_MAX * OPEN_RECORD_WORDS;
+const OPEN_WORD = RING_WORD + RING_SLOTS * LINE_WORDS;
+
+/** Words in the block of a writer whose pool has `maxWorkers` worker slots. */
+export function sharedWriterWords(maxWorkers: number): number {
+  return OPEN_WORD + maxWorkers * OPEN_WORKER_WORDS;
+}
+
+/** In the cursor: no more claims in this buffer. */
+export const SEALED = 1 << 31;
+const GEN_SHIFT = 26;
+/** In the cursor: the bytes claimed. */
+export const OFFSET_MASK = (1 << GEN_SHIFT) - 1;
+/** The largest buffer a shared writer can fill: its offsets take 26 bits. */
+export const MAX_SHARED_BUFFER_SIZE = OFFSET_MASK;
+const GEN_MASK = RING_SLOTS - 1;
+
+/** The ring slot a cursor value's buffer occupies. */
+export function slotOf(cursor: number): number {
+  return (cursor >>> GEN_SHIFT) & GEN_MASK;
+}
+
+/** The ring slot of the buffer with sequence number `seq`. */
+export function slotOfSeq(seq: number): number {
+  return seq & GEN_MASK;
+}
+
+/** Int32 index of ring slot `slot`'s first word. */
+export function ringWord(slot: number): number {
+  return RING_WORD + slot * LINE_WORDS;
+}
+
+/** Int32 index of worker `worker`'s bits of open reservations. */
+export function openBitsWord(worker: number): number {
+  return OPEN_WORD + worker * OPEN_WORKER_WORDS;
+}
+
+/** Int32 index of worker `worker`'s reservation record `record`. */
+export function openRecordWord(worker: number, record: number): number {
+  return openBitsWord(worker) + LINE_WORDS + record * OPEN_RECORD_WORDS;
+}
+
+/** Sets up a new block: no buffer yet (a sealed, empty sequence 0 that counts as delivered). */
+export function initBlock(
+  sw: Int32Array,
+  poolId: number,
+  id: number,
+  bufferSize: number,
+  workers: number,
+  codec: number,
+): void {
+  sw[SW_MAGIC] = SW_MAGIC_VALUE;
+  sw[SW_POOL_ID] = poolId;
+  sw[SW_ID] = id;
+  sw[SW_BUFFER_SIZE] = bufferSize;
+  sw[SW_WORKERS] = workers;
+  sw[SW_CODEC] = codec;
+  sw[SW_CURSOR] = SEALED;
+  sw[ringWord(0) + E_INDEX] = -1;
+  sw[ringWord(0) + E_SEALED] = 1;
+  sw[SW_DELIVER] = 1;
+}
+
+// -- Claiming room: any worker, lock-free --
+
+/**
+ * Claims `frame` bytes in the current buffer.
+ *
+ * @returns The cursor before the claim (the claim starts at its offset, in
+ * the buffer of its slot), or -1 when the buffer is sealed or has no room
+ * left for the frame: then the caller seals it (see {@link seal}) or waits
+ * for the next one.
+ */
+export function claim(sw: Int32Array, frame: number, size: number, shared: boolean): number {
+  if (!shared) {
+    const v = sw[SW_CURSOR]!;
+    if (v < 0 || (v & OFFSET_MASK) + frame > size) return -1;
+    sw[SW_CURSOR] = v + frame;
+    return v;
+  }
+  for (;;) {
+    const v = Atomics.load(sw, SW_CURSOR);
+    if (v < 0 || (v & OFFSET_MASK) + frame > size) return -1;
+    if (Atomics.compareExchange(sw, SW_CURSOR, v, v + frame) === v) return v;
+  }
+}
+
+/**
+ * Seals the current buffer: it takes no more claims, and its end is fixed.
+ * Exactly one caller seals each buffer. The switcher marks it (see
+ * {@link nextSeq}); the sealer does not, since a mark made after a stall
+ * could land on a newer buffer in the same ring slot.
+ *
+ * @returns The cursor as sealed, or -1 when it was sealed already.
+ */
+export function seal(sw: Int32Array, shared: boolean): number {
+  for (;;) {
+    const v = shared ? Atomics.load(sw, SW_CURSOR) : sw[SW_CURSOR]!;
+    if (v < 0) return -1;
+    // Read while the cursor shows the buffer open: its slot is not reused
+    // before the buffer is sealed, so this is the buffer a swap from v seals.
+    const word = ringWord(slotOf(v)) + E_SEQ;
+    const seq = shared ? Atomics.load(sw, word) : sw[word]!;
+    if (!shared) sw[SW_CURSOR] = v | SEALED;
+    else if (Atomics.compareExchange(sw, SW_CURSOR, v, v | SEALED) !== v) continue;
+    markSealed(sw, v | SEALED, seq);
+    return v | SEALED;
+  }
+}
+
+/**
+ * Ends the writer: no more claims (SW_CLOSED), and the cursor sealed and
+ * marked, also when its sealer died before marking, since no switch will
+ * come to mark it. The caller must publish afterwards.
+ */
+export function sealForGood(sw: Int32Array, shared: boolean): void {
+  Atomics.store(sw, SW_CLOSED, 1);
+  seal(sw, shared);
+  const cursor = Atomics.load(sw, SW_CURSOR);
+  if (cursor < 0) markSealed(sw, cursor, cursorSeq(sw));
+}
+
+/**
+ * Records sealed buffer `seq`'s end in its ring slot, where committers look.
+ * Idempotent, and a no-op once the slot holds a newer buffer: a sealer that
+ * stalled may come back to it after the ring wrapped.
+ */
+export function markSealed(sw: Int32Array, sealed: number, seq: number): void {
+  Atomics.compareExchange(
+    sw,
+    ringWord(slotOf(sealed)) + E_SEALED,
+    ~seq,
+    (sealed & OFFSET_MASK) + 1,
+  );
+}
+
+/**
+ * Counts `frame` committed bytes in the buffer of ring slot `slot`.
+ *
+ * @returns Whether the buffer is sealed: then this commit may have made it
+ * whole, and the caller must publish. An open buffer's bytes go with the
+ * committing worker's next flush.
+ */
+export function commit(sw: Int32Array, slot: number, frame: number, shared: boolean): boolean {
+  const word = ringWord(slot);
+  if (!shared) {
+    sw[word + E_COMMITTED]! += frame;
+    return sw[word + E_SEALED]! > 0;
+  }
+  Atomics.add(sw, word + E_COMMITTED, frame);
+  // Read after the add: the sealer stores E_SEALED before it reads the sum,
+  // so one of the two sees the other.
+  return Atomics.load(sw, word + E_SEALED) > 0;
+}
+
+// -- Switching to the next buffer: one worker at a time --
+
+/** Makes this worker (slot + 1 = `me`) the one that switches buffers; false if another is. */
+export function claimSwitch(sw: Int32Array, me: number): boolean {
+  return Atomics.compareExchange(sw, SW_SWITCHER, 0, me) === 0;
+}
+
+/**
+ * Gives up the switch without installing a buffer, so that another worker
+ * may do it. Waiters wait on SW_SWITCHER (see {@link switchWaitValue}).
+ */
+export function dropSwitch(sw: Int32Array, me: number): void {
+  if (Atomics.compareExchange(sw, SW_SWITCHER, me, 0) === me) Atomics.notify(sw, SW_SWITCHER);
+}
+
+/**
+ * What a claim that found no room waits on: the switcher's word, whose
+ * holder clears it (and notifies) after opening the next buffer or giving
+ * up. Returns 0 when there is nothing to wait for: the cursor is open, or
+ * nobody switches (claim again, and switch if need be). Otherwise wait
+ * while SW_SWITCHER still holds the returned value: read after the cursor,
+ * so a switch that ends in between changes it, and no wake-up is lost.
+ */
+export function switchWaitValue(sw: Int32Array): number {
+  if (Atomics.load(sw, SW_CURSOR) >= 0) return 0;
+  return Atomics.load(sw, SW_SWITCHER);
+}
+
+/**
+ * The sequence number of the cursor's buffer. SW_SEQ is stored after the
+ * cursor, so it may lag by one (for good, if the switcher died in between);
+ * the cursor's slot bits settle it.
+ */
+export function cursorSeq(sw: Int32Array): number {
+  const seq = Atomics.load(sw, SW_SEQ);
+  const slot = slotOf(Atomics.load(sw, SW_CURSOR));
+  return seq + ((slot - seq) & GEN_MASK);
+}
+
+/**
+ * Where the switcher stands, once it holds the switch: the sequence number
+ * the next buffer gets, or -1 if the cursor is not sealed (another switch
+ * finished first: nothing to do), or -2 if the next buffer's ring slot still
+ * holds a buffer not delivered whole (wait for SW_DELIVER to move).
+ */
+export function nextSeq(sw: Int32Array): number {
+  const cursor = Atomics.load(sw, SW_CURSOR);
+  if (cursor >= 0) return -1;
+  // Exact: the cursor stays sealed while this worker holds the switch.
+  const seq = cursorSeq(sw);
+  // A sealer that died after sealing but before marking leaves it to us.
+  markSealed(sw, cursor, seq);
+  const next = seq + 1;
+  if (Atomics.load(sw, SW_DELIVER) <= next - RING_SLOTS) return -2;
+  return next;
+}
+
+/**
+ * Installs buffer `index` (its header at `header` in the pool's words) as
+ * sequence `seq`, opens the cursor on it, and ends the switch. The buffer
+ * must already carry the flusher's token.
+ */
+export function install(
+  sw: Int32Array,
+  pool: Int32Array,
+  header: number,
+  index: number,
+  seq: number,
+): void {
+  startBuffer(pool, header, sw[SW_ID]!);
+  const slot = seq & GEN_MASK;
+  const word = ringWord(slot);
+  sw[word + E_INDEX] = index;
+  sw[word + E_COMMITTED] = 0;
+  sw[word + E_SEALED] = ~seq;
+  sw[word + E_PUBLISHED] = 0;
+  // Last of the slot: a reclaim that finds E_SEQ = seq while the cursor is
+  // still sealed knows this buffer holds a token nobody else will release.
+  Atomics.store(sw, word + E_SEQ, seq);
+  Atomics.store(sw, SW_CURSOR, slot << GEN_SHIFT);
+  Atomics.store(sw, SW_SEQ, seq);
+  Atomics.store(sw, SW_SWITCHER, 0);
+  Atomics.notify(sw, SW_SWITCHER);
+}
+
+/**
+ * Takes the switch from the dead worker slot + 1 `dead`, if it held it: a
+ * buffer it installed but did not open yet is opened (its token is the
+ * writer's already); otherwise the switch is dropped, for a waiter to take.
+ */
+export function takeOverSwitch(
+  sw: Int32Array,
+  pool: Int32Array,
+  headerOf: (index: number) => number,
+  dead: number,
+): void {
+  if (Atomics.load(sw, SW_SWITCHER) !== dead) return;
+  if (Atomics.load(sw, SW_CURSOR) < 0) {
+    const next = cursorSeq(sw) + 1;
+    const word = ringWord(next & GEN_MASK);
+    if (Atomics.load(sw, word + E_SEQ) === next) {
+      const index = sw[word + E_INDEX]!;
+      install(sw, pool, headerOf(index), index, next);
+      return;
+    }
+  }
+  dropSwitch(sw, dead);
+}
+
+// -- Publishing: one worker at a time, never blocking --
+
+/**
+ * Takes the publisher's lock for worker slot + 1 `me`. When it is taken,
+ * leaves a note so that the holder publishes once more for us.
+ */
+export function lockPublish(sw: Int32Array, me: number): boolean {
+  if (Atomics.compareExchange(sw, SW_LOCK, 0, me) === 0) return true;
+  Atomics.store(sw, SW_AGAIN, 1);
+  // The holder may have let go before it saw the note.
+  return Atomics.compareExchange(sw, SW_LOCK, 0, me) === 0;
+}
+
+/**
+ * Lets the publisher's lock go.
+ *
+ * @returns Whether to publish again: a note was left and the lock was
+ * taken back (the caller holds it again).
+ */
+export function unlockPublish(sw: Int32Array, me: number): boolean {
+  Atomics.store(sw, SW_LOCK, 0);
+  if (Atomics.load(sw, SW_AGAIN) === 0) return false;
+  return Atomics.compareExchange(sw, SW_LOCK, 0, me) === 0;
+}
+
+/**
+ * Under the lock: works out what each buffer from SW_DELIVER on can hand to
+ * the flusher, oldest first, and stops at the first one not delivered
+ * whole. For each buffer with news, calls `deliver(index, value)`, where
+ * value is the committed end, with PUBLISH_DONE once the buffer is whole and
+ * sealed. Then moves SW_DELIVER past the whole ones, which the caller must
+ * do only after pushing them: call {@link advance} with the returned number.
+ *
+ * @returns The sequence number of the first buffer not yet whole.
+ */
+export function collect(sw: Int32Array, deliver: (index: number, value: number) => void): number {
+  Atomics.store(sw, SW_AGAIN, 0);
+  const last = cursorSeq(sw);
+  let seq = Atomics.load(sw, SW_DELIVER);
+  for (; seq <= last; seq++) {
+    const word = ringWord(seq & GEN_MASK);
+    // A slot not installed yet (its switch is under way).
+    if (Atomics.load(sw, word + E_SEQ) !== seq) break;
+    const committed = Atomics.load(sw, word + E_COMMITTED);
+    let sealed = Atomics.load(sw, word + E_SEALED);
+    if (sealed < 0) {
+      const cursor = Atomics.load(sw, SW_CURSOR);
+      if (slotOf(cursor) === (seq & GEN_MASK) && cursor < 0) sealed = (cursor & OFFSET_MASK) + 1;
+      else if (slotOf(cursor) === (seq & GEN_MASK)) {
+        // Open: the claimed offset is read after the sum, and both only grow,
+        // so equal means every claim below it was committed.
+        if ((cursor & OFFSET_MASK) === committed) offer(sw, word, committed, deliver);
+        break;
+      } else {
+        // Sealed and switched, but the mark is not visible yet: read again.
+        sealed = Atomics.load(sw, word + E_SEALED);
+        if (sealed < 0) break;
+      }
+    }
+    if (committed !== sealed - 1) break;
+    offer(sw, word, committed | PUBLISH_DONE, deliver);
+  }
+  return seq;
+}
+
+/** Hands a buffer's value to `deliver` when it differs from what was published last. */
+function offer(
+  sw: Int32Array,
+  word: number,
+  value: number,
+  deliver: (index: number, value: number) => void,
+): void {
+  if (sw[word + E_PUBLISHED] === value) return;
+  sw[word + E_PUBLISHED] = value;
+  deliver(sw[word + E_INDEX]!, value);
+}
+
+/** Moves SW_DELIVER to `seq` (from {@link collect}), waking a switcher waiting for a slot. */
+export function advance(sw: Int32Array, seq: number): void {
+  if (Atomics.load(sw, SW_DELIVER) === seq) return;
+  Atomics.store(sw, SW_DELIVER, seq);
+  Atomics.notify(sw, SW_DELIVER);
+}
