@@ -69,7 +69,9 @@ export class PacketPost {
     let runLength = 0;
     for (let i = 0; i < packets.length; i++) {
       const packet = packets[i]!;
-      const record = this.#records.get(packet._buffer().index);
+      // The first loop checked that each packet's buffer is one of this pool
+      // object's records; a lookup by index cost a tenth of the send.
+      const record = packet._buffer() as BufferRecord;
       const at = sendRecordWord(i);
       regions[at + R_INDEX] = record.index;
       regions[at + R_OFFSET] = packet._offset();
