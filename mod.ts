@@ -16,6 +16,8 @@
  *   codec ({@linkcode lengthPrefix}, {@linkcode varintPrefix},
  *   {@linkcode delimiter}, {@linkcode fixedSize}); `tryClaim` fills them in
  *   place with no object per message.
+ * - {@linkcode SharedWriter}: one writer for many workers, packing their
+ *   messages into the same buffers with one compare-and-swap each.
  * - {@linkcode WriteFlusher}: takes what writers in any worker commit, in
  *   batches, and `pipeTo(conn)` writes it straight from pool memory.
  *
