@@ -233,15 +233,15 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   _commitToPacket(reservation: SharedReservation): Packet {
     // This worker's reference first: the commit may make the buffer whole,
     // and the flusher may let go of it at once.
+    const buffer = reservation._buffer;
+    buffer.share();
     const start = reservation._payloadStart;
-    const packet = this.pool._share(reservation._buffer.index).toPacket(
-      start,
-      start + reservation.length,
-    );
-    reservation._buffer.release();
+    const packet = buffer.toPacket(start, start + reservation.length);
+    buffer.release();
     this._commit(reservation);
     return packet;
   }
+
   /** @ignore */
   _cancel(reservation: SharedReservation): void {
     this.#layout.zero(

@@ -6,9 +6,8 @@
  * @module
  */
 
-// A facade: PoolCore (src/_pool_core.ts) wires this worker's side of each
-// protocol over the block; this class documents and forwards, and goes to
-// the cache directly on the hot paths.
+// A facade over PoolCore (src/_pool_core.ts), which wires this worker's side
+// of each protocol; the hot paths go to the cache directly.
 
 import type { BufferRecord } from "./_buffer_record.ts";
 import { reportLeak } from "./_leak_detector.ts";
@@ -28,7 +27,6 @@ import type { Packet } from "./packet.ts";
 import { PooledBuffer } from "./pooled_buffer.ts";
 import type { SendBatch, SendPacket } from "./send_packet.ts";
 
-// What the pool takes and gives is part of its module, as it always was.
 export type * from "./buffer_pool_options.ts";
 
 /**
@@ -61,39 +59,9 @@ export type * from "./buffer_pool_options.ts";
  * ```
  */
 export class BufferPool {
-  /**
-   * The `leakDetection` of pool objects made without one: `"off"` unless
-   * changed, e.g. to `"paranoid"` for a whole test suite.
-   *
-   * @example Watching every pool of a test run
-   * ```ts
-   * import { BufferPool } from "@bab/bab";
-   * import assert from "node:assert/strict";
-   *
-   * BufferPool.defaultLeakDetection = "paranoid";
-   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 2 });
-   * pool.tryAcquire()!.intoPacket().release(); // handle and packet watched, released: no report
-   * BufferPool.defaultLeakDetection = "off";
-   * assert.equal(pool.stats().inUse, 0);
-   * ```
-   */
+  /** The `leakDetection` of pool objects made without one: `"off"`, or e.g. `"paranoid"` in tests. */
   static defaultLeakDetection: LeakDetection = "off";
-  /**
-   * The `onLeak` of pool objects made without one: by default one line on
-   * stderr per leak. A test suite can make it throw, so that a leak fails
-   * the run.
-   *
-   * @example Failing a test run on any leak
-   * ```ts
-   * import { BufferPool, type LeakReport } from "@bab/bab";
-   *
-   * const before = BufferPool.defaultOnLeak;
-   * BufferPool.defaultOnLeak = (leak: LeakReport) => {
-   *   throw new Error(`leaked a ${leak.kind} of buffer ${leak.bufferIndex}\n${leak.stack}`);
-   * };
-   * BufferPool.defaultOnLeak = before;
-   * ```
-   */
+  /** The `onLeak` of pool objects made without one: one line on stderr per leak by default. */
   static defaultOnLeak: (leak: LeakReport) => void = reportLeak;
 
   /** Bytes in each buffer. */
@@ -176,10 +144,9 @@ export class BufferPool {
   }
 
   /**
-   * Acquires a buffer now if one is free to this worker: in its own cache
-   * or on the pool's shared free stack. In a shared pool, free buffers
-   * idling in another worker's cache are out of its reach; only
-   * {@linkcode BufferPool.acquire} gets them, by asking that worker to trim.
+   * Acquires a buffer now if one is free to this worker: in its cache or on
+   * the free stack (buffers idling in another worker's cache are reached
+   * only by {@linkcode BufferPool.acquire}, which asks that worker to trim).
    *
    * @example Never waiting
    * ```ts
@@ -312,9 +279,9 @@ export class BufferPool {
 
   /**
    * Gives this worker's cached buffers back to the shared pool and frees its
-   * worker slot for another worker: what leaving a `using` scope does, with
-   * the same effects (`[Symbol.dispose]` below lists them).
-   * The pool that created the memory is a worker like any other.
+   * worker slot for another worker: what leaving a `using` scope does
+   * (`[Symbol.dispose]` lists the effects). The pool that created the
+   * memory is a worker like any other.
    *
    * @example A worker's pool object, detached at the end of its scope
    * ```ts
@@ -341,41 +308,23 @@ export class BufferPool {
   }
 
   /**
-   * Ends this pool object, for `using`: what {@linkcode BufferPool.detach}
-   * does, for a shared pool object, and the same for a pool of one thread,
-   * which has no slot to free. Afterwards its cached buffers are back on the
-   * pool's free stack; buffers, packets and flush regions still held stay
-   * valid and go back to the pool when released; the `acquire()` calls
-   * still waiting reject with a {@linkcode DetachedError}, and so does any
-   * acquire or receive through it from then on (writers that wait for a
-   * buffer fail the same way). Other workers' pool objects go on as before,
-   * even when this one created the pool: the memory lives as long as any
-   * worker refers to it, and its {@linkcode BufferPool.handle} still lets
-   * workers attach. Disposing twice, or after `detach()`, does nothing.
-   *
-   * @example Disposing a pool with a buffer held and an acquire waiting
-   * ```ts
-   * import { BufferPool, DetachedError } from "@bab/bab";
-   * import assert from "node:assert/strict";
-   *
-   * const pool = new BufferPool({ bufferSize: 64, bufferCount: 1 });
-   * const held = pool.tryAcquire()!;
-   * const waiting = pool.acquire();
-   * pool[Symbol.dispose](); // what the end of `using pool = ...`'s scope calls
-   * await assert.rejects(waiting, DetachedError);
-   * assert.throws(() => pool.tryAcquire(), DetachedError);
-   * held.release(); // still valid, and back in the pool
-   * assert.equal(pool.stats().inUse, 0);
-   * ```
+   * Ends this pool object, for `using`: {@linkcode BufferPool.detach} for a
+   * shared pool object, and the same for a pool of one thread, which has no
+   * slot to free. Its cached buffers go back to the free stack; buffers,
+   * packets and flush regions still held stay valid and go back when
+   * released; `acquire()` calls still waiting, and any acquire or receive
+   * through it from then on, reject with a {@linkcode DetachedError}
+   * (writers waiting for a buffer fail the same way). Other workers' pool
+   * objects go on as before, even when this one created the pool. Disposing
+   * twice, or after `detach()`, does nothing.
    */
   [Symbol.dispose](): void {
     this.#core.end();
   }
 
   /**
-   * This pool object's worker id in a shared pool: the number of the worker
-   * slot it holds, from 0 to `maxWorkers - 1`. Post it to the thread that
-   * may have to {@linkcode BufferPool.reclaim} this worker's buffers.
+   * This pool object's worker id in a shared pool, from 0 to `maxWorkers - 1`:
+   * post it to the thread that may have to {@linkcode BufferPool.reclaim} it.
    *
    * @throws {TypeError} If the pool is not shared.
    */
@@ -428,8 +377,7 @@ export class BufferPool {
   }
 
   /**
-   * Counts the pool's buffers now. In a shared pool the counts of other
-   * workers' caches are read as they are this instant.
+   * Counts the pool's buffers now (other workers' caches as they are this instant).
    *
    * @example Where the buffers are
    * ```ts
@@ -460,10 +408,7 @@ export class BufferPool {
     return this.#cache.acquire(options?.signal);
   }
 
-  /**
-   * @ignore `_acquireRecord` with a waiter the caller keeps (a writer): see
-   * WorkerCache.wait; the waiter is resolved within a release, synchronously.
-   */
+  /** @ignore `_acquireRecord` with a waiter the caller keeps, resolved within a release. */
   _waitRecord(waiter: Waiter<BufferRecord>): BufferRecord | null {
     return this.#cache.wait(waiter);
   }
@@ -498,19 +443,9 @@ export class BufferPool {
     return this.#core.claim(index);
   }
 
-  /** @ignore This worker's record of buffer `index`, taking no reference: a shared writer places through it. */
+  /** @ignore This worker's record of buffer `index`, taking no reference. */
   _recordOf(index: number): BufferRecord {
     return this.#core.records.get(index);
-  }
-
-  /**
-   * @ignore One more reference in this worker to buffer `index`, which
-   * others keep alive meanwhile (a shared writer's buffer, held by its token).
-   */
-  _share(index: number): BufferRecord {
-    const buffer = this.#core.records.get(index);
-    buffer.share();
-    return buffer;
   }
 
   /** @ignore Worker slots in the pool's block: 1 for a one-worker pool. */
