@@ -24,7 +24,14 @@
 // A flusher's words live in a small block of their own (a SharedArrayBuffer
 // when the pool is shared), one cache line each where writers contend.
 
-import { H_FLUSHED, H_NEXT, H_PUBLISH, H_WRITER, LINE_WORDS, PUBLISH_LISTED } from "./_layout.ts";
+import {
+  H_FLUSHED,
+  H_NEXT,
+  H_PUBLISH,
+  H_WRITER,
+  lineWord,
+  PUBLISH_LISTED,
+} from "./_layout.ts";
 import { encodeInto } from "./_shared_memory.ts";
 
 /** Identifies a flusher's block, so that a foreign handle fails loudly. */
@@ -44,17 +51,17 @@ export const CLOSED = 1;
 /** In F_CLOSED: the readable was cancelled, e.g. because the sink failed; the text says why. */
 export const FAILED = 2;
 /** Index + 1 of the most recently pushed buffer; 0 when empty; {@link ENDED} after the end. */
-export const F_HEAD = LINE_WORDS;
+export const F_HEAD = lineWord(1);
 /** 1 while the flusher sleeps on F_BELL. */
-export const F_WAITING = 2 * LINE_WORDS;
+export const F_WAITING = lineWord(2);
 /** Bumped to wake the flusher. */
-export const F_BELL = 2 * LINE_WORDS + 1;
+export const F_BELL = lineWord(2) + 1;
 /** UTF-8 bytes of the consumer's error message, set before F_CLOSED becomes FAILED. */
-export const F_REASON_LENGTH = 3 * LINE_WORDS;
+export const F_REASON_LENGTH = lineWord(3);
 /** Byte offset of that message's text. */
 const REASON_START = (F_REASON_LENGTH + 1) * 4;
 /** Words in a flusher's block: 4 lines hold the message, cut to fit. */
-export const FLUSH_WORDS = 7 * LINE_WORDS;
+export const FLUSH_WORDS = lineWord(7);
 const REASON_BYTES = FLUSH_WORDS * 4 - REASON_START;
 
 /** The head once the flusher has ended: pushes fail and the writer keeps its buffers. */

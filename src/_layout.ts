@@ -26,6 +26,14 @@ export const LINE_BYTES = 64;
 /** Int32 words per cache line. */
 export const LINE_WORDS = LINE_BYTES / 4;
 
+/**
+ * Int32 index of the first word of cache line `line` of a block: how the
+ * small blocks of flushers and shared writers place their words too.
+ */
+export function lineWord(line: number): number {
+  return line * LINE_WORDS;
+}
+
 /** Identifies a bab block, so that attaching to foreign memory fails loudly. */
 export const MAGIC = 0x62616221; // "bab!"
 /** Bumped whenever the layout below changes. */

@@ -31,7 +31,7 @@
 // reservation held open delays other writers only after RING_SLOTS - 1 newer
 // buffers (or when the pool runs out).
 
-import { LINE_WORDS, PUBLISH_DONE } from "./_layout.ts";
+import { LINE_WORDS, lineWord, PUBLISH_DONE } from "./_layout.ts";
 import { startBuffer } from "./_flush_list.ts";
 
 /** Identifies a shared writer's block, so that a foreign handle fails loudly. */
@@ -51,29 +51,29 @@ export const SW_WORKERS = 4;
 export const SW_CODEC = 5;
 
 // -- Line 1: the cursor, on its own line: every claim swaps it --
-export const SW_CURSOR = LINE_WORDS;
+export const SW_CURSOR = lineWord(1);
 
 // -- Line 2: switching buffers, and the writer's life --
 /** The last buffer's sequence number; may lag the cursor's by one while a switch finishes. */
-export const SW_SEQ = 2 * LINE_WORDS;
+export const SW_SEQ = lineWord(2);
 /** Worker slot + 1 of the worker switching to the next buffer; 0 when none is. */
-export const SW_SWITCHER = 2 * LINE_WORDS + 1;
+export const SW_SWITCHER = lineWord(2) + 1;
 /** Sequence number of the oldest buffer not yet delivered whole. */
-export const SW_DELIVER = 2 * LINE_WORDS + 2;
+export const SW_DELIVER = lineWord(2) + 2;
 /** Handles open across workers; the last one to close finishes the writer. */
-export const SW_HANDLES = 2 * LINE_WORDS + 3;
+export const SW_HANDLES = lineWord(2) + 3;
 /** 1 once the last handle closed, or the writer failed: claims are refused. */
-export const SW_CLOSED = 2 * LINE_WORDS + 4;
+export const SW_CLOSED = lineWord(2) + 4;
 
 // -- Line 3: the publisher's lock --
 /** Worker slot + 1 of the publisher; 0 when free. */
-export const SW_LOCK = 3 * LINE_WORDS;
+export const SW_LOCK = lineWord(3);
 /** Set by a worker that found the lock taken: the holder publishes once more. */
-export const SW_AGAIN = 3 * LINE_WORDS + 1;
+export const SW_AGAIN = lineWord(3) + 1;
 
 /** Buffers a writer may have in use at once: ring slots, and sequence numbers modulo it. */
 export const RING_SLOTS = 32;
-const RING_WORD = 4 * LINE_WORDS;
+const RING_WORD = lineWord(4);
 // -- A ring slot: one line per buffer in use --
 /** The buffer's pool index. */
 export const E_INDEX = 0;
