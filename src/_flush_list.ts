@@ -24,14 +24,7 @@
 // A flusher's words live in a small block of their own (a SharedArrayBuffer
 // when the pool is shared), one cache line each where writers contend.
 
-import {
-  H_FLUSHED,
-  H_NEXT,
-  H_PUBLISH,
-  H_WRITER,
-  lineWord,
-  PUBLISH_LISTED,
-} from "./_layout.ts";
+import { H_FLUSHED, H_NEXT, H_PUBLISH, H_WRITER, lineWord, PUBLISH_LISTED } from "./_layout.ts";
 import { encodeInto } from "./_shared_memory.ts";
 
 /** Identifies a flusher's block, so that a foreign handle fails loudly. */
