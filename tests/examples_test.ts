@@ -14,6 +14,12 @@ const examples: [file: string, args: string[], expect: RegExp][] = [
     ["--messages", "20000", "--workers", "2", "--size", "3000", "--audit"],
     /OK: every message arrived once, in order, intact; forwarded packets checked in another worker/,
   ],
+  [
+    "shared_writer.ts",
+    ["--workers", "2", "--messages", "5000"],
+    // Buffers go out full but for a few: each worker's close, and the last.
+    /^2 workers wrote 5000 messages .*\n\d+ TCP writes .*: buffers packed 9\d\.\d% full \(1500-byte MTU\)\nevery message arrived once, intact, in order per worker; pool in use: 0$/m,
+  ],
 ];
 
 for (const [file, args, expect] of examples) {
@@ -134,6 +140,32 @@ Deno.test("bench/e2e.ts runs every case with small sizes and checks every messag
   assert.equal(code, 0, `exited ${code}:\n${out}\n${new TextDecoder().decode(stderr)}`);
   for (const kind of ["hand-written", "library", "library sends, by hand reads", "TCP ceiling"]) {
     assert.match(out, new RegExp(`\\| ${kind} `));
+  }
+});
+
+Deno.test("examples/shared_writer.ts: --help prints the usage; a bad flag or value prints it and exits 2", async () => {
+  for (const flag of ["--help", "-h"]) {
+    const { code, out, err } = await run("shared_writer.ts", [flag]);
+    assert.equal(code, 0, `${flag} exited ${code}:\n${out}\n${err}`);
+    assert.match(out, /^Usage: examples\/shared_writer.ts/);
+    for (const name of ["--workers", "--messages", "--mtu", "--help"]) {
+      assert.match(out, new RegExp(name));
+    }
+    assert.doesNotMatch(out, /workers wrote/); // it does not run
+  }
+  const cases: [string[], RegExp][] = [
+    [["--bogus"], /Unknown option '--bogus'/],
+    [["--mtu"], /--mtu/],
+    [["stray"], /Unexpected argument 'stray'/],
+    [["--workers", "0"], /--workers must be an integer from 1 to 64, received 0/],
+    [["--mtu", "255"], /--mtu must be an integer from 256 to 65535, received 255/],
+    [["--messages", "many"], /--messages must be an integer of at least 1, received many/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, out, err } = await run("shared_writer.ts", args);
+    assert.equal(code, 2, `${args.join(" ")} exited ${code}:\n${out}\n${err}`);
+    assert.match(err, message);
+    assert.match(err, /Usage: examples\/shared_writer.ts/);
   }
 });
 
