@@ -15,10 +15,12 @@ import {
   type BufferPoolOptions,
   type FlushRegion,
   lengthPrefix,
+  SharedWriter,
   WriteFlusher,
   Writer,
   type WriterOptions,
 } from "../mod.ts";
+import type { Pause, ProducerReply } from "./workers/shared_writer_worker.ts";
 
 const SIZE = 32;
 /** How often the manual-cadence writers flush: 32,000 bytes, half a buffer. */
@@ -640,4 +642,286 @@ globalThis.addEventListener("unload", () => {
     workers.reduce((sum, w) => sum + w.stalls, 0);
   if (stalls !== 0) console.error(`writer_bench: ${stalls} writes found no free buffer`);
   for (const w of workers) w.worker.terminate();
+});
+
+// =============================================================================
+// shared-writer: 2 workers packing 32-byte messages into MTU-sized buffers
+// =============================================================================
+//
+// The MTU case: buffers of 1,500 bytes, and each region the flusher hands
+// out would be one datagram or one socket write, so the bytes per region are
+// the packing that matters. Two producer workers write lengthPrefix(2)
+// frames of 34 bytes (44 fill a buffer: 1,496 bytes) in bursts:
+//
+// - baseline: each worker its own Writer (default microtask cadence) on the
+//   flusher here, which flushes once per burst;
+// - one SharedWriter, "manual" in both workers: a buffer goes to the flusher
+//   once full, with both workers' messages in it.
+//
+// Pacing, one group each:
+// - bursts of 8 messages (272 bytes, under a fifth of a buffer) with a
+//   microtask between them: a producer fed by events that are queued
+//   already, writing what each one brings; as fast as the writers go;
+// - bursts of 1,000 (34,000 bytes, about 23 buffers): a producer with a
+//   backlog, where each Writer fills its buffers too;
+// - bursts of 8 with a task between them (a message to itself): the next
+//   event comes in through the event loop;
+// - bursts of 8 with a 1 ms timer between them: sparse events, 1,600
+//   messages per iteration. The consumer keeps up here, so it takes each
+//   Writer flush as a region of its own.
+//
+// A Writer's flushes of one buffer that the consumer has not taken yet go
+// out as one region (the flusher hands over the buffer's latest end), so
+// when the producers outrun the consumer, per-worker Writers pack well too;
+// the slower the events, the less they do. A SharedWriter on "manual" packs
+// whatever the pace, and holds each message until its buffer fills.
+//
+// The consumer here releases every region and counts bytes, regions and
+// buffers; the summary at the end of the run prints msgs/s and packing per
+// case. The names carry "shared-writer", so --filter shared-writer runs them.
+
+/** Bytes in each buffer: an Ethernet MTU. */
+const MTU = 1500;
+/** A 32-byte message framed with lengthPrefix(2). */
+const MTU_FRAME = SIZE + 2;
+/** Messages per iteration in total, half per worker: 3.4 MB, about 2,300 buffers. */
+const MTU_N = 100_000;
+
+interface Pacing {
+  group: string;
+  burst: number;
+  pause: Pause;
+  /** Messages per iteration, in total. */
+  messages: number;
+}
+
+const pacings: Pacing[] = [
+  { group: "shared-writer", burst: 8, pause: "microtask", messages: MTU_N },
+  { group: "shared-writer, bursts of 1000", burst: 1000, pause: "microtask", messages: MTU_N },
+  { group: "shared-writer, a task between bursts", burst: 8, pause: "task", messages: MTU_N },
+  // 100 bursts per worker, about a tenth of a second.
+  { group: "shared-writer, a 1 ms timer between bursts", burst: 8, pause: "timer", messages: 1600 },
+];
+
+/**
+ * Room for an iteration and then some (6 MB), so that a stall means the
+ * consumer fell behind, not that the pool is small. Batches of 8 keep the
+ * workers' caches from holding more than 16 buffers each.
+ */
+const mtuPool = new BufferPool({
+  bufferSize: MTU,
+  bufferCount: 4096,
+  batchSize: 8,
+  shared: true,
+});
+const mtuFlusher = new WriteFlusher(mtuPool);
+const sharedWriter = new SharedWriter(mtuPool, mtuFlusher, {
+  codec: lengthPrefix(2),
+  flush: "manual",
+});
+
+/** What one case sent in its timed iterations, as the consumer counted it. */
+class Packing {
+  /** Messages per iteration. */
+  readonly messages: number;
+  bytes = 0;
+  regions = 0;
+  buffers = 0;
+  stalls = 0;
+  iterations = 0;
+  /** Time in timed iterations, ms. */
+  ms = 0;
+
+  constructor(messages: number) {
+    this.messages = messages;
+  }
+
+  /** One line: msgs/s over the timed iterations, bytes per region and per buffer. */
+  summary(name: string): string {
+    const msgs = (this.iterations * this.messages) / (this.ms / 1000);
+    const perRegion = this.bytes / this.regions;
+    const perBuffer = this.bytes / this.buffers;
+    return `${name}: ${(msgs / 1e6).toFixed(2)}M msgs/s; ` +
+      `${perRegion.toFixed(0)} bytes/region (${(100 * perRegion / MTU).toFixed(1)}% of ${MTU}), ` +
+      `${perBuffer.toFixed(0)} bytes/buffer (${(100 * perBuffer / MTU).toFixed(1)}%); ` +
+      `${this.regions} regions, ${this.buffers} buffers, ${this.stalls} stalls ` +
+      `in ${this.iterations} iterations`;
+  }
+}
+
+/**
+ * This thread's consumer of the MTU flusher: releases each region as it
+ * comes and counts it. A region starts a new buffer unless it begins where
+ * the same writer's last region ended (no buffer holds more than 1,496
+ * bytes of these frames, so the next buffer never starts exactly there).
+ */
+const mtuConsumer = {
+  released: 0,
+  expected: 0,
+  resolve: null as (() => void) | null,
+  /** The case being timed, or null while warming up. */
+  packing: null as Packing | null,
+  /** The case timed last: a new one counts the buffers it starts from scratch. */
+  last: null as Packing | null,
+  /** Per writer id, the pool byte offset at which its last region ended. */
+  ends: new Map<number, number>(),
+  /** While warming up: check every frame, and each worker's order. */
+  verify: true,
+  /** Per worker index, the low byte of the sequence number it sends next. */
+  next: [0, 0, 0, 0],
+  /** Counts what comes next into `packing`. */
+  time(packing: Packing): void {
+    if (packing !== this.last) this.ends.clear();
+    this.packing = this.last = packing;
+  },
+  receive(bytes: number): Promise<void> {
+    this.expected += bytes;
+    if (this.released >= this.expected) return Promise.resolve();
+    return new Promise<void>((resolve) => this.resolve = resolve);
+  },
+  count(region: FlushRegion): void {
+    const bytes = region.bytes;
+    const length = region.length;
+    this.released += length;
+    if (this.verify) this.check(bytes);
+    const packing = this.packing;
+    if (packing === null) return;
+    packing.bytes += length;
+    packing.regions++;
+    if (this.ends.get(region.writerId) !== bytes.byteOffset) packing.buffers++;
+    this.ends.set(region.writerId, bytes.byteOffset + length);
+  },
+  /** Whole 34-byte frames of the workers' pattern, each worker's in order. */
+  check(bytes: Uint8Array): void {
+    assert.equal(bytes.length % MTU_FRAME, 0, "a region holds a part of a frame");
+    for (let at = 0; at < bytes.length; at += MTU_FRAME) {
+      assert.equal((bytes[at]! << 8) | bytes[at + 1]!, SIZE, "a frame's prefix is wrong");
+      const worker = bytes[at + 3]!;
+      assert.equal(bytes[at + 2], this.next[worker], `worker ${worker}'s messages out of order`);
+      this.next[worker] = (this.next[worker]! + 1) & 0xff;
+      for (let k = 2; k < SIZE; k++) {
+        assert.equal(bytes[at + 2 + k], k, "a message's bytes changed");
+      }
+    }
+  },
+};
+(async () => {
+  const reader = mtuFlusher.readable.getReader();
+  for (;;) {
+    const result = await reader.read();
+    if (result.done) return;
+    const batch = result.value;
+    for (let i = 0; i < batch.length; i++) {
+      mtuConsumer.count(batch[i]!);
+      batch[i]!.release();
+    }
+    if (mtuConsumer.resolve !== null && mtuConsumer.released >= mtuConsumer.expected) {
+      const resolve = mtuConsumer.resolve;
+      mtuConsumer.resolve = null;
+      resolve();
+    }
+  }
+})();
+
+/** A producer worker of this group (see workers/shared_writer_worker.ts). */
+class ProducerWorker {
+  readonly worker = new Worker(new URL("./workers/shared_writer_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  readonly #replies: ((reply: ProducerReply) => void)[] = [];
+
+  constructor() {
+    this.worker.onmessage = (event: MessageEvent<ProducerReply>) =>
+      this.#replies.shift()!(event.data);
+  }
+
+  /** Posts a request; resolves to its reply's stall count, rejects with the worker's error. */
+  async request(message: unknown): Promise<number> {
+    const reply = new Promise<ProducerReply>((resolve) => this.#replies.push(resolve));
+    this.worker.postMessage(message);
+    const result = await reply;
+    if ("error" in result) throw new Error(`producer worker: ${result.error}`);
+    return result.stalls;
+  }
+}
+
+/** Worker indices 0 and 1 write with a Writer each; 2 and 3 share the SharedWriter. */
+const ownWriters = [new ProducerWorker(), new ProducerWorker()];
+const sharers = [new ProducerWorker(), new ProducerWorker()];
+await Promise.all(
+  [...ownWriters, ...sharers].map((w, index) =>
+    w.request({
+      kind: "attach",
+      pool: mtuPool.handle,
+      flusher: mtuFlusher.handle,
+      shared: index < 2 ? null : sharedWriter.handle,
+      index,
+    })
+  ),
+);
+
+/** One iteration: each worker writes half the messages; ends once all is released. */
+async function packInto(producers: ProducerWorker[], pacing: Pacing): Promise<number> {
+  const { burst, pause, messages } = pacing;
+  const done = mtuConsumer.receive(messages * MTU_FRAME);
+  const stalls = await Promise.all(
+    producers.map((w) => w.request({ kind: "write", count: messages / 2, burst, pause })),
+  );
+  await done;
+  return stalls[0]! + stalls[1]!;
+}
+
+/**
+ * After an iteration: everything released, and only each Writer's current
+ * buffer and the SharedWriter's are still held.
+ */
+function checkMtu(): void {
+  assert.equal(mtuConsumer.released, mtuConsumer.expected);
+  assert.ok(mtuPool.stats().inUse <= ownWriters.length + 1, "buffers not back in the pool");
+}
+
+// Warm-up, every frame checked: both workers' messages once each, in order.
+for (let round = 0; round < 10; round++) {
+  for (const pacing of pacings) {
+    if (pacing.pause === "timer" && round >= 2) continue; // slow, and the same code
+    await packInto(ownWriters, pacing);
+    await packInto(sharers, pacing);
+  }
+}
+checkMtu();
+mtuConsumer.verify = false;
+
+const mtuCases: { name: string; packing: Packing }[] = [];
+for (const pacing of pacings) {
+  const cases = [["2 Writers", ownWriters], ["1 SharedWriter", sharers]] as const;
+  for (const [label, producers] of cases) {
+    const name = `shared-writer: ${label}, 2 workers, bursts of ${pacing.burst}, ` +
+      `${pacing.pause === "timer" ? "a 1 ms timer" : `a ${pacing.pause}`} between ` +
+      `(${pacing.messages} msgs)`;
+    const packing = new Packing(pacing.messages);
+    mtuCases.push({ name, packing });
+    Deno.bench({
+      group: pacing.group,
+      name,
+      baseline: producers === ownWriters,
+      async fn(b) {
+        mtuConsumer.time(packing);
+        b.start();
+        const started = performance.now();
+        packing.stalls += await packInto(producers, pacing);
+        packing.ms += performance.now() - started;
+        b.end();
+        packing.iterations++;
+        mtuConsumer.packing = null;
+        checkMtu();
+      },
+    });
+  }
+}
+
+globalThis.addEventListener("unload", () => {
+  for (const c of mtuCases) {
+    if (c.packing.iterations > 0) console.log(c.packing.summary(c.name));
+  }
+  for (const w of [...ownWriters, ...sharers]) w.worker.terminate();
 });
