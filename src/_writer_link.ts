@@ -1,6 +1,6 @@
 // How a writer's reservations, its claim and its flusher see the writer:
-// only the calls they make on it (on its list of open reservations, for a
-// reservation). They depend on these shapes, not on the writer's files, so
+// only the calls they make on it (on its list of open reservations for a
+// reservation, on its open claim, _open_claim.ts, for the claim). They depend on these shapes, not on the writer's files, so
 // that the writer is the one that imports them and no file on the send side
 // imports its own importer.
 
@@ -17,7 +17,7 @@ export interface ReservationOwner<R> {
   _commitToPacket(reservation: R): Packet;
 }
 
-/** The writer as its claim (of type `C`) sees it. */
+/** The writer's open claim (_open_claim.ts) as the claim of type `C` sees it. */
 export interface ClaimOwner<C> {
   /** Commits the claim's first `count` messages and takes the rest back. */
   _commitClaim(claim: C, count: number): void;

@@ -80,7 +80,7 @@ import { ReleasedError } from "./errors.ts";
  * ```
  */
 export class WriterClaim {
-  /** @ignore The writer that hands this claim out. */
+  /** @ignore Its writer's open claim, which hands it out and settles it. */
   readonly _writer: ClaimOwner<WriterClaim>;
   /** @ignore The writer's record of the buffer the claim is in, while open. */
   _chunk: Chunk | null = null;
