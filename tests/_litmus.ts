@@ -1,7 +1,16 @@
 // The words two litmus workers (tests/workers/litmus_worker.ts) share besides
 // the pool, and the barrier they meet at. The main thread only starts the
 // workers and reads their replies; the iterations run between the workers.
-import type { BufferPoolHandle, WriteFlusherHandle } from "../mod.ts";
+// The shared-writer litmus (tests/workers/shared_litmus_worker.ts) runs in
+// rounds that the main thread starts and checks; its messages' format is
+// here, for both sides.
+import {
+  type BufferPoolHandle,
+  type FrameCodec,
+  lengthPrefix,
+  type SharedWriterHandle,
+  type WriteFlusherHandle,
+} from "../mod.ts";
 
 /** Barrier: parties arrived in this generation. */
 export const COUNT = 0;
@@ -25,6 +34,14 @@ export const PHASE_HELD = 16;
 export const PHASE_CALLED = 17;
 /** Waiting litmus: the iteration the waiter finished. */
 export const PHASE_DONE = 18;
+/** Shared-writer litmus: the last round the main thread let the workers start. */
+export const ROUND = 19;
+/** Shared-writer litmus: rounds finished, summed over both workers. */
+export const FINISHED = 20;
+/** Shared-writer litmus: messages each worker placed so far, stored at the end of a round (2 words). */
+export const PLACED = 21;
+/** Shared-writer litmus: batches the main thread consumed. */
+export const CONSUMED = 23;
 /** Owner table: the id (1 or 2) of the worker holding each buffer, 0 for none. */
 export const OWNERS = 32;
 /** Largest pool the owner table and the set masks cover. */
@@ -36,7 +53,13 @@ const BARRIER_TIMEOUT_MS = 10_000;
 /** Spins before sleeping in a barrier: two workers on two cores mostly meet while spinning. */
 const SPINS = 20_000;
 
-export type LitmusKind = "acquireRelease" | "sendReceive" | "reserveCommit" | "waitNotify";
+export type LitmusKind =
+  | "acquireRelease"
+  | "sendReceive"
+  | "reserveCommit"
+  | "waitNotify"
+  | "sharedWriter"
+  | "sharedWriterPairs";
 
 export interface LitmusRequest {
   kind: LitmusKind;
@@ -46,6 +69,10 @@ export interface LitmusRequest {
   seed: number;
   handle: BufferPoolHandle;
   flusher?: WriteFlusherHandle;
+  /** The shared-writer litmus: the writer both workers attach to. */
+  writer?: SharedWriterHandle;
+  /** The shared-writer litmus: the largest payload a message has. */
+  maxPayload?: number;
   /** SYNC_WORDS Int32 words, zeroed but for PARTIES. */
   sync: SharedArrayBuffer;
 }
@@ -94,4 +121,62 @@ export async function waitAtLeast(
     const result = Atomics.waitAsync(sync, at, seen, 200);
     if (result.async) await result.value;
   }
+}
+
+// -- The shared-writer litmus's messages --
+//
+// Payload: [worker 1 or 2][seq u32 LE][pattern byte, never 0, ...], 6 to
+// maxPayload bytes, framed with a 1-byte length prefix. The consumer zeroes
+// every region it checked before it releases it, so space a writer claims
+// is all zeros until the writer fills it: a region handed to the flusher
+// before its messages were written (a hole) shows zeros where a worker
+// number must be, or, if the writer filled it meanwhile, the writer finds
+// its message zeroed by the consumer when it checks it just before commit.
+
+/** The codec of the shared-writer litmus. */
+export const SHARED_CODEC: FrameCodec = lengthPrefix(1);
+
+/** Who flushes in a round of the shared-writer litmus: nobody, the workers, the main thread, or all. */
+export function roundFlushes(round: number): { workers: boolean; main: boolean } {
+  return { workers: (round & 1) !== 0, main: (round & 2) !== 0 };
+}
+
+/** The payload length of message `seq` of worker `w`. */
+export function messageLength(w: number, seq: number, maxPayload: number): number {
+  return 6 + (seq * 13 + w * 5) % (maxPayload - 5);
+}
+
+function patternByte(w: number, seq: number, i: number): number {
+  return 1 + (seq + i * 7 + w * 31) % 255;
+}
+
+/** Writes message `seq` of worker `w` into `bytes`, front to back. */
+export function fillMessage(bytes: Uint8Array, w: number, seq: number): void {
+  bytes[0] = w;
+  bytes[1] = seq;
+  bytes[2] = seq >>> 8;
+  bytes[3] = seq >>> 16;
+  bytes[4] = seq >>> 24;
+  for (let i = 5; i < bytes.length; i++) bytes[i] = patternByte(w, seq, i);
+}
+
+/** The worker number of a payload, its seq, and whether its pattern bytes are exact. */
+export function readMessage(bytes: Uint8Array): { w: number; seq: number; exact: boolean } {
+  const w = bytes[0]!;
+  const seq = (bytes[1]! | bytes[2]! << 8 | bytes[3]! << 16 | bytes[4]! << 24) >>> 0;
+  let exact = bytes.length >= 5;
+  for (let i = 5; exact && i < bytes.length; i++) exact = bytes[i] === patternByte(w, seq, i);
+  return { w, seq, exact };
+}
+
+/** Whether every byte is 0. */
+export function isZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** Bytes as hex, the first 24, for error messages. */
+export function hex(bytes: Uint8Array): string {
+  const shown = [...bytes.subarray(0, 24)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+  return bytes.length > 24 ? `${shown} ...` : shown;
 }

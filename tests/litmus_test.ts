@@ -3,10 +3,30 @@
 // 10^6). Each test names its allowed outcomes, fails on any other, and prints
 // how often each allowed interleaving happened. The loops run inside the
 // workers, which meet at SharedArrayBuffer barriers (tests/_litmus.ts), so an
-// iteration costs microseconds.
+// iteration costs microseconds. The shared-writer litmus runs in rounds
+// (LITMUS_ITERATIONS / 25) that the main thread starts, consumes and checks.
 import assert from "node:assert/strict";
-import { BufferPool, type FlushRegion, WriteFlusher } from "../mod.ts";
-import { type LitmusKind, type LitmusReply, makeSync, MAX_BUFFERS } from "./_litmus.ts";
+import { BufferPool, type FlushRegion, SharedWriter, WriteFlusher } from "../mod.ts";
+import { cursorSeq, SW_CURSOR, SW_DELIVER } from "../src/_shared_writer_block.ts";
+import {
+  ABORT,
+  CONSUMED,
+  FINISHED,
+  GEN,
+  hex,
+  isZero,
+  type LitmusKind,
+  type LitmusReply,
+  makeSync,
+  MAX_BUFFERS,
+  messageLength,
+  PLACED,
+  readMessage,
+  ROUND,
+  roundFlushes,
+  SHARED_CODEC,
+  waitAtLeast,
+} from "./_litmus.ts";
 
 const ITERATIONS = Number(Deno.env.get("LITMUS_ITERATIONS") ?? 100_000);
 /** A whole litmus run may take this long before the test fails instead of hanging. */
@@ -22,14 +42,21 @@ async function runLitmus(
   kind: LitmusKind,
   pool: BufferPool,
   roles: number,
-  extra: { flusher?: WriteFlusher; during?: () => Promise<void> } = {},
+  extra: {
+    flusher?: WriteFlusher;
+    writer?: SharedWriter;
+    maxPayload?: number;
+    iterations?: number;
+    during?: (sync: Int32Array) => Promise<void>;
+  } = {},
 ): Promise<Record<string, number>[]> {
   const sync = makeSync(roles);
   const workers: Worker[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const script = extra.writer ? "./workers/shared_litmus_worker.ts" : "./workers/litmus_worker.ts";
   try {
     const replies = Array.from({ length: roles }, (_, role) => {
-      const worker = new Worker(new URL("./workers/litmus_worker.ts", import.meta.url), {
+      const worker = new Worker(new URL(script, import.meta.url), {
         type: "module",
         name: `litmus ${kind} ${role}`,
       });
@@ -43,11 +70,12 @@ async function runLitmus(
         worker.postMessage({
           kind,
           role,
-          iterations: ITERATIONS,
+          iterations: extra.iterations ?? ITERATIONS,
           seed: 0x5eed + role,
           handle: pool.handle,
           sync,
           ...(extra.flusher ? { flusher: extra.flusher.handle } : {}),
+          ...(extra.writer ? { writer: extra.writer.handle, maxPayload: extra.maxPayload! } : {}),
         });
       });
     });
@@ -57,7 +85,8 @@ async function runLitmus(
         RUN_TIMEOUT_MS,
       );
     });
-    const all = Promise.all([...replies, ...(extra.during ? [extra.during()] : [])]);
+    const during = extra.during?.(new Int32Array(sync));
+    const all = Promise.all([...replies, ...(during ? [during] : [])]);
     const results = (await Promise.race([all, timeout])).slice(0, roles) as LitmusReply[];
     return results.map((reply, role) => {
       if (!reply.ok) assert.fail(`${kind}, worker ${role + 1}: ${reply.error}`);
@@ -193,3 +222,249 @@ Deno.test("litmus: waiting against notify", async () => {
   assert.equal(total(merged), ITERATIONS, "every acquire() completed");
   assertAllBack(pool);
 });
+
+// -- The shared writer: two workers write, the main thread flushes and consumes --
+
+/** Rounds of the shared-writer litmus: each places 1-24 messages per worker. */
+const SHARED_ROUNDS = Math.max(100, Math.round(ITERATIONS / 25));
+/** How long a round's messages may take to arrive after the round's last flush. */
+const STUCK_MS = 5_000;
+
+/**
+ * Reads every batch of the flusher, checks each message (framing, worker,
+ * order, bytes) and zeroes each region before it releases it, so that space
+ * a writer claims later starts zeroed.
+ */
+class SharedLitmusConsumer {
+  /** Per worker, the seq of the message due next. */
+  readonly next = [0, 0];
+  /** Whether the main thread flushes after each batch it read. */
+  flushes = false;
+  /** The round under way, for messages. */
+  round = 0;
+  /** The litmus's shared words, once the run started: batches read are counted there. */
+  sync: Int32Array | null = null;
+  /** Rejects with the first violation the consumer found. */
+  readonly failed: Promise<never>;
+  readonly done: Promise<void>;
+  readonly #writer: SharedWriter;
+  readonly #maxPayload: number;
+  #fail!: (error: Error) => void;
+  #wake: (() => void) | null = null;
+
+  constructor(flusher: WriteFlusher, writer: SharedWriter, maxPayload: number) {
+    this.#writer = writer;
+    this.#maxPayload = maxPayload;
+    this.failed = new Promise<never>((_, reject) => this.#fail = reject);
+    this.failed.catch(() => {});
+    this.done = this.#read(flusher.readable.getReader());
+  }
+
+  /** Resolves once every message up to `placed` (per worker) arrived; rejects on a violation. */
+  async caughtUp(placed: number[], round: number): Promise<void> {
+    const deadline = performance.now() + STUCK_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      while (this.next[0]! < placed[0]! || this.next[1]! < placed[1]!) {
+        const { promise, resolve } = Promise.withResolvers<void>();
+        this.#wake = resolve;
+        timer = setTimeout(resolve, deadline - performance.now());
+        await Promise.race([promise, this.failed]);
+        clearTimeout(timer);
+        if (performance.now() >= deadline) {
+          throw new Error(
+            `round ${round}: after the last flush, worker 1's messages ${this.next[0]} to ${
+              placed[0]! - 1
+            } and worker 2's ${this.next[1]} to ${placed[1]! - 1} never arrived`,
+          );
+        }
+      }
+    } finally {
+      this.#wake = null;
+      clearTimeout(timer);
+    }
+  }
+
+  async #read(reader: ReadableStreamDefaultReader<FlushRegion[]>): Promise<void> {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        try {
+          for (const region of value) this.#check(region);
+        } finally {
+          for (const region of value) if (!region.released) region.release();
+        }
+        if (this.flushes) this.#writer.flush();
+        if (this.sync !== null) {
+          Atomics.add(this.sync, CONSUMED, 1);
+          Atomics.notify(this.sync, CONSUMED);
+        }
+        this.#wake?.();
+      }
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      this.#fail(new Error(`round ${this.round}: ${why}`, { cause: error }));
+      await reader.cancel(error);
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  #check(region: FlushRegion): void {
+    const bytes = region.bytes;
+    assert.equal(region.writerId, this.#writer.id, "a region of another writer");
+    for (let at = 0; at < bytes.length;) {
+      const end = at + 1 + bytes[at]!;
+      if (end > bytes.length) {
+        assert.fail(
+          `a region of ${bytes.length} bytes ends inside the frame at ${at}: ${hex(bytes)}`,
+        );
+      }
+      const payload = bytes.subarray(at + 1, end);
+      const { w, seq, exact } = readMessage(payload);
+      if (w !== 1 && w !== 2) {
+        assert.fail(
+          `a hole: the frame at ${at} of a region of ${bytes.length} bytes holds ${
+            isZero(payload) ? "only zeros" : hex(payload)
+          }, not a message: the flusher had it before it was written`,
+        );
+      }
+      const due = this.next[w - 1]!;
+      if (seq !== due) {
+        assert.fail(
+          `worker ${w}'s message ${seq} arrived where ${due} was due (${
+            seq < due ? "twice" : "out of order, or one was lost"
+          })`,
+        );
+      }
+      if (!exact || payload.length !== messageLength(w, seq, this.#maxPayload)) {
+        assert.fail(`worker ${w}'s message ${seq} arrived as ${hex(payload)}`);
+      }
+      this.next[w - 1] = due + 1;
+      at = end;
+    }
+    bytes.fill(0);
+  }
+}
+
+/** The cursor's buffer (its sequence number) and whether it is sealed, read consistently. */
+function cursorState(block: Int32Array): { seq: number; sealed: boolean } {
+  for (;;) {
+    const cursor = Atomics.load(block, SW_CURSOR);
+    const seq = cursorSeq(block);
+    if (Atomics.load(block, SW_CURSOR) === cursor) return { seq, sealed: cursor < 0 };
+  }
+}
+
+/**
+ * The main thread's rounds: starts one, waits until both workers placed
+ * their messages, checks that every sealed buffer went to the flusher
+ * without a flush (none was left behind by a commit racing its seal), then
+ * flushes and waits until every message placed arrived.
+ */
+async function driveSharedLitmus(
+  sync: Int32Array,
+  writer: SharedWriter,
+  consumer: SharedLitmusConsumer,
+  histogram: Record<string, number>,
+): Promise<void> {
+  const block = new Int32Array(writer.handle.block);
+  const never = new AbortController().signal;
+  let before = cursorState(block).seq;
+  consumer.sync = sync;
+  try {
+    for (let round = 1; round <= SHARED_ROUNDS; round++) {
+      const flushes = roundFlushes(round);
+      consumer.flushes = flushes.main;
+      consumer.round = round;
+      Atomics.store(sync, ROUND, round);
+      Atomics.notify(sync, ROUND);
+      try {
+        await Promise.race([waitAtLeast(sync, FINISHED, 2 * round, never), consumer.failed]);
+      } catch (error) {
+        // A worker failed: its reply says why.
+        if (Atomics.load(sync, ABORT) !== 0) return;
+        throw error;
+      }
+      // Nothing claims or commits now (a switch a worker left waiting for a
+      // buffer may still finish, which only moves the mark further).
+      const { seq, sealed } = cursorState(block);
+      const delivered = Atomics.load(block, SW_DELIVER);
+      if (delivered < seq + (sealed ? 1 : 0)) {
+        assert.fail(
+          `round ${round}: buffer ${delivered} was sealed and all its messages committed, but it never went to the flusher (the cursor is at buffer ${seq}, ${
+            sealed ? "sealed" : "open"
+          }): a lost publish`,
+        );
+      }
+      writer.flush();
+      await consumer.caughtUp([Atomics.load(sync, PLACED), Atomics.load(sync, PLACED + 1)], round);
+      const who = flushes.main
+        ? flushes.workers ? "all flush" : "main flushes"
+        : flushes.workers
+        ? "workers flush"
+        : "no flushes";
+      const buffers = seq - before;
+      const key = `${who}, ${buffers < 4 ? buffers : buffers < 8 ? "4-7" : "8+"} buffers sealed, ${
+        sealed ? "ends sealed" : "ends open"
+      }`;
+      histogram[key] = (histogram[key] ?? 0) + 1;
+      before = seq;
+    }
+  } catch (error) {
+    // Let the workers out of their waits.
+    Atomics.store(sync, ABORT, 1);
+    Atomics.add(sync, GEN, 1);
+    Atomics.notify(sync, ROUND);
+    throw error;
+  } finally {
+    consumer.flushes = false;
+  }
+}
+
+// Two workers place numbered messages of 6 to 40 or 60 bytes into one
+// SharedWriter, in rounds of 1-24 each, through tiny pools so that buffers
+// seal and switch all the time, while the main thread consumes (and, every
+// other round, flushes after each batch; the workers flush every 1-8
+// messages in every other round). Allowed: every message exactly once, in
+// its worker's order, byte-exact, in regions that end on a frame; no region
+// holding a message not yet committed (claims start zeroed, are filled
+// after a spin and checked again before commit); at the end of each round,
+// before any flush, every sealed buffer already delivered; every buffer back
+// after close.
+for (
+  const [kind, bufferSize, bufferCount, maxPayload] of [
+    ["sharedWriter", 64, 3, 40],
+    ["sharedWriterPairs", 256, 2, 60],
+  ] as const
+) {
+  const how = kind === "sharedWriter"
+    ? "reserve/commit and tryWrite"
+    : "two reservations committed newest first";
+  Deno.test(`litmus: shared writer, ${how} in two workers against flush (${bufferCount} buffers of ${bufferSize} bytes)`, async () => {
+    const pool = sharedPool(bufferSize, bufferCount, 1);
+    const flusher = new WriteFlusher(pool);
+    const writer = new SharedWriter(pool, flusher, { codec: SHARED_CODEC, flush: "manual" });
+    const consumer = new SharedLitmusConsumer(flusher, writer, maxPayload);
+    const rounds: Record<string, number> = {};
+    let placers: Record<string, number>[];
+    try {
+      placers = await runLitmus(kind, pool, 2, {
+        writer,
+        maxPayload,
+        iterations: SHARED_ROUNDS,
+        during: (sync) => driveSharedLitmus(sync, writer, consumer, rounds),
+      });
+    } finally {
+      writer.close();
+      flusher.close();
+      await consumer.done;
+    }
+    report("rounds: who flushed, buffers sealed, the cursor at the end", rounds);
+    assert.equal(total(rounds), SHARED_ROUNDS);
+    placers.forEach((counts, role) => report(`worker ${role + 1}`, counts));
+    assert.deepEqual(consumer.next, placers.map((counts) => counts["messages"]));
+    assertAllBack(pool);
+  });
+}

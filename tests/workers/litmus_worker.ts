@@ -380,6 +380,8 @@ scope.onmessage = async (event) => {
       case "waitNotify":
         reply = await waitNotify(t, request.iterations);
         break;
+      default:
+        throw new Error(`${request.kind} runs in shared_litmus_worker.ts`);
     }
     scope.postMessage(reply);
   } catch (error) {
