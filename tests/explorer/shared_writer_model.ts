@@ -1,36 +1,50 @@
 // The SharedWriter's protocol under many interleavings: claiming room in the
-// current buffer, sealing it, switching to the next, counting commits, and
-// publishing finished bytes under the lock that never blocks. The block is
-// the real one (sharedWriterWords, initBlock, the SW_* / E_* words, the
-// cursor's packing); a real function that makes one shared access is called
-// as one step (markSealed, claimSwitch, dropSwitch, advance's store), and one
-// that makes several is repeated here access by access, in the real order,
-// with a yield before each (claim, seal, commit, nextSeq, cursorSeq, install,
-// lockPublish, unlockPublish, collect). Each step names the real code it
-// stands for, so a change there can be followed here.
+// current buffer, sealing it, switching to the next, counting commits,
+// publishing finished bytes under the lock that never blocks, waiting for a
+// switch, closing, a flusher that ends early, and reclaiming a worker that
+// died. The block is the real one (sharedWriterWords, initBlock, the SW_* /
+// E_* words, the cursor's packing, the reservation records), and so are the
+// buffer headers' publish words; a real function that makes one shared
+// access is called as one step (markSealed, claimSwitch, dropSwitch's swap,
+// remember, forget, countHandle, takeHandles, takeRecords' exchange, and the
+// flush list's publish, claim and takePublished), and one that makes several
+// is repeated here access by access, in the real order, with a yield before
+// each (claim, seal, sealForGood, commit, nextSeq, cursorSeq,
+// switchWaitValue, install, takeOverSwitch, lockPublish, unlockPublish,
+// collect, advance). Each step names the real code it stands for, so a
+// change there can be followed here.
 //
 // Writers run the calls of SharedWriterCore in src/_shared_writer_core.ts
 // (#claim, #turnOver, #switchLater, #install, #bufferOf, #place, #settle,
-// #waitTurn, close, #finish), of TurnWaiters in src/_shared_writer_waits.ts
-// (wait, #watch) and of SharedPublisher in src/_shared_publisher.ts
-// (publish). The flusher is an in-order queue of
-// the publisher's deliver(index, value) calls (the flush list has its own
-// model): it hands a buffer back to a model free list once it got
-// PUBLISH_DONE for it. The pool's free list is one step per pop or push (it
-// too has its own model). Not modelled: the records a reclaim reads
-// (remember/forget/countHandle: only their owner writes them while it
-// lives), a flusher that ends early, and one-worker pools.
+// #waitTurn, close, #finish, reclaim, #settleDead), of TurnWaiters in
+// src/_shared_writer_waits.ts (wait, #watch) and of SharedPublisher in
+// src/_shared_publisher.ts (publish, #push, #drop). Each worker has two
+// threads: its calls, and its #switching promise (a switch that goes on
+// without the call that started it). The flusher takes what was pushed, in
+// order, as FlushListTaker does (take, #deliver, end): it claims a buffer's
+// token the first time it sees it, and gives it back once it delivered the
+// buffer whole (the region's release is not modelled apart). The pool is a
+// free list with, per buffer off it, the workers holding it, the tokens
+// lent and whether the flusher holds one; the pool's own steps have their
+// own models. Not modelled: the flush list's links (a FIFO of pushed
+// buffers stands for it; it has its own model), the flusher's bell,
+// signals (a call that gives up at once stands for an abort), codecs and
+// one-worker pools.
+//
+// A worker may die (stop taking steps) from a given step on, inside or
+// outside named windows; another worker then runs reclaim and the pool's
+// reclaim of it, and closes its own handle.
 //
 // Ghost state, kept beside the words, knows which buffer each claim is in
-// and whether it was committed, and checks: the flusher never gets a byte
+// and whether it was committed, and checks: the flusher never reads a byte
 // range holding a claim not yet committed; every claim arrives once, each
-// writer's in the order it made them; no buffer goes back (or is taken)
-// while a claim in it is open; at the end every buffer is back, every claim
-// arrived, the writer is closed and its words at rest.
+// writer's in the order it made them; no buffer goes back to the pool while
+// the cursor is on it or a claim in it is open; nobody takes a token that
+// was not lent; at the end every buffer is back, every claim arrived
+// (unless the flusher ended), the writer is closed and its words at rest.
 
 import { type Model, type Step, type Thread, Violation } from "./scheduler.ts";
 import {
-  advance,
   claimSwitch,
   dropSwitch,
   E_COMMITTED,
@@ -41,6 +55,7 @@ import {
   initBlock,
   markSealed,
   OFFSET_MASK,
+  openBitsWord,
   RING_SLOTS,
   ringWord,
   SEALED,
@@ -56,15 +71,31 @@ import {
   SW_SEQ,
   SW_SWITCHER,
 } from "../../src/_shared_writer_block.ts";
-import { startBuffer } from "../../src/_flush_list.ts";
+import {
+  countHandle,
+  forget,
+  remember,
+  takeHandles,
+  takeRecords,
+} from "../../src/_shared_reservations.ts";
+import {
+  claim as claimForFlusher,
+  flushedTo,
+  publish as publishValue,
+  setFlushedTo,
+  startBuffer,
+  takePublished,
+} from "../../src/_flush_list.ts";
 import { computeLayout, headerWord, PUBLISH_DONE, PUBLISH_END } from "../../src/_layout.ts";
 
 /**
- * What a writer does, in order (after its last op it closes its handle):
- * `write` claims room (waiting for the next buffer if need be) and commits
- * at once; `tryWrite` gives up if the next buffer is not there at once, as
- * an aborted wait does, while a switch it started goes on without it;
- * `reserve` leaves a claim open; `commit` commits the open claim at that
+ * What a writer does, in order (after its last op, or once a call finds
+ * the writer closed, it closes its handle): `write` claims room (waiting for
+ * the next buffer if need be) and commits at once; `tryWrite` gives up if
+ * the next buffer is not there at once, as an aborted wait does, while a
+ * switch it started goes on without it; `reserve` leaves a claim open (a
+ * reserve refused for waiting while one is open holds its place with
+ * nothing); `commit` commits what the list of open claims holds at that
  * position (0 is the oldest); `flush` publishes.
  */
 export type SharedWriterOp =
@@ -90,12 +121,42 @@ export type SharedWriterBug =
   /** install opens the cursor before it fills the ring slot's words. */
   | "install-cursor-first"
   /** #install does not look whether the writer closed while it switched. */
-  | "install-ignores-closed";
+  | "install-ignores-closed"
+  /**
+   * Waiters wait on the cursor (as they used to), which install notifies
+   * as it opens it, instead of on SW_SWITCHER after its clearing.
+   */
+  | "wait-on-cursor"
+  /** reclaim does not free a dead worker's publisher lock. */
+  | "reclaim-keeps-lock"
+  /** reclaim does not take over a dead worker's switch. */
+  | "reclaim-keeps-switch";
 
 /**
- * Moments a run passes, reported with the worker they happen in: a test
- * uses them to see that the explored schedules reach every branch, or to
- * steer a schedule.
+ * Stretches of a worker's steps in which dying loses something that
+ * reclaim cannot find: the model names them so that a death can be placed
+ * outside all of them, or inside one.
+ */
+export type SharedWriterWindow =
+  /** From the claim's compare-and-swap until remember() records it. */
+  | "claimed, not recorded"
+  /** From forget() until commit's add. */
+  | "forgotten, not committed"
+  /** From pool._lend() until install() stores the ring slot's E_SEQ. */
+  | "lent, not installed"
+  /** From collect's first E_PUBLISHED store until pushChain (or until #push finds nothing to push). */
+  | "offered, not pushed"
+  /** From close's countHandle(-1) until its subtraction from SW_HANDLES. */
+  | "counted out, not subtracted"
+  /** From install's or dropSwitch's clearing of SW_SWITCHER until its notify. */
+  | "switcher cleared, not notified"
+  /** From advance's store to SW_DELIVER until its notify. */
+  | "delivery moved, not notified";
+
+/**
+ * Moments a run passes, reported with the worker they happen in (-1: the
+ * flusher): a test uses them to see that the explored schedules reach every
+ * branch, or to steer a schedule.
  */
 export type SharedWriterEvent =
   /** A claim was placed. */
@@ -106,16 +167,22 @@ export type SharedWriterEvent =
   | "commit sees seal"
   /** A tryWrite gave up: the next buffer was not there at once. */
   | "give up"
+  /** A call that would wait was refused: its handle holds an open reservation. */
+  | "refused"
   /** A switch waits for the pool to give a buffer back. */
   | "switch waits for a buffer"
   /** #switchLater's nextSeq() found the next ring slot still in use (-2): it waits for the delivery mark. */
   | "ring full"
   /** nextSeq() found the cursor open (-1): another switch finished first. */
   | "switch already done"
-  /** A call waits on the cursor for another worker's switch. */
+  /** install() opened the cursor on a new buffer. */
+  | "open cursor"
+  /** A call waits (#watch's waitAsync) for another worker's switch. */
   | "wait for switch"
   /** #install found the writer closed, and seals the new buffer. */
   | "install after close"
+  /** sealForGood() marked a sealed buffer that its sealer had not marked yet. */
+  | "seal for good marks"
   /** lockPublish() found the lock taken, and left a note. */
   | "lock taken"
   /** unlockPublish() found a note, and the publisher goes round again. */
@@ -125,7 +192,21 @@ export type SharedWriterEvent =
   /** collect() took a buffer's end from the sealed cursor, not yet marked in its slot. */
   | "seal seen in cursor"
   /** A worker closed its handle. */
-  | "close";
+  | "close"
+  /** The flusher's consumer failed: the flusher ends. */
+  | "flusher ends"
+  /** #push found the flusher gone: #drop. */
+  | "push finds the flusher gone"
+  /** The worker stops taking steps. */
+  | "die"
+  /** reclaim zeroed and committed a dead worker's open claim. */
+  | "reclaim settles a claim"
+  /** reclaim freed the publisher's lock the dead worker held. */
+  | "lock taken from the dead"
+  /** takeOverSwitch opened the buffer the dead switcher had installed. */
+  | "take over the switch: open"
+  /** takeOverSwitch dropped the dead worker's switch. */
+  | "take over the switch: drop";
 
 /** How the model runs. */
 export interface SharedWriterModelOptions {
@@ -140,6 +221,16 @@ export interface SharedWriterModelOptions {
    */
   cadence?: "manual" | "microtask";
   bug?: SharedWriterBug;
+  /**
+   * Worker `victim` dies at the first step from step `at` on (counted over
+   * all threads) at which it is outside every window, or inside window
+   * `inside` when given (and not at all if it never is). A reclaiming
+   * worker, whose handle counts from the start, then runs reclaim and the
+   * pool's reclaim, and closes its handle.
+   */
+  death?: { victim: number; at: number; inside?: SharedWriterWindow | undefined };
+  /** The flusher's consumer fails at the first step from this one on, and the flusher ends. */
+  flusherEndsAt?: number;
   /** Called at each event, with the worker it happens in. */
   onEvent?: (worker: number, event: SharedWriterEvent) => void;
 }
@@ -154,11 +245,13 @@ interface Claim {
   readonly cursor: number;
   readonly start: number;
   readonly length: number;
+  /** Its reservation record, once remembered. */
+  record: number;
   committed: boolean;
   delivered: boolean;
 }
 
-/** One buffer from its taking off the free list until it goes back. */
+/** One buffer from the opening of the cursor on it until it goes back to the pool. */
 interface Use {
   readonly index: number;
   readonly seq: number;
@@ -166,18 +259,34 @@ interface Use {
   readonly claims: Claim[];
   /** The offset its cursor was sealed at; -1 while open. */
   sealedAt: number;
-  /** What the flusher got of it so far. */
+  /** What the flusher delivered of it so far. */
   flushedTo: number;
+}
+
+/** Who holds a buffer off the free list. */
+interface Holds {
+  /** Workers holding it in their own records (from acquiring until they release it). */
+  readonly workers: Set<number>;
+  /** Tokens lent (pool._lend) and not taken yet (by the flusher, or back by the writer). */
+  lent: number;
+  /** The flusher holds a token it took. */
+  token: boolean;
 }
 
 /** Generator returning a value, yielding scheduler steps. */
 type Steps<T> = Generator<Step, T, void>;
 
+/** What place() ends with when it places nothing. */
+type NotPlaced = "gave up" | "refused" | "closed";
+
 /** Cursor bits above the offset: the slot's place (GEN_SHIFT is the block's own). */
 const SLOT_UNIT = OFFSET_MASK + 1;
 const SLOT_MASK = RING_SLOTS - 1;
 
-/** The model: one writer handle per script, each in its own worker, and a flusher. */
+/**
+ * The model: one writer handle per script, each in its own worker, a
+ * flusher, and with `death` a reclaiming worker.
+ */
 export function sharedWriterModel(
   scripts: readonly (readonly SharedWriterOp[])[],
   options: SharedWriterModelOptions = {},
@@ -187,47 +296,108 @@ export function sharedWriterModel(
   const microtask = options.cadence === "microtask";
   const bug = options.bug ?? "none";
   const onEvent = options.onEvent ?? (() => {});
+  const death = options.death;
+  const endsAt = options.flusherEndsAt;
   const workers = scripts.length;
-  const layout = computeLayout(size, bufferCount, 1, workers, 0);
-  // A writer that may give up waiting needs a task that switches without it.
-  const background = scripts.map((ops) =>
-    ops.some((op) => typeof op === "object" && "tryWrite" in op)
-  );
+  /** The reclaiming worker's slot, after the writers'. */
+  const reclaiming = workers;
+  const slots = death === undefined ? workers : workers + 1;
+  const layout = computeLayout(size, bufferCount, 1, slots, 0);
 
   return () => {
-    const sw = new Int32Array(sharedWriterWords(workers));
-    initBlock(sw, 1, 7, size, workers, 0);
+    const sw = new Int32Array(sharedWriterWords(slots));
+    initBlock(sw, 1, 7, size, slots, 0);
     // Each handle's constructor counted itself before the workers start.
-    sw[SW_HANDLES] = workers;
+    sw[SW_HANDLES] = slots;
+    for (let w = 0; w < slots; w++) countHandle(sw, w, 1);
     const poolWords = new Int32Array(layout.blockBytes / 4);
     const free: number[] = [];
     for (let i = bufferCount - 1; i >= 0; i--) free.push(i);
     /** Buffers off the free list, by index. */
+    const holds = new Map<number, Holds>();
+    /** Buffers the cursor opened on and not back in the pool, by index. */
     const uses = new Map<number, Use>();
     /** The buffer the cursor opened on last (ghost: set by install's cursor store). */
     let current: Use | null = null;
     const claims: Claim[] = [];
-    const made = new Array<number>(workers).fill(0);
-    const arrived = new Array<number>(workers).fill(0);
-    /** deliver(index, value) calls pushed to the flusher, in order. */
-    const queue: [number, number][] = [];
-    /** Atomics.notify calls on the cursor and on the delivery mark, for modelled waitAsync. */
+    const made = new Array<number>(slots).fill(0);
+    const arrived = new Array<number>(slots).fill(0);
+    /** Buffers pushed to the flusher and not taken yet, oldest first (the flush list). */
+    const queue: number[] = [];
+    /** The flush list ended (ENDED): pushes fail. */
+    let listEnded = false;
+    /** The flusher's F_CLOSED word. */
+    let flusherClosed = false;
+    /** Atomics.notify calls on SW_SWITCHER, on the cursor (wait-on-cursor only) and on SW_DELIVER. */
+    let switcherNotified = 0;
     let cursorNotified = 0;
     let deliverNotified = 0;
     /** The publisher's lock as the ghost sees it: who holds it. */
     let holder = 0;
     /** Per worker: its #switching promise is pending. */
-    const switching = new Array<boolean>(workers).fill(false);
+    const switching = new Array<boolean>(slots).fill(false);
     /** Per worker: a flush is scheduled (microtask cadence). */
-    const scheduled = new Array<boolean>(workers).fill(false);
-    const writerDone = new Array<boolean>(workers).fill(false);
-    let running = workers + background.filter((b) => b).length;
+    const scheduled = new Array<boolean>(slots).fill(false);
+    const writerDone = new Array<boolean>(slots).fill(false);
+    const dead = new Array<boolean>(slots).fill(false);
+    /** Per worker: the windows it is in now (see SharedWriterWindow). */
+    const windows: SharedWriterWindow[][] = Array.from({ length: slots }, () => []);
+    /** Threads of the writers, their switches and the reclaimer still running. */
+    let running = 2 * workers + (death === undefined ? 0 : 1);
+    /** Steps taken so far, over all threads. */
+    let steps = 0;
 
     const fail = (message: string): never => {
       throw new Violation(message);
     };
     const name = (c: Claim): string =>
       `writer ${c.writer}'s claim ${c.n} [${c.start}, ${c.start + c.length})`;
+    const enter = (w: number, window: SharedWriterWindow) => {
+      windows[w]!.push(window);
+    };
+    const leave = (w: number, window: SharedWriterWindow) => {
+      const at = windows[w]!.indexOf(window);
+      if (at >= 0) windows[w]!.splice(at, 1);
+    };
+
+    // -- The pool: a free list, and who holds each buffer off it --
+
+    /** Pops a free buffer for worker `w` (the caller yields first); undefined if none. */
+    function acquire(w: number): number | undefined {
+      const index = free.pop();
+      if (index !== undefined) holds.set(index, { workers: new Set([w]), lent: 0, token: false });
+      return index;
+    }
+
+    function holdsOf(index: number): Holds {
+      return holds.get(index) ?? fail(`buffer ${index} is used while back in the pool`);
+    }
+
+    /** Takes a lent token: the flusher's first sight of a buffer, or the writer's #drop. */
+    function takeToken(index: number, who: string): void {
+      const h = holdsOf(index);
+      if (h.lent === 0) fail(`${who} takes buffer ${index}'s token, which nobody lent`);
+      h.lent--;
+    }
+
+    /** The buffer goes back to the pool once nobody holds it: it must be done with. */
+    function maybeFree(index: number): void {
+      const h = holdsOf(index);
+      if (h.workers.size !== 0 || h.lent !== 0 || h.token) return;
+      holds.delete(index);
+      const use = uses.get(index);
+      if (use !== undefined) {
+        if (use.sealedAt < 0) {
+          fail(`buffer ${index} went back to the pool with the cursor open on it`);
+        }
+        const open = use.claims.find((claim) => !claim.committed);
+        if (open !== undefined) {
+          fail(`buffer ${index} went back to the pool while ${name(open)} is open`);
+        }
+        uses.delete(index);
+      }
+      free.push(index);
+    }
 
     // -- Claiming room: claim() and seal() --
 
@@ -252,11 +422,13 @@ export function sharedWriterModel(
             cursor: v,
             start: v & OFFSET_MASK,
             length: frame,
+            record: -1,
             committed: false,
             delivered: false,
           };
           use.claims.push(claim);
           claims.push(claim);
+          enter(w, "claimed, not recorded");
           onEvent(w, "claim");
           return claim;
         }
@@ -282,8 +454,8 @@ export function sharedWriterModel(
       }
     }
 
-    /** #bufferOf, then #place's remember(seqOf()): where the claim's bytes go. */
-    function* locate(claim: Claim): Thread {
+    /** #bufferOf, then #place's remember(seqOf()): where the claim's bytes go, recorded for a reclaim. */
+    function* locate(w: number, claim: Claim): Thread {
       const word = ringWord(slotOf(claim.cursor));
       yield;
       const index = sw[word + E_INDEX]!;
@@ -295,18 +467,25 @@ export function sharedWriterModel(
       if (seq !== claim.use.seq) {
         fail(`${name(claim)} is in sequence ${claim.use.seq}, but its ring slot says ${seq}`);
       }
+      yield;
+      claim.record = remember(sw, w, seq, claim.start, claim.length, claim.length);
+      leave(w, "claimed, not recorded");
     }
 
     // -- Committing: #settle() and commit() --
 
     function* settle(w: number, claim: Claim): Thread {
       const word = ringWord(slotOf(claim.cursor));
+      yield;
+      forget(sw, w, claim.record);
+      enter(w, "forgotten, not committed");
       const add = () => {
         if (uses.get(claim.use.index) !== claim.use) {
           fail(`${name(claim)} committed after its buffer went back`);
         }
         Atomics.add(sw, word + E_COMMITTED, claim.length);
         claim.committed = true;
+        leave(w, "forgotten, not committed");
       };
       let sealed: boolean;
       if (bug === "commit-reads-sealed-first") {
@@ -323,11 +502,11 @@ export function sharedWriterModel(
       }
       if (sealed) {
         onEvent(w, "commit sees seal");
-        yield* publish(w + 1);
+        yield* publish(w);
       } else if (microtask) scheduled[w] = true;
     }
 
-    // -- Switching: nextSeq(), cursorSeq(), install() --
+    // -- Switching: nextSeq(), cursorSeq(), install(), dropSwitch() --
 
     function* cursorSeq(): Steps<number> {
       yield;
@@ -350,63 +529,78 @@ export function sharedWriterModel(
       return next;
     }
 
-    /** install(), step by step. */
-    function* install(use: Use): Thread {
-      const word = ringWord(use.seq & SLOT_MASK);
+    /** install(), step by step, by worker `w` (the switcher, or a reclaim taking its switch over). */
+    function* install(w: number, index: number, seq: number): Thread {
+      const word = ringWord(seq & SLOT_MASK);
       const openCursor = () => {
-        Atomics.store(sw, SW_CURSOR, (use.seq & SLOT_MASK) * SLOT_UNIT);
-        current = use;
+        Atomics.store(sw, SW_CURSOR, (seq & SLOT_MASK) * SLOT_UNIT);
+        if (uses.has(index)) fail(`buffer ${index} opened again while in use`);
+        current = { index, seq, claims: [], sealedAt: -1, flushedTo: 0 };
+        uses.set(index, current);
+        onEvent(w, "open cursor");
+        // The old way: waiters on the cursor were woken as it opened.
+        if (bug === "wait-on-cursor") cursorNotified++;
       };
       yield;
-      startBuffer(poolWords, headerWord(layout, use.index), sw[SW_ID]!);
+      startBuffer(poolWords, headerWord(layout, index), sw[SW_ID]!);
       if (bug === "install-cursor-first") {
         yield;
         openCursor();
       }
       yield;
-      sw[word + E_INDEX] = use.index;
+      sw[word + E_INDEX] = index;
       yield;
       sw[word + E_COMMITTED] = 0;
       yield;
-      sw[word + E_SEALED] = ~use.seq;
+      sw[word + E_SEALED] = ~seq;
       yield;
       sw[word + E_PUBLISHED] = 0;
       yield;
-      Atomics.store(sw, word + E_SEQ, use.seq);
+      Atomics.store(sw, word + E_SEQ, seq);
+      leave(w, "lent, not installed");
       if (bug !== "install-cursor-first") {
         yield;
         openCursor();
       }
       yield;
-      Atomics.store(sw, SW_SEQ, use.seq);
+      Atomics.store(sw, SW_SEQ, seq);
       yield;
       Atomics.store(sw, SW_SWITCHER, 0);
+      enter(w, "switcher cleared, not notified");
       yield;
-      cursorNotified++;
+      switcherNotified++;
+      leave(w, "switcher cleared, not notified");
     }
 
-    /** #install: install(), then finish if the writer closed meanwhile, then publish. */
+    /** #install: the token lent, the worker's hold released, install(); finish if closed meanwhile; publish. */
     function* installBuffer(w: number, index: number, seq: number): Thread {
-      if (uses.has(index)) fail(`buffer ${index} taken off the free list while in use`);
-      const use: Use = { index, seq, claims: [], sealedAt: -1, flushedTo: 0 };
-      uses.set(index, use);
-      yield* install(use);
+      yield;
+      holdsOf(index).lent++;
+      enter(w, "lent, not installed");
+      yield;
+      holdsOf(index).workers.delete(w);
+      yield* install(w, index, seq);
       if (bug !== "install-ignores-closed") {
         yield;
         if (Atomics.load(sw, SW_CLOSED) !== 0) {
           onEvent(w, "install after close");
-          yield* finish(w);
+          yield* sealForGood(w);
         }
       }
-      yield* publish(w + 1);
+      yield* publish(w);
     }
 
-    /** dropSwitch(): one compare-and-swap, and a notify if it let go. */
+    /** dropSwitch(sw, w + 1): one compare-and-swap, and a notify if it let go. */
     function* dropSwitchStep(w: number): Thread {
       yield;
       const held = sw[SW_SWITCHER] === w + 1;
       dropSwitch(sw, w + 1);
-      if (held) cursorNotified++;
+      if (held) {
+        enter(w, "switcher cleared, not notified");
+        yield;
+        switcherNotified++;
+        leave(w, "switcher cleared, not notified");
+      }
     }
 
     /** #switchLater: switches once the pool (or the ring) has room. */
@@ -432,7 +626,7 @@ export function sharedWriterModel(
         // pool._acquireRecord(): waits while the free list is empty.
         if (free.length === 0) onEvent(w, "switch waits for a buffer");
         yield () => free.length !== 0;
-        const index = free.pop()!;
+        const index = acquire(w)!;
         yield* installBuffer(w, index, next);
         return;
       }
@@ -440,20 +634,26 @@ export function sharedWriterModel(
     }
 
     /**
-     * #turnOver: no room for `frame`. Seals the buffer if it is
-     * still the full one, and switches if no other worker is at it. Whether
-     * to claim again. A caller that waits runs the switch itself (it would
-     * only wait for it); one that gives up leaves it to its worker's task.
+     * #turnOver: no room for `frame`. Seals the buffer if it is still the
+     * full one, and switches if no other worker is at it: at once if the
+     * pool has a buffer, else in this worker's #switching task. Whether to
+     * claim again, or "closed".
      */
-    function* turnOver(w: number, frame: number, wait: boolean): Steps<boolean> {
-      // The flusher's F_CLOSED is not modelled: it never ends early here.
+    function* turnOver(w: number, frame: number): Steps<boolean | "closed"> {
       yield;
-      if (Atomics.load(sw, SW_CLOSED) !== 0) fail(`writer ${w} claims after the writer closed`);
+      if (Atomics.load(sw, SW_CLOSED) !== 0) {
+        // Only the last close, a reclaim's or a push that found the flusher
+        // gone closes the writer.
+        if (endsAt === undefined) fail(`writer ${w} claims after the writer closed`);
+        return "closed";
+      }
+      yield;
+      if (flusherClosed) return "closed";
       yield;
       const cursor = Atomics.load(sw, SW_CURSOR);
       if (cursor >= 0) {
         if ((cursor & OFFSET_MASK) + frame <= size) return true;
-        if ((yield* seal(w)) !== -1) yield* publish(w + 1);
+        if ((yield* seal(w)) !== -1) yield* publish(w);
       }
       if (switching[w]) return false;
       yield;
@@ -468,71 +668,123 @@ export function sharedWriterModel(
       if (next !== -2) {
         // pool._tryAcquireRecord()
         yield;
-        index = free.pop();
+        index = acquire(w);
       }
       if (index !== undefined) {
         yield* installBuffer(w, index, next);
         return true;
       }
-      if (wait) {
-        yield* switchLater(w);
-        return true;
-      }
+      // The switch goes on without the caller.
       switching[w] = true;
       return false;
     }
 
     /** #claim(): claims, turning the buffer over while that helps. */
-    function* claimOrTurn(w: number, frame: number, wait: boolean): Steps<Claim | null> {
+    function* claimOrTurn(w: number, frame: number): Steps<Claim | null | "closed"> {
       for (;;) {
         const claim = yield* claimRoom(w, frame);
         if (claim !== null) return claim;
-        if (!(yield* turnOver(w, frame, wait))) return null;
+        const turned = yield* turnOver(w, frame);
+        if (turned !== true) return turned === false ? null : turned;
       }
     }
 
-    /** #waitTurn() and TurnWaiters.wait(): on this worker's switch, or (#watch) a waitAsync on the cursor. */
-    function* waitTurn(w: number): Thread {
+    /**
+     * #waitTurn() and TurnWaiters.wait(): refused while the handle holds an
+     * open reservation; on this worker's own switch; or (#watch) a waitAsync
+     * on SW_SWITCHER while switchWaitValue() holds. Whether it waited.
+     */
+    function* waitTurn(w: number, open: readonly (Claim | null)[]): Steps<boolean> {
+      if (open.some((claim) => claim !== null)) {
+        onEvent(w, "refused");
+        return false;
+      }
       if (switching[w]) {
         yield () => !switching[w];
-        return;
+        return true;
       }
+      if (bug === "wait-on-cursor") {
+        yield;
+        const seen = Atomics.load(sw, SW_CURSOR);
+        if (seen >= 0) return true;
+        yield;
+        if (sw[SW_CURSOR] !== seen) return true;
+        onEvent(w, "wait for switch");
+        const notified = cursorNotified;
+        yield () => cursorNotified !== notified;
+        return true;
+      }
+      // switchWaitValue(): the cursor, then the switcher.
       yield;
-      const seen = Atomics.load(sw, SW_CURSOR);
-      if (seen >= 0) return;
+      if (Atomics.load(sw, SW_CURSOR) >= 0) return true;
+      yield;
+      const switcher = Atomics.load(sw, SW_SWITCHER);
+      if (switcher === 0) return true;
       // Atomics.waitAsync compares and starts waiting in one step.
       yield;
-      if (sw[SW_CURSOR] !== seen) return;
+      if (sw[SW_SWITCHER] !== switcher) return true;
       onEvent(w, "wait for switch");
-      const notified = cursorNotified;
-      yield () => cursorNotified !== notified;
+      const notified = switcherNotified;
+      yield () => switcherNotified !== notified;
+      return true;
     }
 
-    /** reserve() and write() (`wait`), or tryReserve() and tryWrite(): a claim placed, or null. */
-    function* place(w: number, frame: number, wait: boolean): Steps<Claim | null> {
+    /** reserve() and write() (`wait`), or tryReserve() and tryWrite(): a claim placed, or why not. */
+    function* place(
+      w: number,
+      frame: number,
+      wait: boolean,
+      open: readonly (Claim | null)[],
+    ): Steps<Claim | NotPlaced> {
       for (;;) {
-        const claim = yield* claimOrTurn(w, frame, wait);
+        const claim = yield* claimOrTurn(w, frame);
+        if (claim === "closed") return claim;
         if (claim !== null) {
-          yield* locate(claim);
+          yield* locate(w, claim);
           return claim;
         }
         if (!wait) {
           onEvent(w, "give up");
-          return null;
+          return "gave up";
         }
-        yield* waitTurn(w);
+        if (!(yield* waitTurn(w, open))) return "refused";
       }
     }
 
-    // -- Closing: close() and #finish() --
+    // -- Closing: close(), #finish() and sealForGood() --
 
-    function* finish(w: number): Thread {
+    /** sealForGood(): SW_CLOSED, seal, and the cursor's buffer marked (its sealer may not have). */
+    function* sealForGood(w: number): Thread {
       yield;
       Atomics.store(sw, SW_CLOSED, 1);
       yield* seal(w);
+      yield;
+      const cursor = Atomics.load(sw, SW_CURSOR);
+      if (cursor < 0) {
+        const seq = yield* cursorSeq();
+        yield;
+        if (sw[ringWord(slotOf(cursor)) + E_SEALED] === ~seq) onEvent(w, "seal for good marks");
+        markSealed(sw, cursor, seq);
+      }
     }
 
-    // -- Publishing: SharedPublisher.publish(), lockPublish(), collect(), unlockPublish() --
+    /** close(): cancels what is open (zeroed, then committed), newest first; the last handle finishes. */
+    function* closeHandle(w: number, open: readonly (Claim | null)[]): Thread {
+      for (let i = open.length - 1; i >= 0; i--) {
+        const claim = open[i];
+        if (claim) yield* settle(w, claim);
+      }
+      onEvent(w, "close");
+      yield;
+      countHandle(sw, w, -1);
+      enter(w, "counted out, not subtracted");
+      yield;
+      leave(w, "counted out, not subtracted");
+      if (Atomics.sub(sw, SW_HANDLES, 1) === 1) yield* sealForGood(w);
+      yield* publish(w);
+    }
+
+    // -- Publishing: SharedPublisher.publish(), lockPublish(), collect(), #push, unlockPublish() --
 
     function* lockPublish(me: number): Steps<boolean> {
       yield;
@@ -560,11 +812,12 @@ export function sharedWriterModel(
     }
 
     /** offer(): hands a buffer's value on when it differs from what was published last. */
-    function* offer(word: number, value: number, out: [number, number][]): Thread {
+    function* offer(me: number, word: number, value: number, out: [number, number][]): Thread {
       yield;
       if (sw[word + E_PUBLISHED] === value) return;
       yield;
       sw[word + E_PUBLISHED] = value;
+      if (!windows[me - 1]!.includes("offered, not pushed")) enter(me - 1, "offered, not pushed");
       yield;
       out.push([sw[word + E_INDEX]!, value]);
     }
@@ -596,7 +849,7 @@ export function sharedWriterModel(
             }
             if (bug === "collect-no-offset-check" || (cursor & OFFSET_MASK) === committed) {
               onEvent(me - 1, "offer open buffer");
-              yield* offer(word, committed, out);
+              yield* offer(me, word, committed, out);
             }
             break;
           } else {
@@ -606,13 +859,13 @@ export function sharedWriterModel(
           }
         }
         if (committed !== sealed - 1) break;
-        yield* offer(word, committed | PUBLISH_DONE, out);
+        yield* offer(me, word, committed | PUBLISH_DONE, out);
       }
       return seq;
     }
 
-    /** What the flusher may read once a value is pushed: every claim below its end committed. */
-    function checkPushed(index: number, value: number): void {
+    /** What the flusher may read once a value is in a buffer's header: every claim below its end committed. */
+    function checkPublished(index: number, value: number): void {
       const use = uses.get(index) ?? fail(`published buffer ${index}, which is not in use`);
       const end = value & PUBLISH_END;
       for (const claim of use.claims) {
@@ -631,66 +884,199 @@ export function sharedWriterModel(
       }
     }
 
-    /** SharedPublisher.publish(): under the lock, collect, push, advance; again if noted. */
-    function* publish(me: number): Thread {
+    /** #push: each value into its buffer's header (publish()), then pushChain; #drop if the flusher ended. */
+    function* push(me: number, out: readonly [number, number][]): Thread {
+      const chain: number[] = [];
+      for (const [index, value] of out) {
+        yield;
+        checkPublished(index, value);
+        if (publishValue(poolWords, headerWord(layout, index), value)) chain.push(index);
+      }
+      if (chain.length !== 0) {
+        // pushChain(), one step here: the flush list has its own model.
+        yield;
+        if (listEnded) {
+          leave(me - 1, "offered, not pushed");
+          yield* drop(me, chain);
+        } else queue.push(...chain);
+      }
+      leave(me - 1, "offered, not pushed");
+    }
+
+    /** #drop: the flusher ended; whole buffers give their token back, and the writer is sealed for good. */
+    function* drop(me: number, chain: readonly number[]): Thread {
+      onEvent(me - 1, "push finds the flusher gone");
+      for (let i = chain.length - 1; i >= 0; i--) {
+        const index = chain[i]!;
+        yield;
+        if ((takePublished(poolWords, headerWord(layout, index)) & PUBLISH_DONE) !== 0) {
+          // pool._claim(index).release()
+          yield;
+          takeToken(index, `worker ${me - 1}'s #drop`);
+          maybeFree(index);
+        }
+      }
+      yield* sealForGood(me - 1);
+      yield;
+      Atomics.store(sw, SW_AGAIN, 1);
+    }
+
+    /** SharedPublisher.publish() by worker `w`: under the lock, collect, push, advance; again if noted. */
+    function* publish(w: number): Thread {
+      const me = w + 1;
       if (!(yield* lockPublish(me))) return;
       do {
-        if (holder !== 0) fail(`worker ${me - 1} publishes while worker ${holder - 1} does`);
+        if (holder !== 0) fail(`worker ${w} publishes while worker ${holder - 1} does`);
         holder = me;
         // `before` (sw[SW_DELIVER]) only wakes one-worker pools' local waits: not modelled.
         const out: [number, number][] = [];
         const seq = yield* collect(me, out);
-        // #push: the buffers' values go to the flusher as one chain.
-        if (out.length !== 0) {
-          yield;
-          for (const [index, value] of out) checkPushed(index, value);
-          queue.push(...out);
-        }
-        // advance(): its load, then the real function for the store and notify.
+        yield* push(me, out);
+        // advance(): load, store, notify.
         yield;
         if (Atomics.load(sw, SW_DELIVER) !== seq) {
           yield;
-          advance(sw, seq);
+          Atomics.store(sw, SW_DELIVER, seq);
+          enter(w, "delivery moved, not notified");
+          yield;
           deliverNotified++;
+          leave(w, "delivery moved, not notified");
         }
       } while (yield* unlockPublish(me));
     }
 
+    // -- Reclaiming a dead worker: SharedWriterCore.reclaim() and takeOverSwitch() --
+
+    function* takeOverSwitch(w: number, dead: number): Thread {
+      yield;
+      if (Atomics.load(sw, SW_SWITCHER) !== dead) return;
+      yield;
+      if (Atomics.load(sw, SW_CURSOR) < 0) {
+        const next = (yield* cursorSeq()) + 1;
+        const word = ringWord(next & SLOT_MASK);
+        yield;
+        if (Atomics.load(sw, word + E_SEQ) === next) {
+          yield;
+          const index = sw[word + E_INDEX]!;
+          onEvent(w, "take over the switch: open");
+          yield* install(w, index, next);
+          return;
+        }
+      }
+      onEvent(w, "take over the switch: drop");
+      yield* dropSwitchStep(dead - 1);
+    }
+
+    /** The reclaiming worker: once `victim` is dead, writer.reclaim(), pool.reclaim(), then close(). */
+    function* reclaimer(
+      victim: number,
+      at: number,
+      inside: SharedWriterWindow | undefined,
+    ): Thread {
+      const w = reclaiming;
+      // Inside a window: that one alone, so that what goes wrong is its doing.
+      const fits = () =>
+        windows[victim]!.length === 0
+          ? inside === undefined
+          : windows[victim]!.every((window) => window === inside);
+      yield () => (steps >= at || writerDone[victim]!) && (fits() || writerDone[victim]!);
+      if (fits()) {
+        dead[victim] = true;
+        onEvent(victim, "die");
+        // takeRecords(): one exchange of the dead worker's bits; its records are its own.
+        yield;
+        const records: [number, number, number][] = [];
+        takeRecords(sw, victim, (seq, offset, frame) => records.push([seq, offset, frame]));
+        for (const [seq, offset, frame] of records) {
+          const claim = claims.find((c) =>
+            c.writer === victim && c.use.seq === seq && c.start === offset && !c.committed
+          ) ?? fail(`reclaim found a record (seq ${seq}, offset ${offset}) of no open claim`);
+          // #settleDead: #bufferOf, zero, commit() (whose answer the publish below makes moot).
+          const word = ringWord(seq & SLOT_MASK);
+          yield;
+          if (sw[word + E_INDEX] !== claim.use.index) {
+            fail(`reclaim settles ${name(claim)} in buffer ${sw[word + E_INDEX]}`);
+          }
+          yield;
+          if (uses.get(claim.use.index) !== claim.use) {
+            fail(`reclaim commits ${name(claim)} after its buffer went back`);
+          }
+          Atomics.add(sw, word + E_COMMITTED, frame);
+          claim.committed = true;
+          onEvent(w, "reclaim settles a claim");
+          yield;
+          Atomics.load(sw, word + E_SEALED);
+        }
+        const me = victim + 1;
+        if (bug !== "reclaim-keeps-lock") {
+          yield;
+          if (Atomics.compareExchange(sw, SW_LOCK, me, 0) === me) {
+            holder = 0;
+            onEvent(w, "lock taken from the dead");
+          }
+        }
+        if (bug !== "reclaim-keeps-switch") yield* takeOverSwitch(w, me);
+        yield;
+        const handles = takeHandles(sw, victim);
+        if (handles > 0) {
+          yield;
+          if (Atomics.sub(sw, SW_HANDLES, handles) === handles) yield* sealForGood(w);
+        }
+        yield* publish(w);
+        // pool.reclaim(victim): what it held in its own records goes back (one step: the pool has its own model).
+        yield;
+        for (const [index, h] of [...holds]) {
+          if (h.workers.delete(victim)) maybeFree(index);
+        }
+      }
+      yield* closeHandle(w, []);
+      writerDone[w] = true;
+    }
+
     // -- The threads --
 
-    function* writer(w: number): Thread {
-      const open: Claim[] = [];
-      const flushIfScheduled = function* (): Thread {
-        if (!scheduled[w]) return;
-        scheduled[w] = false;
-        yield* publish(w + 1);
-      };
-      for (const op of scripts[w]!) {
-        if (op === "flush") yield* publish(w + 1);
-        else if ("commit" in op) {
-          const claim = open.splice(op.commit, 1)[0];
-          if (claim === undefined) throw new Error(`writer ${w} has no open claim ${op.commit}`);
-          yield* settle(w, claim);
-        } else if ("reserve" in op) open.push((yield* place(w, op.reserve, true))!);
-        else if ("write" in op) yield* settle(w, (yield* place(w, op.write, true))!);
-        else {
-          const claim = yield* place(w, op.tryWrite, false);
-          if (claim !== null) yield* settle(w, claim);
-        }
-        yield* flushIfScheduled();
+    /** A worker's thread, which stops taking steps once the worker is dead. */
+    function* mortal(w: number, thread: Thread): Thread {
+      for (;;) {
+        if (dead[w]) break;
+        const result = thread.next();
+        if (result.done) break;
+        const step = result.value;
+        if (step === undefined) yield;
+        else yield () => dead[w]! || step();
       }
-      // close(): cancel what is open (zeroed, then committed), newest first.
-      while (open.length !== 0) yield* settle(w, open.pop()!);
-      yield;
-      onEvent(w, "close");
-      if (Atomics.sub(sw, SW_HANDLES, 1) === 1) yield* finish(w);
-      yield* publish(w + 1);
-      yield* flushIfScheduled();
-      writerDone[w] = true;
       running--;
     }
 
-    /** A worker's #switching promise: a switch its caller gave up waiting for. */
+    function* writer(w: number): Thread {
+      const open: (Claim | null)[] = [];
+      const flushIfScheduled = function* (): Thread {
+        if (!scheduled[w]) return;
+        scheduled[w] = false;
+        yield* publish(w);
+      };
+      for (const op of scripts[w]!) {
+        if (op === "flush") yield* publish(w);
+        else if ("commit" in op) {
+          const claim = open.splice(op.commit, 1)[0];
+          if (claim === undefined) throw new Error(`writer ${w} has no open claim ${op.commit}`);
+          if (claim !== null) yield* settle(w, claim);
+        } else {
+          const wait = !("tryWrite" in op);
+          const length = "reserve" in op ? op.reserve : "write" in op ? op.write : op.tryWrite;
+          const placed = yield* place(w, length, wait, open);
+          if (placed === "closed") break;
+          if ("reserve" in op) open.push(typeof placed === "string" ? null : placed);
+          else if (typeof placed !== "string") yield* settle(w, placed);
+        }
+        yield* flushIfScheduled();
+      }
+      yield* closeHandle(w, open);
+      yield* flushIfScheduled();
+      writerDone[w] = true;
+    }
+
+    /** A worker's #switching promise: a switch its caller does not wait for. */
     function* switchTask(w: number): Thread {
       for (;;) {
         yield () => switching[w]! || writerDone[w]!;
@@ -699,18 +1085,27 @@ export function sharedWriterModel(
         // .finally(): #switching = null, and the worker's waiting calls wake.
         switching[w] = false;
       }
-      running--;
     }
 
-    /** The flusher: takes what was pushed, in order; a buffer whole goes back to the pool. */
-    function* flusher(): Thread {
-      for (;;) {
-        yield () => queue.length !== 0 || running === 0;
-        const item = queue.shift();
-        if (item === undefined) return;
-        const [index, value] = item;
+    /** FlushListTaker's #deliver: a region of the buffer's news (or, ending, nothing); the token goes once it is whole. */
+    function* deliver(index: number, ending: boolean): Thread {
+      const header = headerWord(layout, index);
+      const h = holdsOf(index);
+      if (!h.token) {
+        // pool._claim(index), claim()
+        yield;
+        takeToken(index, "the flusher");
+        h.token = true;
+        claimForFlusher(poolWords, header);
+      }
+      yield;
+      const value = takePublished(poolWords, header);
+      const end = value & PUBLISH_END;
+      const done = (value & PUBLISH_DONE) !== 0;
+      const from = flushedTo(poolWords, header);
+      if (end > from && !ending) {
+        setFlushedTo(poolWords, header, end);
         const use = uses.get(index) ?? fail(`the flusher got buffer ${index}, which is not in use`);
-        const end = value & PUBLISH_END;
         if (end < use.flushedTo) {
           fail(`buffer ${index}'s published end went back from ${use.flushedTo} to ${end}`);
         }
@@ -724,29 +1119,76 @@ export function sharedWriterModel(
           arrived[claim.writer]!++;
         }
         use.flushedTo = end;
-        if ((value & PUBLISH_DONE) !== 0) {
-          const open = use.claims.find((claim) => !claim.delivered);
-          if (open !== undefined) fail(`buffer ${index} goes back before ${name(open)} arrived`);
-          // The flusher's token was the buffer's only hold: it goes back to the pool.
-          yield;
-          uses.delete(index);
-          free.push(index);
+        if (done) {
+          const lost = use.claims.find((claim) => !claim.delivered);
+          if (lost !== undefined) fail(`buffer ${index} delivered whole before ${name(lost)}`);
         }
+      }
+      if (done) {
+        // The last region takes the token over, and is released.
+        yield;
+        h.token = false;
+        maybeFree(index);
       }
     }
 
-    const threads: Thread[] = scripts.map((_, w) => writer(w));
-    for (let w = 0; w < workers; w++) if (background[w]) threads.push(switchTask(w));
+    /** The flusher: takes what was pushed, in order; ends early when its consumer fails. */
+    function* flusher(): Thread {
+      const ending = () => endsAt !== undefined && steps >= endsAt;
+      for (;;) {
+        yield () => queue.length !== 0 || running === 0 || ending();
+        if (ending()) break;
+        if (queue.length === 0) return;
+        // takeList(), one step here.
+        yield;
+        for (const index of queue.splice(0)) yield* deliver(index, false);
+      }
+      // #fail: storeFailure (F_CLOSED), then FlushListTaker.end(null).
+      onEvent(-1, "flusher ends");
+      yield;
+      flusherClosed = true;
+      for (;;) {
+        yield;
+        for (const index of queue.splice(0)) yield* deliver(index, true);
+        // endList(): from an empty head only.
+        yield;
+        if (queue.length === 0) break;
+      }
+      listEnded = true;
+      for (const [index, h] of [...holds]) {
+        if (!h.token) continue;
+        yield;
+        h.token = false;
+        maybeFree(index);
+      }
+    }
+
+    const threads: Thread[] = scripts.map((_, w) => mortal(w, writer(w)));
     threads.push(flusher());
+    for (let w = 0; w < workers; w++) threads.push(mortal(w, switchTask(w)));
+    if (death !== undefined) {
+      threads.push(
+        (function* (): Thread {
+          yield* reclaimer(death.victim, death.at, death.inside);
+          running--;
+        })(),
+      );
+    }
 
     return {
       threads,
+      check() {
+        steps++;
+        return undefined;
+      },
       finish() {
-        const lost = claims.find((claim) => !claim.delivered);
-        if (lost !== undefined) return `${name(lost)} never arrived`;
+        if (endsAt === undefined) {
+          const lost = claims.find((claim) => !claim.delivered);
+          if (lost !== undefined) return `${name(lost)} never arrived`;
+        }
         if (free.length !== bufferCount) {
           return `${bufferCount - free.length} buffer(s) never came back: ${
-            [...uses.keys()].join(", ")
+            [...holds.keys()].join(", ")
           }`;
         }
         if (sw[SW_CLOSED] !== 1 || sw[SW_HANDLES] !== 0) {
@@ -757,8 +1199,15 @@ export function sharedWriterModel(
           return `lock ${sw[SW_LOCK]}, switcher ${sw[SW_SWITCHER]} at the end`;
         }
         const seq = sw[SW_SEQ]!;
-        if (sw[SW_DELIVER] !== seq + 1) {
-          return `delivered up to ${sw[SW_DELIVER]}, last buffer ${seq}`;
+        const last = seq + ((slotOf(sw[SW_CURSOR]!) - seq) & SLOT_MASK);
+        if (sw[SW_DELIVER] !== last + 1) {
+          return `delivered up to ${sw[SW_DELIVER]}, last buffer ${last}`;
+        }
+        for (let w = 0; w < slots; w++) {
+          const word = openBitsWord(w);
+          if (sw[word] !== 0 || sw[word + 1] !== 0) {
+            return `worker ${w} still has records ${sw[word]} and handles ${sw[word + 1]}`;
+          }
         }
         return undefined;
       },
