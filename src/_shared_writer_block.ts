@@ -179,18 +179,24 @@ export function claim(sw: Int32Array, frame: number, size: number, shared: boole
     sw[SW_CURSOR] = v + frame;
     return v;
   }
+  // A plain read: the swap checks it, and a failed swap returns the word as
+  // it is. A stale "no room" sends the caller to the slow path, which reads
+  // the cursor with Atomics.load before it seals or waits.
+  let v = sw[SW_CURSOR]!;
   for (;;) {
-    const v = Atomics.load(sw, SW_CURSOR);
     if (v < 0 || (v & OFFSET_MASK) + frame > size) return -1;
-    if (Atomics.compareExchange(sw, SW_CURSOR, v, v + frame) === v) return v;
+    const seen = Atomics.compareExchange(sw, SW_CURSOR, v, v + frame);
+    if (seen === v) return v;
+    v = seen;
   }
 }
 
 /**
- * Seals the current buffer: it takes no more claims, and its end is fixed.
- * Exactly one caller seals each buffer. The switcher marks it (see
- * {@link nextSeq}); the sealer does not, since a mark made after a stall
- * could land on a newer buffer in the same ring slot.
+ * Seals the current buffer: it takes no more claims, its end is fixed and
+ * marked in its ring slot (see {@link markSealed}: a mark made after a
+ * stall cannot land on a newer buffer of the slot). Exactly one caller
+ * seals each buffer; it must publish afterwards, since the buffer may be
+ * whole already. A switcher marks too, for a sealer that died in between.
  *
  * @returns The cursor as sealed, or -1 when it was sealed already.
  */

@@ -330,10 +330,12 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     install(sw, this.pool._words, this.pool._headerOf(buffer.index), buffer.index, seq);
     this.#buffers[slotOfSeq(seq)] = buffer;
     // Closed meanwhile: nobody else will seal it.
-    if (Atomics.load(sw, SW_CLOSED) !== 0) this.#finish();
+    const closed = Atomics.load(sw, SW_CLOSED) !== 0;
+    if (closed) this.#finish();
     this.#waiters.wake();
-    // The sealed buffer before it may be whole already.
-    this.#publisher.publish();
+    // The sealed buffer before it may be whole already, unless the seal's
+    // publish delivered it (then every buffer before this one went).
+    if (closed || Atomics.load(sw, SW_DELIVER) !== seq) this.#publisher.publish();
   }
 
   #bufferOf(slot: number): BufferRecord {
