@@ -273,6 +273,7 @@ const EVERY: readonly SharedWriterEvent[] = [
   "publish again",
   "offer open buffer",
   "seal seen in cursor",
+  "install skips the publish",
   "close",
 ];
 

@@ -181,6 +181,8 @@ export type SharedWriterEvent =
   | "wait for switch"
   /** #install found the writer closed, and seals the new buffer. */
   | "install after close"
+  /** #install found every buffer before the new one delivered, and does not publish. */
+  | "install skips the publish"
   /** sealForGood() marked a sealed buffer that its sealer had not marked yet. */
   | "seal for good marks"
   /** lockPublish() found the lock taken, and left a note. */
@@ -401,14 +403,19 @@ export function sharedWriterModel(
 
     // -- Claiming room: claim() and seal() --
 
-    /** claim(), shared: load, then compare-and-swap, until it fits or cannot. */
+    /**
+     * claim(), shared: a plain read, then compare-and-swap, retrying with
+     * what a failed swap returns, until it fits or cannot. (The model's
+     * memory is sequentially consistent: the read is never stale here.)
+     */
     function* claimRoom(w: number, frame: number): Steps<Claim | null> {
+      yield;
+      let v = sw[SW_CURSOR]!;
       for (;;) {
-        yield;
-        const v = Atomics.load(sw, SW_CURSOR);
         if (v < 0 || (v & OFFSET_MASK) + frame > size) return null;
         yield;
-        if (Atomics.compareExchange(sw, SW_CURSOR, v, v + frame) === v) {
+        const seen = Atomics.compareExchange(sw, SW_CURSOR, v, v + frame);
+        if (seen === v) {
           const use = current ?? fail("a claim succeeded on a cursor no install opened");
           if (slotOf(v) !== (use.seq & SLOT_MASK)) {
             fail(
@@ -432,6 +439,7 @@ export function sharedWriterModel(
           onEvent(w, "claim");
           return claim;
         }
+        v = seen;
       }
     }
 
@@ -572,7 +580,11 @@ export function sharedWriterModel(
       leave(w, "switcher cleared, not notified");
     }
 
-    /** #install: the token lent, the worker's hold released, install(); finish if closed meanwhile; publish. */
+    /**
+     * #install: the token lent, the worker's hold released, install();
+     * finish if closed meanwhile; publish, unless the seal's publish
+     * delivered every buffer before this one.
+     */
     function* installBuffer(w: number, index: number, seq: number): Thread {
       yield;
       holdsOf(index).lent++;
@@ -580,11 +592,20 @@ export function sharedWriterModel(
       yield;
       holdsOf(index).workers.delete(w);
       yield* install(w, index, seq);
+      let closed = false;
       if (bug !== "install-ignores-closed") {
         yield;
-        if (Atomics.load(sw, SW_CLOSED) !== 0) {
+        closed = Atomics.load(sw, SW_CLOSED) !== 0;
+        if (closed) {
           onEvent(w, "install after close");
           yield* sealForGood(w);
+        }
+      }
+      if (!closed) {
+        yield;
+        if (Atomics.load(sw, SW_DELIVER) === seq) {
+          onEvent(w, "install skips the publish");
+          return;
         }
       }
       yield* publish(w);
