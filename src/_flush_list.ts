@@ -77,11 +77,25 @@ export function newFlushWords(shared: boolean, poolId: number): Int32Array {
 
 // -- A buffer joins a writer --
 
-/** Readies the header at `header` of a buffer writer `writerId` just took: nothing published, unclaimed. */
-export function startBuffer(words: Int32Array, header: number, writerId: number): void {
+/**
+ * In H_WRITER: the buffer is a SharedWriter's, whose token is the buffer's
+ * only hold while workers write in it (see {@link handsBack}).
+ */
+const SHARED_BUFFER = 1 << 30;
+
+/**
+ * Readies the header at `header` of a buffer writer `writerId` just took:
+ * nothing published, unclaimed; `shared` for a SharedWriter's.
+ */
+export function startBuffer(
+  words: Int32Array,
+  header: number,
+  writerId: number,
+  shared = false,
+): void {
   words[header + H_PUBLISH] = 0;
   words[header + H_FLUSHED] = UNCLAIMED;
-  words[header + H_WRITER] = writerId;
+  words[header + H_WRITER] = shared ? writerId | SHARED_BUFFER : writerId;
 }
 
 // -- The writers' side: publish, link, push, ring --
@@ -251,7 +265,23 @@ export function setFlushedTo(words: Int32Array, header: number, end: number): vo
 
 /** The id of the writer that filled the buffer at `header`. */
 export function writerOf(words: Int32Array, header: number): number {
-  return words[header + H_WRITER]!;
+  return words[header + H_WRITER]! & ~SHARED_BUFFER;
+}
+
+/**
+ * Whether an ending flusher gives the token of the buffer at `header` back
+ * to its writer (lent and unclaimed, see {@link unclaim}) instead of
+ * releasing it: a SharedWriter's buffer has no other hold while other
+ * workers may still write in it. A Writer's has its own, and the writer may
+ * be dead (reclaimed), so its token is released.
+ */
+export function handsBack(words: Int32Array, header: number): boolean {
+  return (words[header + H_WRITER]! & SHARED_BUFFER) !== 0;
+}
+
+/** The flusher gives the buffer at `header` back unclaimed, its token lent again. */
+export function unclaim(words: Int32Array, header: number): void {
+  words[header + H_FLUSHED] = UNCLAIMED;
 }
 
 // -- Ending: close, end the list --

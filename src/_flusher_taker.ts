@@ -11,9 +11,11 @@ import {
   closeList,
   endList,
   flushedTo,
+  handsBack,
   setFlushedTo,
   takeList,
   takePublished,
+  unclaim,
   writerOf,
 } from "./_flush_list.ts";
 import { PUBLISH_DONE, PUBLISH_END } from "./_layout.ts";
@@ -74,7 +76,12 @@ export class FlushListTaker {
     this.#ended = true;
     const control = this.#control;
     closeList(control);
-    while (!endList(control)) this.take(batch);
+    // A shared writer's tokens go back before the list ends, so that a
+    // writer that finds it ended finds them back too.
+    do {
+      this.take(batch);
+      this.#handBack();
+    } while (!endList(control));
     const tokens = this.#tokens;
     for (let i = 0; i < tokens.length; i++) {
       const buffer = tokens[i] ?? null;
@@ -83,6 +90,22 @@ export class FlushListTaker {
       buffer.release();
     }
     return true;
+  }
+
+  /** Gives the tokens of shared writers' buffers back, lent and unclaimed (see handsBack). */
+  #handBack(): void {
+    const tokens = this.#tokens;
+    const words = this.#words;
+    for (let i = 0; i < tokens.length; i++) {
+      const buffer = tokens[i] ?? null;
+      if (buffer === null) continue;
+      const header = this.#pool._headerOf(i);
+      if (!handsBack(words, header)) continue;
+      tokens[i] = null;
+      this.#pool._lend(buffer);
+      buffer.release();
+      unclaim(words, header);
+    }
   }
 
   /** Delivers one buffer's news to `batch`, or releases it when `batch` is null. */

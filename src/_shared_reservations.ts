@@ -2,9 +2,15 @@
 // open, so that if it dies another worker can settle them: one bit per
 // record in use, and per record the claim's buffer, offset and lengths.
 // Only the owner writes them (plain stores: nobody reads them while it
-// lives); a reclaim reads them once the owner is gone.
+// lives); a reclaim reads them once the owner is gone, and takes over a
+// switch the dead worker held.
 
 import {
+  cursorSeq,
+  dropSwitch,
+  E_INDEX,
+  E_SEQ,
+  install,
   O_FRAME,
   O_OFFSET,
   O_PAYLOAD,
@@ -12,6 +18,10 @@ import {
   OPEN_MAX,
   openBitsWord,
   openRecordWord,
+  ringWord,
+  slotOfSeq,
+  SW_CURSOR,
+  SW_SWITCHER,
 } from "./_shared_writer_block.ts";
 
 /** Whether worker `worker` has a free record. */
@@ -85,4 +95,28 @@ export function countHandle(sw: Int32Array, worker: number, delta: number): void
 /** Takes the count of a dead worker's handles. */
 export function takeHandles(sw: Int32Array, worker: number): number {
   return Atomics.exchange(sw, openBitsWord(worker) + 1, 0);
+}
+
+/**
+ * Takes the switch from the dead worker slot + 1 `dead`, if it held it: a
+ * buffer it installed but did not open yet is opened (its token is the
+ * writer's already); otherwise the switch is dropped, for a waiter to take.
+ */
+export function takeOverSwitch(
+  sw: Int32Array,
+  pool: Int32Array,
+  headerOf: (index: number) => number,
+  dead: number,
+): void {
+  if (Atomics.load(sw, SW_SWITCHER) !== dead) return;
+  if (Atomics.load(sw, SW_CURSOR) < 0) {
+    const next = cursorSeq(sw) + 1;
+    const word = ringWord(slotOfSeq(next));
+    if (Atomics.load(sw, word + E_SEQ) === next) {
+      const index = sw[word + E_INDEX]!;
+      install(sw, pool, headerOf(index), index, next);
+      return;
+    }
+  }
+  dropSwitch(sw, dead);
 }

@@ -329,7 +329,7 @@ export function install(
   index: number,
   seq: number,
 ): void {
-  startBuffer(pool, header, sw[SW_ID]!);
+  startBuffer(pool, header, sw[SW_ID]!, true);
   const slot = seq & GEN_MASK;
   const word = ringWord(slot);
   sw[word + E_INDEX] = index;
@@ -343,30 +343,6 @@ export function install(
   Atomics.store(sw, SW_SEQ, seq);
   Atomics.store(sw, SW_SWITCHER, 0);
   Atomics.notify(sw, SW_SWITCHER);
-}
-
-/**
- * Takes the switch from the dead worker slot + 1 `dead`, if it held it: a
- * buffer it installed but did not open yet is opened (its token is the
- * writer's already); otherwise the switch is dropped, for a waiter to take.
- */
-export function takeOverSwitch(
-  sw: Int32Array,
-  pool: Int32Array,
-  headerOf: (index: number) => number,
-  dead: number,
-): void {
-  if (Atomics.load(sw, SW_SWITCHER) !== dead) return;
-  if (Atomics.load(sw, SW_CURSOR) < 0) {
-    const next = cursorSeq(sw) + 1;
-    const word = ringWord(next & GEN_MASK);
-    if (Atomics.load(sw, word + E_SEQ) === next) {
-      const index = sw[word + E_INDEX]!;
-      install(sw, pool, headerOf(index), index, next);
-      return;
-    }
-  }
-  dropSwitch(sw, dead);
 }
 
 // -- Publishing: one worker at a time, never blocking --
@@ -444,6 +420,17 @@ function offer(
   if (sw[word + E_PUBLISHED] === value) return;
   sw[word + E_PUBLISHED] = value;
   deliver(sw[word + E_INDEX]!, value);
+}
+
+/**
+ * Wakes every worker waiting on the block (for a switch, or for a ring
+ * slot): a worker that died between clearing SW_SWITCHER or moving
+ * SW_DELIVER and its notify left them asleep. Waking for nothing is
+ * harmless: a waiter looks again.
+ */
+export function notifyAll(sw: Int32Array): void {
+  Atomics.notify(sw, SW_SWITCHER);
+  Atomics.notify(sw, SW_DELIVER);
 }
 
 /** Moves SW_DELIVER to `seq` (from {@link collect}), waking a switcher waiting for a slot. */

@@ -27,6 +27,7 @@ import {
   E_SEQ,
   install,
   nextSeq,
+  notifyAll,
   OFFSET_MASK,
   RING_SLOTS,
   ringWord,
@@ -41,7 +42,6 @@ import {
   SW_ID,
   SW_LOCK,
   SW_WORKERS,
-  takeOverSwitch,
 } from "./_shared_writer_block.ts";
 import {
   countHandle,
@@ -49,6 +49,7 @@ import {
   hasFreeRecord,
   remember,
   takeHandles,
+  takeOverSwitch,
   takeRecords,
   tooManyOpen,
 } from "./_shared_reservations.ts";
@@ -213,12 +214,12 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
       throw new RangeError(`Cannot reclaim worker ${workerId}: it is this worker`);
     }
     const settled = takeRecords(sw, workerId, this.#settleDead);
-    const dead = workerId + 1;
-    Atomics.compareExchange(sw, SW_LOCK, dead, 0);
-    takeOverSwitch(sw, this.pool._words, (index) => this.pool._headerOf(index), dead);
+    Atomics.compareExchange(sw, SW_LOCK, workerId + 1, 0);
+    takeOverSwitch(sw, this.pool._words, (index) => this.pool._headerOf(index), workerId + 1);
     const handles = takeHandles(sw, workerId);
     if (handles > 0 && Atomics.sub(sw, SW_HANDLES, handles) === handles) this.#finish();
     this.#publisher.publish();
+    notifyAll(sw);
     this.#waiters.wake();
     return settled;
   }

@@ -355,3 +355,24 @@ Deno.test("Waiting for the next buffer while holding an open reservation is refu
     assertAllFree(pool);
   }
 });
+
+Deno.test("A flusher that ends keeps the buffer another worker's handle still writes in", async () => {
+  const pool = new BufferPool({ bufferSize: 64, bufferCount: 2, shared: true });
+  const flusher = new WriteFlusher(pool);
+  const writer = new SharedWriter(pool, flusher, { codec: lengthPrefix(1) });
+  // A handle the flusher does not close when it ends: another pool object, as in another worker.
+  const there = BufferPool.attach(pool.handle);
+  const other = SharedWriter.attach(there, writer.handle, { codec: lengthPrefix(1) });
+  assert.ok(other.tryWrite(new Uint8Array(7).fill(1)));
+  other.flush();
+  const reader = flusher.readable.getReader();
+  for (const region of (await reader.read()).value!) region.release();
+  await reader.cancel(new Error("consumer gone"));
+  // The open buffer is still the writer's: the pool must not hand it out.
+  assert.equal(pool.stats().inUse, 1);
+  // Its handle learns of the end when it flushes (here, at close), as a Writer's does.
+  assert.ok(other.tryWrite(new Uint8Array(7).fill(2)));
+  other.close();
+  there.detach();
+  assertAllFree(pool);
+});

@@ -85,6 +85,7 @@ import {
   setFlushedTo,
   startBuffer,
   takePublished,
+  unclaim,
 } from "../../src/_flush_list.ts";
 import { computeLayout, headerWord, PUBLISH_DONE, PUBLISH_END } from "../../src/_layout.ts";
 
@@ -1044,6 +1045,11 @@ export function sharedWriterModel(
           if (Atomics.sub(sw, SW_HANDLES, handles) === handles) yield* sealForGood(w);
         }
         yield* publish(w);
+        // notifyAll(): the dead worker may have died between a store and its notify.
+        yield;
+        switcherNotified++;
+        yield;
+        deliverNotified++;
         // pool.reclaim(victim): what it held in its own records goes back (one step: the pool has its own model).
         yield;
         for (const [index, h] of [...holds]) {
@@ -1153,6 +1159,17 @@ export function sharedWriterModel(
       }
     }
 
+    /** FlushListTaker's #handBack: a shared writer's tokens go back to it, lent and unclaimed. */
+    function* handBack(): Thread {
+      for (const [index, h] of [...holds]) {
+        if (!h.token) continue;
+        yield;
+        h.token = false;
+        h.lent++;
+        unclaim(poolWords, headerWord(layout, index));
+      }
+    }
+
     /** The flusher: takes what was pushed, in order; ends early when its consumer fails. */
     function* flusher(): Thread {
       const ending = () => endsAt !== undefined && steps >= endsAt;
@@ -1171,6 +1188,7 @@ export function sharedWriterModel(
       for (;;) {
         yield;
         for (const index of queue.splice(0)) yield* deliver(index, true);
+        yield* handBack();
         // endList(): from an empty head only.
         yield;
         if (queue.length === 0) break;
