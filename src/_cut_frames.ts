@@ -24,22 +24,38 @@ export function cutIntoPackets(staging: Staging, sink: Packet[]): number {
   return decodedIntoPackets(staging, start, start === from ? staging.scan : start, sink);
 }
 
+/** Whether a cutter was closed: a plain field, read once per frame. */
+export interface CutterState {
+  readonly closed: boolean;
+}
+
 /**
  * Calls `visit` with each complete frame staged in `staging`, in place,
- * until they run out or the visitor closes `cutter`. During each call
+ * with `cutter` as its last argument, until they run out or `state` says
+ * the cutter closed (the visitor may close it). During each call
  * `staging.bounds` holds the frame's payload, for the cutter's `retain`.
  * @returns Where the unfinished frame starts: for `staging.settle`, unless
  * the cutter was closed.
  */
-export function cutIntoVisitor<C extends { readonly closed: boolean }>(
+export function cutIntoVisitor<C>(
   staging: Staging,
   visit: (bytes: Uint8Array, start: number, end: number, cutter: C) => void,
   cutter: C,
+  state: CutterState,
 ): number {
   const from = staging.start;
-  const start = staging.prefixSize === 0 ? from : prefixedIntoVisitor(staging, from, visit, cutter);
-  if (cutter.closed) return start;
-  return decodedIntoVisitor(staging, start, start === from ? staging.scan : start, visit, cutter);
+  const start = staging.prefixSize === 0
+    ? from
+    : prefixedIntoVisitor(staging, from, visit, cutter, state);
+  if (state.closed) return start;
+  return decodedIntoVisitor(
+    staging,
+    start,
+    start === from ? staging.scan : start,
+    visit,
+    cutter,
+    state,
+  );
 }
 
 /** The inline length-prefix loop of {@linkcode cutIntoPackets}. */
@@ -74,11 +90,12 @@ function decodedIntoPackets(staging: Staging, start: number, scan: number, sink:
 }
 
 /** The inline length-prefix loop of {@linkcode cutIntoVisitor}. */
-function prefixedIntoVisitor<C extends { readonly closed: boolean }>(
+function prefixedIntoVisitor<C>(
   staging: Staging,
   start: number,
   visit: (bytes: Uint8Array, start: number, end: number, cutter: C) => void,
   cutter: C,
+  state: CutterState,
 ): number {
   const view = staging.view;
   const data = staging.buffer!._dataView;
@@ -95,17 +112,18 @@ function prefixedIntoVisitor<C extends { readonly closed: boolean }>(
     bounds.payloadEnd = payloadEnd;
     visit(view, start + prefix, payloadEnd, cutter);
     start = payloadEnd;
-    if (cutter.closed) return start;
+    if (state.closed) return start;
   }
 }
 
 /** The codec's loop of {@linkcode cutIntoVisitor}, resuming a search at `scan`. */
-function decodedIntoVisitor<C extends { readonly closed: boolean }>(
+function decodedIntoVisitor<C>(
   staging: Staging,
   start: number,
   scan: number,
   visit: (bytes: Uint8Array, start: number, end: number, cutter: C) => void,
   cutter: C,
+  state: CutterState,
 ): number {
   const codec = staging.codec;
   const view = staging.view;
@@ -115,7 +133,7 @@ function decodedIntoVisitor<C extends { readonly closed: boolean }>(
   while (start < end && codec.decode(view, start, end, max, bounds, scan)) {
     visit(view, bounds.payloadStart, bounds.payloadEnd, cutter);
     start = scan = bounds.frameEnd;
-    if (cutter.closed) break;
+    if (state.closed) break;
   }
   return start;
 }

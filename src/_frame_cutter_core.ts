@@ -180,7 +180,7 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
       return;
     }
     this.#visiting = true;
-    const start = cutIntoVisitor(staging, sink, this.#face);
+    const start = cutIntoVisitor(staging, sink, this.#face, this);
     this.#visiting = false;
     // A visitor that closed the cutter left it the buffer until now.
     if (this.closed) staging.drop();
