@@ -84,7 +84,7 @@ export class SharedPublisher {
     } while (unlockPublish(sw, me));
   }
 
-  /** Waits until the delivery mark is past `seq`'s predecessor slot user, i.e. moves from `seen`. */
+  /** Waits until the delivery mark moves from `seen`: a ring slot may be free then. */
   waitDelivered(seen: number): Promise<void> {
     if (!this.#shared) {
       const { promise, resolve } = Promise.withResolvers<void>();
