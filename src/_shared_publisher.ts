@@ -5,15 +5,8 @@
 // all: a worker's flush sends the bytes every worker committed before it.
 
 import type { BufferPool } from "./buffer_pool.ts";
-import {
-  advance,
-  collect,
-  lockPublish,
-  sealForGood,
-  SW_AGAIN,
-  SW_DELIVER,
-  unlockPublish,
-} from "./_shared_writer_block.ts";
+import { NOTE_WHOLE, sealForGood, SW_AGAIN, SW_DELIVER } from "./_shared_writer_block.ts";
+import { advance, collect, lockPublish, unlockPublish } from "./_shared_writer_publish.ts";
 import {
   ENDED,
   linkTo,
@@ -29,6 +22,9 @@ import { PUBLISH_DONE } from "./_layout.ts";
 export interface FlusherBellRinger {
   _ring(): void;
 }
+
+/** Calls of publishSoon a worker lets wait for the end of its microtask before it publishes at once. */
+const SOON_MAX = 8;
 
 /** Publishes a shared writer's finished bytes from this worker. */
 export class SharedPublisher {
@@ -48,6 +44,16 @@ export class SharedPublisher {
   dropped = false;
   /** Local calls waiting for the delivery mark to move (one-worker pools). */
   #onDeliver: (() => void)[] = [];
+  /** Whether a publish of whole buffers is queued (see {@link publishSoon}). */
+  #soon = false;
+  /** Calls of publishSoon since this worker last published whole buffers. */
+  #pending = 0;
+
+  readonly #soonTask = (): void => {
+    this.#soon = false;
+    this.#pending = 0;
+    this.publish(false);
+  };
 
   readonly #collectOne = (index: number, value: number): void => {
     this.#indices.push(index);
@@ -70,18 +76,39 @@ export class SharedPublisher {
     this.#me = me;
   }
 
-  /** Publishes what is ready in every worker's buffers, unless another worker is at it now. */
-  publish(): void {
+  /**
+   * Publishes what is ready in every worker's buffers, or leaves it to
+   * another worker at it now: whole buffers, and the open buffer's committed
+   * bytes if `open`.
+   */
+  publish(open = true): void {
     const sw = this.#sw;
     const me = this.#me;
-    if (!lockPublish(sw, me)) return;
+    if (!lockPublish(sw, me, open)) return;
     do {
       const before = sw[SW_DELIVER]!;
-      const seq = collect(sw, this.#collectOne);
+      const seq = collect(sw, open, this.#collectOne);
       this.#push();
       advance(sw, seq);
       if (seq !== before && this.#onDeliver.length !== 0) this.#delivered();
     } while (unlockPublish(sw, me));
+  }
+
+  /**
+   * A buffer was sealed, or a commit to a sealed one came: it may be whole.
+   * It goes to the flusher at the end of the microtask, with every other
+   * buffer that became whole meanwhile, as one chain and one wake-up of the
+   * flusher; after SOON_MAX calls, at once, so that a loop that never
+   * yields still feeds the flusher.
+   */
+  publishSoon(): void {
+    if (++this.#pending >= SOON_MAX) {
+      this.#pending = 0;
+      this.publish(false);
+    } else if (!this.#soon) {
+      this.#soon = true;
+      queueMicrotask(this.#soonTask);
+    }
   }
 
   /** Waits until the delivery mark moves from `seen`: a ring slot may be free then. */
@@ -150,6 +177,6 @@ export class SharedPublisher {
     }
     sealForGood(sw, this.#shared);
     // Round again under the lock: the sealed buffer may be whole now.
-    Atomics.store(sw, SW_AGAIN, 1);
+    Atomics.or(sw, SW_AGAIN, NOTE_WHOLE);
   }
 }

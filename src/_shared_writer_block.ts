@@ -4,7 +4,9 @@
 // to the flusher in order. Both sides of each step live here.
 //
 //   [line 0: identity][line 1: cursor][line 2: switch, order][line 3: publish lock]
-//   [ring: RING_SLOTS lines, one per buffer in use][open reservations: one record per worker]
+//   [ring: RING_SLOTS lines, one per buffer in use]
+//   [open reservations: one record per worker]
+//   [commit counts: one row of RING_SLOTS words per worker]
 //
 // The cursor is one Int32, so that claiming room is one compare-and-swap:
 //
@@ -17,11 +19,13 @@
 // leave no headroom for that across many workers. The swap keeps the word
 // exact, and exactly one claim seals each buffer.
 //
-// Each buffer in use has a ring slot: its pool index, the bytes committed in
-// it (an atomic sum, so commits may come in any order), and its end once
-// sealed. Bytes reach the flusher only as a prefix in which every claim was
-// committed: when the committed sum equals the claimed offset, nothing is
-// missing below it. Buffers reach the flusher in sequence order (one
+// Each buffer in use has a ring slot: its pool index and its end once
+// sealed. Each worker counts the bytes it committed in each buffer in a row
+// of its own, so that a commit writes a line no other worker writes (one
+// shared sum would be a second contended line per message, beside the
+// cursor's). Commits may come in any order. Bytes reach the flusher only as
+// a prefix in which every claim was committed: when the rows' sum equals the
+// claimed offset, nothing is missing below it. Buffers reach the flusher in sequence order (one
 // publisher at a time, under a lock that never blocks: a worker that finds
 // it taken leaves a note, and the holder goes round again), so each worker's
 // messages arrive in the order it placed them.
@@ -31,7 +35,7 @@
 // reservation held open delays other writers only after RING_SLOTS - 1 newer
 // buffers (or when the pool runs out).
 
-import { LINE_WORDS, lineWord, PUBLISH_DONE } from "./_layout.ts";
+import { LINE_WORDS, lineWord } from "./_layout.ts";
 import { startBuffer } from "./_flush_list.ts";
 
 /** Identifies a shared writer's block, so that a foreign handle fails loudly. */
@@ -64,12 +68,21 @@ export const SW_DELIVER = lineWord(2) + 2;
 export const SW_HANDLES = lineWord(2) + 3;
 /** 1 once the last handle closed, or the writer failed: claims are refused. */
 export const SW_CLOSED = lineWord(2) + 4;
+/** Rows of commit counts in use: the highest worker slot + 1 that opened a handle. */
+export const SW_ROWS = lineWord(2) + 5;
 
 // -- Line 3: the publisher's lock --
 /** Worker slot + 1 of the publisher; 0 when free. */
 export const SW_LOCK = lineWord(3);
-/** Set by a worker that found the lock taken: the holder publishes once more. */
+/**
+ * Set by a worker that found the lock taken: the holder publishes once more
+ * (NOTE_WHOLE), and offers the open buffer too if any note asked (NOTE_OPEN).
+ */
 export const SW_AGAIN = lineWord(3) + 1;
+/** In SW_AGAIN: publish whole buffers once more. */
+export const NOTE_WHOLE = 1;
+/** In SW_AGAIN: and the open buffer's committed bytes (a flush). */
+export const NOTE_OPEN = 2;
 
 /** Buffers a writer may have in use at once: ring slots, and sequence numbers modulo it. */
 export const RING_SLOTS = 32;
@@ -77,17 +90,15 @@ const RING_WORD = lineWord(4);
 // -- A ring slot: one line per buffer in use --
 /** The buffer's pool index. */
 export const E_INDEX = 0;
-/** Bytes committed in the buffer, summed atomically in any order. */
-export const E_COMMITTED = 1;
 /**
  * End + 1 once sealed; ~seq (below 0) while the buffer takes claims, so that
  * a sealer marks only its own buffer (see {@link markSealed}).
  */
-export const E_SEALED = 2;
+export const E_SEALED = 1;
 /** What the publisher published for it last (the publisher's own word). */
-export const E_PUBLISHED = 3;
+export const E_PUBLISHED = 2;
 /** The buffer's full sequence number. */
-export const E_SEQ = 4;
+export const E_SEQ = 3;
 
 // -- Open reservations, per worker: one line of bits and OPEN_MAX records --
 /** Open reservations one worker may hold on one shared writer. */
@@ -102,9 +113,18 @@ export const O_PAYLOAD = 3;
 const OPEN_WORKER_WORDS = LINE_WORDS + OPEN_MAX * OPEN_RECORD_WORDS;
 const OPEN_WORD = RING_WORD + RING_SLOTS * LINE_WORDS;
 
-/** Words in the block of a writer whose pool has `maxWorkers` worker slots. */
+/**
+ * Int32 index of worker `row`'s row of commit counts: one word per ring
+ * slot, the bytes the worker committed in the slot's buffer. A one-worker
+ * pool's writer has one row and no worker slots.
+ */
+export function commitRowWord(sw: Int32Array, row: number): number {
+  return OPEN_WORD + sw[SW_WORKERS]! * OPEN_WORKER_WORDS + row * RING_SLOTS;
+}
+
+/** Words in the block of a writer whose pool has `maxWorkers` worker slots (0: a one-worker pool). */
 export function sharedWriterWords(maxWorkers: number): number {
-  return OPEN_WORD + maxWorkers * OPEN_WORKER_WORDS;
+  return OPEN_WORD + maxWorkers * OPEN_WORKER_WORDS + Math.max(maxWorkers, 1) * RING_SLOTS;
 }
 
 /** In the cursor: no more claims in this buffer. */
@@ -141,6 +161,29 @@ export function openRecordWord(worker: number, record: number): number {
   return openBitsWord(worker) + LINE_WORDS + record * OPEN_RECORD_WORDS;
 }
 
+/** Counts worker `worker`'s row of commit counts in, before it makes its first claim. */
+export function useRow(sw: Int32Array, worker: number): void {
+  for (let rows = Atomics.load(sw, SW_ROWS); rows <= worker;) {
+    const seen = Atomics.compareExchange(sw, SW_ROWS, rows, worker + 1);
+    if (seen === rows) return;
+    rows = seen;
+  }
+}
+
+/**
+ * The bytes committed in ring slot `slot`'s buffer, over every row. Each
+ * row only grows while the buffer is in the slot, so the sum read is at most
+ * what was committed once it was read.
+ */
+export function committedIn(sw: Int32Array, slot: number): number {
+  const end = commitRowWord(sw, Atomics.load(sw, SW_ROWS)) + slot;
+  let sum = 0;
+  for (let word = commitRowWord(sw, 0) + slot; word < end; word += RING_SLOTS) {
+    sum += Atomics.load(sw, word);
+  }
+  return sum;
+}
+
 /** Sets up a new block: no buffer yet (a sealed, empty sequence 0 that counts as delivered). */
 export function initBlock(
   sw: Int32Array,
@@ -156,6 +199,7 @@ export function initBlock(
   sw[SW_BUFFER_SIZE] = bufferSize;
   sw[SW_WORKERS] = workers;
   sw[SW_CODEC] = codec;
+  sw[SW_ROWS] = 1;
   sw[SW_CURSOR] = SEALED;
   sw[ringWord(0) + E_INDEX] = -1;
   sw[ringWord(0) + E_SEALED] = 1;
@@ -242,22 +286,33 @@ export function markSealed(sw: Int32Array, sealed: number, seq: number): void {
 }
 
 /**
- * Counts `frame` committed bytes in the buffer of ring slot `slot`.
+ * Counts `frame` bytes committed in the buffer of ring slot `slot`, in the
+ * row of counts at `row` (see {@link commitRowWord}). Only the row's worker
+ * writes it (a reclaim counts a dead worker's claims in its own).
  *
  * @returns Whether the buffer is sealed: then this commit may have made it
  * whole, and the caller must publish. An open buffer's bytes go with the
  * committing worker's next flush.
  */
-export function commit(sw: Int32Array, slot: number, frame: number, shared: boolean): boolean {
-  const word = ringWord(slot);
+export function commit(
+  sw: Int32Array,
+  row: number,
+  slot: number,
+  frame: number,
+  shared: boolean,
+): boolean {
+  const word = row + slot;
   if (!shared) {
-    sw[word + E_COMMITTED]! += frame;
-    return sw[word + E_SEALED]! > 0;
+    sw[word]! += frame;
+    return sw[ringWord(slot) + E_SEALED]! > 0;
   }
-  Atomics.add(sw, word + E_COMMITTED, frame);
-  // Read after the add: the sealer stores E_SEALED before it reads the sum,
-  // so one of the two sees the other.
-  return Atomics.load(sw, word + E_SEALED) > 0;
+  // A store, not an add: nobody else writes the row. Sequentially
+  // consistent, so the bytes written before it are visible to whoever
+  // reads the count, and the read of E_SEALED after it cannot move above
+  // it: the sealer stores E_SEALED before it reads the counts, so one of
+  // the two sees the other.
+  Atomics.store(sw, word, sw[word]! + frame);
+  return Atomics.load(sw, ringWord(slot) + E_SEALED) > 0;
 }
 
 // -- Switching to the next buffer: one worker at a time --
@@ -265,6 +320,25 @@ export function commit(sw: Int32Array, slot: number, frame: number, shared: bool
 /** Makes this worker (slot + 1 = `me`) the one that switches buffers; false if another is. */
 export function claimSwitch(sw: Int32Array, me: number): boolean {
   return Atomics.compareExchange(sw, SW_SWITCHER, 0, me) === 0;
+}
+
+/**
+ * How often a claim that finds another worker switching looks at the
+ * cursor again before it waits: a switch with a buffer at hand takes a few
+ * hundred nanoseconds, and an async wait costs tens of microseconds.
+ */
+const SPIN_LOOKS = 5000;
+
+/**
+ * Another worker switches: looks until the cursor opens or the switch is
+ * given up (then claim again), a few microseconds at most; false if it
+ * goes on longer (then wait, see {@link switchWaitValue}).
+ */
+export function switchEnds(sw: Int32Array): boolean {
+  for (let i = 0; i < SPIN_LOOKS; i++) {
+    if (Atomics.load(sw, SW_CURSOR) >= 0 || Atomics.load(sw, SW_SWITCHER) === 0) return true;
+  }
+  return false;
 }
 
 /**
@@ -333,7 +407,13 @@ export function install(
   const slot = seq & GEN_MASK;
   const word = ringWord(slot);
   sw[word + E_INDEX] = index;
-  sw[word + E_COMMITTED] = 0;
+  // The slot's last buffer was delivered whole: no commit to it is left.
+  // Rows that are 0 already are not written, so their lines stay with
+  // their workers.
+  const end = commitRowWord(sw, Atomics.load(sw, SW_ROWS)) + slot;
+  for (let count = commitRowWord(sw, 0) + slot; count < end; count += RING_SLOTS) {
+    if (sw[count] !== 0) sw[count] = 0;
+  }
   sw[word + E_SEALED] = ~seq;
   sw[word + E_PUBLISHED] = 0;
   // Last of the slot: a reclaim that finds E_SEQ = seq while the cursor is
@@ -345,83 +425,6 @@ export function install(
   Atomics.notify(sw, SW_SWITCHER);
 }
 
-// -- Publishing: one worker at a time, never blocking --
-
-/**
- * Takes the publisher's lock for worker slot + 1 `me`. When it is taken,
- * leaves a note so that the holder publishes once more for us.
- */
-export function lockPublish(sw: Int32Array, me: number): boolean {
-  if (Atomics.compareExchange(sw, SW_LOCK, 0, me) === 0) return true;
-  Atomics.store(sw, SW_AGAIN, 1);
-  // The holder may have let go before it saw the note.
-  return Atomics.compareExchange(sw, SW_LOCK, 0, me) === 0;
-}
-
-/**
- * Lets the publisher's lock go.
- *
- * @returns Whether to publish again: a note was left and the lock was
- * taken back (the caller holds it again).
- */
-export function unlockPublish(sw: Int32Array, me: number): boolean {
-  Atomics.store(sw, SW_LOCK, 0);
-  if (Atomics.load(sw, SW_AGAIN) === 0) return false;
-  return Atomics.compareExchange(sw, SW_LOCK, 0, me) === 0;
-}
-
-/**
- * Under the lock: works out what each buffer from SW_DELIVER on can hand to
- * the flusher, oldest first, and stops at the first one not delivered
- * whole. For each buffer with news, calls `deliver(index, value)`, where
- * value is the committed end, with PUBLISH_DONE once the buffer is whole and
- * sealed. Then moves SW_DELIVER past the whole ones, which the caller must
- * do only after pushing them: call {@link advance} with the returned number.
- *
- * @returns The sequence number of the first buffer not yet whole.
- */
-export function collect(sw: Int32Array, deliver: (index: number, value: number) => void): number {
-  Atomics.store(sw, SW_AGAIN, 0);
-  const last = cursorSeq(sw);
-  let seq = Atomics.load(sw, SW_DELIVER);
-  for (; seq <= last; seq++) {
-    const word = ringWord(seq & GEN_MASK);
-    // A slot not installed yet (its switch is under way).
-    if (Atomics.load(sw, word + E_SEQ) !== seq) break;
-    const committed = Atomics.load(sw, word + E_COMMITTED);
-    let sealed = Atomics.load(sw, word + E_SEALED);
-    if (sealed < 0) {
-      const cursor = Atomics.load(sw, SW_CURSOR);
-      if (slotOf(cursor) === (seq & GEN_MASK) && cursor < 0) sealed = (cursor & OFFSET_MASK) + 1;
-      else if (slotOf(cursor) === (seq & GEN_MASK)) {
-        // Open: the claimed offset is read after the sum, and both only grow,
-        // so equal means every claim below it was committed.
-        if ((cursor & OFFSET_MASK) === committed) offer(sw, word, committed, deliver);
-        break;
-      } else {
-        // Sealed and switched, but the mark is not visible yet: read again.
-        sealed = Atomics.load(sw, word + E_SEALED);
-        if (sealed < 0) break;
-      }
-    }
-    if (committed !== sealed - 1) break;
-    offer(sw, word, committed | PUBLISH_DONE, deliver);
-  }
-  return seq;
-}
-
-/** Hands a buffer's value to `deliver` when it differs from what was published last. */
-function offer(
-  sw: Int32Array,
-  word: number,
-  value: number,
-  deliver: (index: number, value: number) => void,
-): void {
-  if (sw[word + E_PUBLISHED] === value) return;
-  sw[word + E_PUBLISHED] = value;
-  deliver(sw[word + E_INDEX]!, value);
-}
-
 /**
  * Wakes every worker waiting on the block (for a switch, or for a ring
  * slot): a worker that died between clearing SW_SWITCHER or moving
@@ -430,12 +433,5 @@ function offer(
  */
 export function notifyAll(sw: Int32Array): void {
   Atomics.notify(sw, SW_SWITCHER);
-  Atomics.notify(sw, SW_DELIVER);
-}
-
-/** Moves SW_DELIVER to `seq` (from {@link collect}), waking a switcher waiting for a slot. */
-export function advance(sw: Int32Array, seq: number): void {
-  if (Atomics.load(sw, SW_DELIVER) === seq) return;
-  Atomics.store(sw, SW_DELIVER, seq);
   Atomics.notify(sw, SW_DELIVER);
 }

@@ -6,7 +6,7 @@
 
 import type { BufferPool } from "./buffer_pool.ts";
 import type { Packet } from "./packet.ts";
-import { ClosedError } from "./errors.ts";
+import type { ClosedError } from "./errors.ts";
 import type { BufferRecord } from "./_buffer_record.ts";
 import type { ReserveOptions } from "./writer_options.ts";
 import type { WriteFlusher } from "./write_flusher.ts";
@@ -22,6 +22,7 @@ import {
   claim,
   claimSwitch,
   commit,
+  commitRowWord,
   dropSwitch,
   E_INDEX,
   E_SEQ,
@@ -42,6 +43,8 @@ import {
   SW_ID,
   SW_LOCK,
   SW_WORKERS,
+  switchEnds,
+  useRow,
 } from "./_shared_writer_block.ts";
 import {
   countHandle,
@@ -54,7 +57,13 @@ import {
   tooManyOpen,
 } from "./_shared_reservations.ts";
 import { SharedPublisher } from "./_shared_publisher.ts";
-import { endReason, F_CLOSED } from "./_flush_list.ts";
+import { F_CLOSED } from "./_flush_list.ts";
+import {
+  closedError,
+  droppedError,
+  waitWhileOpenError,
+  whyClosed,
+} from "./_shared_writer_errors.ts";
 
 /** One worker's side of a shared writer. */
 export class SharedWriterCore implements SharedReservationOwner<SharedReservation> {
@@ -76,6 +85,8 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   readonly #me: number;
   /** This worker's pool slot when claims are recorded for a reclaim (shared pools), else -1. */
   readonly #worker: number;
+  /** Int32 index of this worker's row of commit counts in the block. */
+  readonly #row: number;
   #closed = false;
   #scheduled = false;
   #unflushed = 0;
@@ -116,6 +127,8 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     this.#flushBytes = config.flushBytes;
     this.#me = pool.shared ? pool.workerId + 1 : 1;
     this.#worker = pool.shared ? pool.workerId : -1;
+    this.#row = commitRowWord(sw, Math.max(this.#worker, 0));
+    if (pool.shared) useRow(sw, this.#worker);
     this.#publisher = new SharedPublisher(sw, pool, control, config.flusher, this.#me);
     this.#waiters = new TurnWaiters(sw, pool.shared);
     if (this.#worker >= 0) countHandle(sw, this.#worker, 1);
@@ -183,16 +196,14 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     publisher.publish();
     if (publisher.dropped) {
       publisher.dropped = false;
-      throw new ClosedError(
-        `Cannot flush the shared writer: ${endReason(this.#control)}; the bytes were dropped`,
-      );
+      throw droppedError(this.#control);
     }
   }
   close(): void {
     if (this.#closed) return;
     for (let open = this.#newest; open !== null; open = this.#newest) {
       this._cancel(open);
-      open._closed = this.#whyClosed();
+      open._closed = whyClosed(this.#control);
     }
     this.#closed = true;
     this.#waiters.wake();
@@ -279,10 +290,16 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     if (cursor >= 0) {
       if ((cursor & OFFSET_MASK) + frame <= this.#size) return true;
       // Sealed and marked: it goes to the flusher once whole.
-      if (seal(sw, this.#shared) !== -1) this.#publisher.publish();
+      if (seal(sw, this.#shared) !== -1) this.#publisher.publishSoon();
     }
-    if (this.#switching !== null || !claimSwitch(sw, this.#me)) return false;
-    const next = nextSeq(sw);
+    if (this.#switching !== null) return false;
+    if (!claimSwitch(sw, this.#me)) return switchEnds(sw);
+    let next = nextSeq(sw);
+    if (next === -2) {
+      // The ring's oldest buffer may be whole, its publish not yet run.
+      this.#publisher.publish();
+      next = nextSeq(sw);
+    }
     if (next === -1) {
       dropSwitch(sw, this.#me);
       return true;
@@ -334,9 +351,10 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     const closed = Atomics.load(sw, SW_CLOSED) !== 0;
     if (closed) this.#finish();
     this.#waiters.wake();
-    // The sealed buffer before it may be whole already, unless the seal's
-    // publish delivered it (then every buffer before this one went).
-    if (closed || Atomics.load(sw, SW_DELIVER) !== seq) this.#publisher.publish();
+    // The sealed buffer before it may be whole already, unless a publish
+    // delivered it (then every buffer before this one went).
+    if (closed) this.#publisher.publish();
+    else if (Atomics.load(sw, SW_DELIVER) !== seq) this.#publisher.publishSoon();
   }
 
   #bufferOf(slot: number): BufferRecord {
@@ -384,9 +402,9 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   /** Counts a placed frame as committed, and flushes as the cadence says. */
   #settle(cursor: number, frame: number, record: number): void {
     if (this.#worker >= 0) forget(this.#sw, this.#worker, record);
-    if (commit(this.#sw, slotOf(cursor), frame, this.#shared)) {
+    if (commit(this.#sw, this.#row, slotOf(cursor), frame, this.#shared)) {
       // Sealed: this commit may have made the buffer whole.
-      this.#publisher.publish();
+      this.#publisher.publishSoon();
     } else if (this.#microtask && !this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.#flushTask);
@@ -400,7 +418,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   readonly #settleDead = (seq: number, offset: number, frame: number, payload: number): void => {
     const slot = slotOfSeq(seq);
     this.#layout.zero(this.#bufferOf(slot), offset, frame, payload);
-    commit(this.#sw, slot, frame, true);
+    commit(this.#sw, this.#row, slot, frame, true);
   };
 
   #unlink(reservation: SharedReservation): void {
@@ -424,33 +442,12 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   /** Waits until the next buffer is in, or the writer closed. */
   #waitTurn(signal: AbortSignal | undefined): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    // The buffer an open reservation is in cannot go to the flusher, nor
-    // can any after it: with the pool's other buffers filled behind it, the
-    // next buffer would never come.
-    if (this.#newest !== null) {
-      return Promise.reject(
-        new TypeError(
-          "Cannot wait for the shared writer's next buffer while this handle holds an open reservation: the buffers from its on cannot go to the flusher until it is committed, so the wait could last forever; commit or cancel it first, or use the try forms",
-        ),
-      );
-    }
+    if (this.#newest !== null) return Promise.reject(waitWhileOpenError());
     return this.#waiters.wait(signal, this.#switching !== null);
   }
 
-  /** Why this handle is closing or closed, for errors. */
-  #whyClosed(): string {
-    return Atomics.load(this.#control, F_CLOSED) !== 0
-      ? endReason(this.#control)
-      : "the writer was closed";
-  }
-
   #closedError(): ClosedError {
-    const why = Atomics.load(this.#control, F_CLOSED) !== 0
-      ? endReason(this.#control)
-      : this.#closed
-      ? "this handle was closed"
-      : "the writer was closed";
-    return new ClosedError(`Cannot write to the shared writer: ${why}`);
+    return closedError(this.#control, this.#closed);
   }
 }
 

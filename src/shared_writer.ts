@@ -44,8 +44,8 @@ import type { FrameCodec } from "./frame_codec.ts";
  * **Which writer?** A {@linkcode Writer} belongs to one worker and places a
  * message with no atomic operation at all; with N workers, each has its own
  * buffer, so a flush per tick sends N part-filled buffers. A SharedWriter
- * costs a compare-and-swap on a shared word per message and an atomic add
- * per commit (contended when workers write at once), and fills each buffer before
+ * costs a compare-and-swap on a shared word per message and a fenced store
+ * per commit (the cursor is contended when workers write at once), and fills each buffer before
  * the next: use it when the buffer is the unit that matters, e.g. one
  * datagram or one socket write of a fixed size, or when many workers each
  * write a little.

@@ -32,8 +32,9 @@ export interface SharedWriterOptions {
   /**
    * `"microtask"` (the default): each worker flushes at the end of the
    * microtask after its commit. `"manual"`: only {@linkcode SharedWriter.flush}
-   * (and `flushBytes`); a buffer still goes to the flusher as soon as it is
-   * full and every message in it was committed, so with `"manual"` the
+   * (and `flushBytes`); a buffer still goes to the flusher once it is full
+   * and every message in it was committed (at the end of that microtask,
+   * with the other buffers that became whole in it), so with `"manual"` the
    * flusher gets whole buffers only.
    */
   flush?: FlushCadence;

@@ -29,6 +29,7 @@ import {
   type SharedWriterOp,
   type SharedWriterWindow,
 } from "./explorer/shared_writer_model.ts";
+import { RING_SLOTS } from "../src/_shared_writer_block.ts";
 
 const SCHEDULES = Number(Deno.env.get("EXPLORE_SCHEDULES") ?? 1_000);
 const SEED = Deno.env.get("EXPLORE_SEED");
@@ -340,6 +341,10 @@ Deno.test("interleavings: shared writer, each broken variant is caught", () => {
   catches(
     "shared writer (commit reads E_SEALED before adding)",
     sharedWriterModel(TWO, { bug: "commit-reads-sealed-first" }),
+  );
+  catches(
+    "shared writer (a ring slot reused with its last buffer's counts)",
+    sharedWriterModel([writes(RING_SLOTS + 2, 8)], { buffers: 2, bug: "install-keeps-counts" }),
   );
   catches(
     "shared writer (unlock ignores SW_AGAIN)",

@@ -376,3 +376,21 @@ Deno.test("A flusher that ends keeps the buffer another worker's handle still wr
   there.detach();
   assertAllFree(pool);
 });
+
+Deno.test("SharedWriter: a loop that never yields writes through more buffers than the ring holds, and the flusher gets each whole buffer once", async () => {
+  // The ring has RING_SLOTS (32) slots; whole buffers wait for the end of
+  // the microtask, but never so many that the ring fills with them.
+  for (const pool of pools(16, 128)) {
+    const flusher = new WriteFlusher(pool);
+    const writer = new SharedWriter(pool, flusher, { flush: "manual" });
+    const count = 100;
+    for (let i = 0; i < count; i++) {
+      assert.ok(writer.tryWrite(new Uint8Array(16).fill(i)), `write ${i} found no room`);
+    }
+    writer.close();
+    flusher.close();
+    const bytes = await readBytes(flusher.readable.getReader());
+    assert.deepEqual(bytes, Array.from({ length: count }, (_, i) => new Array(16).fill(i)).flat());
+    assertAllFree(pool);
+  }
+});

@@ -46,14 +46,16 @@
 import { type Model, type Step, type Thread, Violation } from "./scheduler.ts";
 import {
   claimSwitch,
+  commitRowWord,
   dropSwitch,
-  E_COMMITTED,
   E_INDEX,
   E_PUBLISHED,
   E_SEALED,
   E_SEQ,
   initBlock,
   markSealed,
+  NOTE_OPEN,
+  NOTE_WHOLE,
   OFFSET_MASK,
   openBitsWord,
   RING_SLOTS,
@@ -68,8 +70,10 @@ import {
   SW_HANDLES,
   SW_ID,
   SW_LOCK,
+  SW_ROWS,
   SW_SEQ,
   SW_SWITCHER,
+  useRow,
 } from "../../src/_shared_writer_block.ts";
 import {
   countHandle,
@@ -113,8 +117,10 @@ export type SharedWriterBug =
   | "collect-no-offset-check"
   /** collect reads an open buffer's sum after the cursor's offset, not before. */
   | "collect-sum-after-offset"
-  /** commit reads E_SEALED before it adds to E_COMMITTED. */
+  /** commit reads E_SEALED before it stores its row's count. */
   | "commit-reads-sealed-first"
+  /** install leaves the ring slot's counts of its last buffer in the rows. */
+  | "install-keeps-counts"
   /** unlockPublish lets the lock go without looking at SW_AGAIN. */
   | "unlock-ignores-again"
   /** lockPublish leaves its note but does not try the lock again. */
@@ -164,6 +170,8 @@ export type SharedWriterEvent =
   | "claim"
   /** This worker's seal() sealed the cursor. */
   | "seal"
+  /** A switch found the ring full, and publishes before it waits. */
+  | "ring full publishes"
   /** A commit found its buffer sealed, and publishes. */
   | "commit sees seal"
   /** A tryWrite gave up: the next buffer was not there at once. */
@@ -312,7 +320,12 @@ export function sharedWriterModel(
     initBlock(sw, 1, 7, size, slots, 0);
     // Each handle's constructor counted itself before the workers start.
     sw[SW_HANDLES] = slots;
-    for (let w = 0; w < slots; w++) countHandle(sw, w, 1);
+    for (let w = 0; w < slots; w++) {
+      countHandle(sw, w, 1);
+      useRow(sw, w);
+    }
+    /** Int32 index of a row's count for ring slot `slot`. */
+    const countWord = (row: number, slot: number) => commitRowWord(sw, row) + slot;
     const poolWords = new Int32Array(layout.blockBytes / 4);
     const free: number[] = [];
     for (let i = bufferCount - 1; i >= 0; i--) free.push(i);
@@ -485,6 +498,7 @@ export function sharedWriterModel(
 
     function* settle(w: number, claim: Claim): Thread {
       const word = ringWord(slotOf(claim.cursor));
+      const count = countWord(w, slotOf(claim.cursor));
       yield;
       forget(sw, w, claim.record);
       enter(w, "forgotten, not committed");
@@ -492,7 +506,8 @@ export function sharedWriterModel(
         if (uses.get(claim.use.index) !== claim.use) {
           fail(`${name(claim)} committed after its buffer went back`);
         }
-        Atomics.add(sw, word + E_COMMITTED, claim.length);
+        // A store: only this worker writes its row.
+        Atomics.store(sw, count, sw[count]! + claim.length);
         claim.committed = true;
         leave(w, "forgotten, not committed");
       };
@@ -505,13 +520,14 @@ export function sharedWriterModel(
       } else {
         yield;
         add();
-        // Read after the add: the sealer stores E_SEALED before it reads the sum.
+        // Read after the store: the sealer stores E_SEALED before it reads the counts.
         yield;
         sealed = Atomics.load(sw, word + E_SEALED) > 0;
       }
       if (sealed) {
         onEvent(w, "commit sees seal");
-        yield* publish(w);
+        // #publishSoon: at the end of the microtask, whole buffers only.
+        yield* publish(w, false);
       } else if (microtask) scheduled[w] = true;
     }
 
@@ -558,8 +574,14 @@ export function sharedWriterModel(
       }
       yield;
       sw[word + E_INDEX] = index;
-      yield;
-      sw[word + E_COMMITTED] = 0;
+      if (bug !== "install-keeps-counts") {
+        const rows = Atomics.load(sw, SW_ROWS);
+        for (let row = rows - 1; row >= 0; row--) {
+          yield;
+          const count = countWord(row, seq & SLOT_MASK);
+          if (sw[count] !== 0) sw[count] = 0;
+        }
+      }
       yield;
       sw[word + E_SEALED] = ~seq;
       yield;
@@ -609,7 +631,8 @@ export function sharedWriterModel(
           return;
         }
       }
-      yield* publish(w);
+      // #publishSoon, unless closed.
+      yield* publish(w, closed);
     }
 
     /** dropSwitch(sw, w + 1): one compare-and-swap, and a notify if it let go. */
@@ -675,12 +698,21 @@ export function sharedWriterModel(
       const cursor = Atomics.load(sw, SW_CURSOR);
       if (cursor >= 0) {
         if ((cursor & OFFSET_MASK) + frame <= size) return true;
-        if ((yield* seal(w)) !== -1) yield* publish(w);
+        if ((yield* seal(w)) !== -1) yield* publish(w, false);
       }
       if (switching[w]) return false;
       yield;
-      if (!claimSwitch(sw, w + 1)) return false;
-      const next = yield* nextSeq();
+      if (!claimSwitch(sw, w + 1)) {
+        // The spin, as one look: another worker switches.
+        yield;
+        return Atomics.load(sw, SW_CURSOR) >= 0 || Atomics.load(sw, SW_SWITCHER) === 0;
+      }
+      let next = yield* nextSeq();
+      if (next === -2) {
+        onEvent(w, "ring full publishes");
+        yield* publish(w);
+        next = yield* nextSeq();
+      }
       if (next === -1) {
         onEvent(w, "switch already done");
         yield* dropSwitchStep(w);
@@ -808,12 +840,12 @@ export function sharedWriterModel(
 
     // -- Publishing: SharedPublisher.publish(), lockPublish(), collect(), #push, unlockPublish() --
 
-    function* lockPublish(me: number): Steps<boolean> {
+    function* lockPublish(me: number, open: boolean): Steps<boolean> {
       yield;
       if (Atomics.compareExchange(sw, SW_LOCK, 0, me) === 0) return true;
       onEvent(me - 1, "lock taken");
       yield;
-      Atomics.store(sw, SW_AGAIN, 1);
+      Atomics.or(sw, SW_AGAIN, open ? NOTE_OPEN | NOTE_WHOLE : NOTE_WHOLE);
       if (bug === "lock-no-retry") return false;
       // The holder may have let go before it saw the note.
       yield;
@@ -844,9 +876,21 @@ export function sharedWriterModel(
       out.push([sw[word + E_INDEX]!, value]);
     }
 
-    function* collect(me: number, out: [number, number][]): Steps<number> {
+    /** The rows' counts for ring slot `slot`, one load a step. */
+    function* committedIn(slot: number): Steps<number> {
       yield;
-      Atomics.store(sw, SW_AGAIN, 0);
+      const rows = Atomics.load(sw, SW_ROWS);
+      let sum = 0;
+      for (let row = 0; row < rows; row++) {
+        yield;
+        sum += Atomics.load(sw, countWord(row, slot));
+      }
+      return sum;
+    }
+
+    function* collect(me: number, open: boolean, out: [number, number][]): Steps<number> {
+      yield;
+      if ((Atomics.exchange(sw, SW_AGAIN, 0) & NOTE_OPEN) !== 0) open = true;
       const last = yield* cursorSeq();
       yield;
       let seq = Atomics.load(sw, SW_DELIVER);
@@ -854,8 +898,7 @@ export function sharedWriterModel(
         const word = ringWord(seq & SLOT_MASK);
         yield;
         if (Atomics.load(sw, word + E_SEQ) !== seq) break;
-        yield;
-        let committed = Atomics.load(sw, word + E_COMMITTED);
+        let committed = yield* committedIn(seq & SLOT_MASK);
         yield;
         let sealed = Atomics.load(sw, word + E_SEALED);
         if (sealed < 0) {
@@ -865,10 +908,8 @@ export function sharedWriterModel(
             onEvent(me - 1, "seal seen in cursor");
             sealed = (cursor & OFFSET_MASK) + 1;
           } else if (slotOf(cursor) === (seq & SLOT_MASK)) {
-            if (bug === "collect-sum-after-offset") {
-              yield;
-              committed = Atomics.load(sw, word + E_COMMITTED);
-            }
+            if (bug === "collect-sum-after-offset") committed = yield* committedIn(seq & SLOT_MASK);
+            if (!open) break;
             if (bug === "collect-no-offset-check" || (cursor & OFFSET_MASK) === committed) {
               onEvent(me - 1, "offer open buffer");
               yield* offer(me, word, committed, out);
@@ -940,19 +981,22 @@ export function sharedWriterModel(
       }
       yield* sealForGood(me - 1);
       yield;
-      Atomics.store(sw, SW_AGAIN, 1);
+      Atomics.or(sw, SW_AGAIN, NOTE_WHOLE);
     }
 
-    /** SharedPublisher.publish() by worker `w`: under the lock, collect, push, advance; again if noted. */
-    function* publish(w: number): Thread {
+    /**
+     * SharedPublisher.publish(open) by worker `w`: under the lock, collect,
+     * push, advance; again if noted. `open`: offer the open buffer too.
+     */
+    function* publish(w: number, open = true): Thread {
       const me = w + 1;
-      if (!(yield* lockPublish(me))) return;
+      if (!(yield* lockPublish(me, open))) return;
       do {
         if (holder !== 0) fail(`worker ${w} publishes while worker ${holder - 1} does`);
         holder = me;
         // `before` (sw[SW_DELIVER]) only wakes one-worker pools' local waits: not modelled.
         const out: [number, number][] = [];
-        const seq = yield* collect(me, out);
+        const seq = yield* collect(me, open, out);
         yield* push(me, out);
         // advance(): load, store, notify.
         yield;
@@ -1023,7 +1067,9 @@ export function sharedWriterModel(
           if (uses.get(claim.use.index) !== claim.use) {
             fail(`reclaim commits ${name(claim)} after its buffer went back`);
           }
-          Atomics.add(sw, word + E_COMMITTED, frame);
+          // In the reclaiming worker's own row.
+          const count = countWord(w, seq & SLOT_MASK);
+          Atomics.store(sw, count, sw[count]! + frame);
           claim.committed = true;
           onEvent(w, "reclaim settles a claim");
           yield;
