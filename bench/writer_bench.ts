@@ -656,7 +656,12 @@ globalThis.addEventListener("unload", () => {
 // - baseline: each worker its own Writer (default microtask cadence) on the
 //   flusher here, which flushes once per burst;
 // - one SharedWriter, "manual" in both workers: a buffer goes to the flusher
-//   once full, with both workers' messages in it.
+//   once full, with both workers' messages in it;
+// - the ceiling: the same two workers packing by hand into one ring (one
+//   compare-and-swap cursor, a copy, an atomic add per message; see
+//   HandPacker in workers/shared_writer_worker.ts), with no consumer, no
+//   order and no flusher. No design that packs two workers' messages into
+//   the same buffer goes faster on the machine it runs on.
 //
 // Pacing, one group each:
 // - bursts of 8 messages (272 bytes, under a fifth of a buffer) with a
@@ -739,6 +744,7 @@ class Packing {
   /** One line: msgs/s over the timed iterations, bytes per region and per buffer. */
   summary(name: string): string {
     const msgs = (this.iterations * this.messages) / (this.ms / 1000);
+    if (this.regions === 0) return `${name}: ${(msgs / 1e6).toFixed(2)}M msgs/s`;
     const perRegion = this.bytes / this.regions;
     const perBuffer = this.bytes / this.buffers;
     return `${name}: ${(msgs / 1e6).toFixed(2)}M msgs/s; ` +
@@ -848,6 +854,17 @@ class ProducerWorker {
 /** Worker indices 0 and 1 write with a Writer each; 2 and 3 share the SharedWriter. */
 const ownWriters = [new ProducerWorker(), new ProducerWorker()];
 const sharers = [new ProducerWorker(), new ProducerWorker()];
+/** Two more pack by hand into one ring of their own, with no consumer: the ceiling. */
+const handPackers = [new ProducerWorker(), new ProducerWorker()];
+/** Buffers in the hand packers' ring. */
+const HAND_RING = 64;
+const handCursor = new SharedArrayBuffer(4 * 16 * (HAND_RING + 1));
+const handRing = new SharedArrayBuffer(HAND_RING * MTU);
+await Promise.all(
+  handPackers.map((w) =>
+    w.request({ kind: "hand", cursor: handCursor, ring: handRing, size: MTU })
+  ),
+);
 await Promise.all(
   [...ownWriters, ...sharers].map((w, index) =>
     w.request({
@@ -863,7 +880,9 @@ await Promise.all(
 /** One iteration: each worker writes half the messages; ends once all is released. */
 async function packInto(producers: ProducerWorker[], pacing: Pacing): Promise<number> {
   const { burst, pause, messages } = pacing;
-  const done = mtuConsumer.receive(messages * MTU_FRAME);
+  const done = producers === handPackers
+    ? Promise.resolve()
+    : mtuConsumer.receive(messages * MTU_FRAME);
   const stalls = await Promise.all(
     producers.map((w) => w.request({ kind: "write", count: messages / 2, burst, pause })),
   );
@@ -886,6 +905,7 @@ for (let round = 0; round < 10; round++) {
     if (pacing.pause === "timer" && round >= 2) continue; // slow, and the same code
     await packInto(ownWriters, pacing);
     await packInto(sharers, pacing);
+    await packInto(handPackers, pacing);
   }
 }
 checkMtu();
@@ -893,7 +913,11 @@ mtuConsumer.verify = false;
 
 const mtuCases: { name: string; packing: Packing }[] = [];
 for (const pacing of pacings) {
-  const cases = [["2 Writers", ownWriters], ["1 SharedWriter", sharers]] as const;
+  const cases = [
+    ["2 Writers", ownWriters],
+    ["1 SharedWriter", sharers],
+    ["packing by hand (no consumer: the ceiling)", handPackers],
+  ] as const;
   for (const [label, producers] of cases) {
     const name = `shared-writer: ${label}, 2 workers, bursts of ${pacing.burst}, ` +
       `${pacing.pause === "timer" ? "a 1 ms timer" : `a ${pacing.pause}`} between ` +
@@ -923,5 +947,5 @@ globalThis.addEventListener("unload", () => {
   for (const c of mtuCases) {
     if (c.packing.iterations > 0) console.log(c.packing.summary(c.name));
   }
-  for (const w of [...ownWriters, ...sharers]) w.worker.terminate();
+  for (const w of [...ownWriters, ...sharers, ...handPackers]) w.worker.terminate();
 });

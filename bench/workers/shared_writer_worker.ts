@@ -37,6 +37,15 @@ type Request =
     index: number;
   }
   | {
+    /** Pack by hand instead: no library, no consumer (see HandPacker). */
+    kind: "hand";
+    /** The cursor word, then each buffer's commit count on a line of its own. */
+    cursor: SharedArrayBuffer;
+    /** The buffers, `size` bytes each; their number is a power of 2. */
+    ring: SharedArrayBuffer;
+    size: number;
+  }
+  | {
     kind: "write";
     count: number;
     burst: number;
@@ -46,7 +55,62 @@ type Request =
 /** A reply: how often tryWrite found no room and the write had to wait, or what failed. */
 export type ProducerReply = { stalls: number } | { error: string };
 
-let writer: Writer | SharedWriter | null = null;
+/**
+ * The ceiling of packing two workers' messages into one buffer, written by
+ * hand as a user without the library might: a ring of buffers, a cursor word holding buffer number << 11 | offset, claimed
+ * by compare-and-swap (a frame that does not fit moves the cursor to the
+ * next buffer), the frame copied in, and an atomic add to the buffer's
+ * commit count. Nobody consumes: the ring is reused at once, so there is
+ * no waiting, no order across buffers, no flusher and no reclaim.
+ */
+class HandPacker {
+  readonly #cursor: Int32Array;
+  readonly #ring: Uint8Array;
+  readonly #size: number;
+  readonly #mask: number;
+
+  constructor(cursor: SharedArrayBuffer, ring: SharedArrayBuffer, size: number) {
+    this.#cursor = new Int32Array(cursor);
+    this.#ring = new Uint8Array(ring);
+    this.#size = size;
+    this.#mask = ring.byteLength / size - 1;
+  }
+
+  tryWrite(bytes: Uint8Array): boolean {
+    const cursor = this.#cursor;
+    const frame = bytes.length + 2;
+    let v = cursor[0]!;
+    for (;;) {
+      if ((v & 2047) + frame > this.#size) {
+        const next = ((v >>> 11) + 1) << 11;
+        const seen = Atomics.compareExchange(cursor, 0, v, next);
+        v = seen === v ? next : seen;
+        continue;
+      }
+      const seen = Atomics.compareExchange(cursor, 0, v, v + frame);
+      if (seen === v) break;
+      v = seen;
+    }
+    const slot = (v >>> 11) & this.#mask;
+    const at = slot * this.#size + (v & 2047);
+    const ring = this.#ring;
+    ring[at] = bytes.length >>> 8;
+    ring[at + 1] = bytes.length & 0xff;
+    ring.set(bytes, at + 2);
+    // Each buffer's count on a line of its own.
+    Atomics.add(cursor, 16 * (slot + 1), frame);
+    return true;
+  }
+
+  write(bytes: Uint8Array): Promise<void> {
+    this.tryWrite(bytes);
+    return Promise.resolve();
+  }
+
+  flush(): void {}
+}
+
+let writer: Writer | SharedWriter | HandPacker | null = null;
 const message = new Uint8Array(SIZE);
 /** Messages sent so far, across requests: the main thread checks their order. */
 let sent = 0;
@@ -94,6 +158,11 @@ async function write(count: number, burst: number, pause: Pause): Promise<number
 self.onmessage = async (event: MessageEvent<Request>) => {
   const request = event.data;
   try {
+    if (request.kind === "hand") {
+      writer = new HandPacker(request.cursor, request.ring, request.size);
+      self.postMessage({ stalls: 0 } satisfies ProducerReply);
+      return;
+    }
     if (request.kind === "attach") {
       const pool = BufferPool.attach(request.pool);
       const codec = lengthPrefix(2);
