@@ -26,7 +26,7 @@ import {
 
 /** Whether worker `worker` has a free record. */
 export function hasFreeRecord(sw: Int32Array, worker: number): boolean {
-  return sw[openBitsWord(worker)] !== -1;
+  return sw[openBitsWord(sw, worker)] !== -1;
 }
 
 /** The error for a worker with every record in use. */
@@ -45,11 +45,11 @@ export function remember(
   frame: number,
   payload: number,
 ): number {
-  const bitsWord = openBitsWord(worker);
+  const bitsWord = openBitsWord(sw, worker);
   const bits = sw[bitsWord]!;
   // The lowest clear bit.
   const record = 31 - Math.clz32(~bits & (bits + 1));
-  const word = openRecordWord(worker, record);
+  const word = openRecordWord(sw, worker, record);
   sw[word + O_SEQ] = seq;
   sw[word + O_OFFSET] = offset;
   sw[word + O_FRAME] = frame;
@@ -60,7 +60,7 @@ export function remember(
 
 /** Drops record `record` of worker `worker`: its claim was settled. */
 export function forget(sw: Int32Array, worker: number, record: number): void {
-  const bitsWord = openBitsWord(worker);
+  const bitsWord = openBitsWord(sw, worker);
   sw[bitsWord] = sw[bitsWord]! & ~(1 << record);
 }
 
@@ -75,12 +75,12 @@ export function takeRecords(
   worker: number,
   settle: (seq: number, offset: number, frame: number, payload: number) => void,
 ): number {
-  let bits = Atomics.exchange(sw, openBitsWord(worker), 0);
+  let bits = Atomics.exchange(sw, openBitsWord(sw, worker), 0);
   let count = 0;
   while (bits !== 0) {
     const record = 31 - Math.clz32(bits);
     bits &= ~(1 << record);
-    const word = openRecordWord(worker, record);
+    const word = openRecordWord(sw, worker, record);
     settle(sw[word + O_SEQ]!, sw[word + O_OFFSET]!, sw[word + O_FRAME]!, sw[word + O_PAYLOAD]!);
     count++;
   }
@@ -89,12 +89,12 @@ export function takeRecords(
 
 /** Counts a handle opened (+1) or closed (-1) in worker `worker`. */
 export function countHandle(sw: Int32Array, worker: number, delta: number): void {
-  Atomics.add(sw, openBitsWord(worker) + 1, delta);
+  Atomics.add(sw, openBitsWord(sw, worker) + 1, delta);
 }
 
 /** Takes the count of a dead worker's handles. */
 export function takeHandles(sw: Int32Array, worker: number): number {
-  return Atomics.exchange(sw, openBitsWord(worker) + 1, 0);
+  return Atomics.exchange(sw, openBitsWord(sw, worker) + 1, 0);
 }
 
 /**
@@ -111,7 +111,7 @@ export function takeOverSwitch(
   if (Atomics.load(sw, SW_SWITCHER) !== dead) return;
   if (Atomics.load(sw, SW_CURSOR) < 0) {
     const next = cursorSeq(sw) + 1;
-    const word = ringWord(slotOfSeq(next));
+    const word = ringWord(slotOfSeq(sw, next));
     if (Atomics.load(sw, word + E_SEQ) === next) {
       const index = sw[word + E_INDEX]!;
       install(sw, pool, headerOf(index), index, next);

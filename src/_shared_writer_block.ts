@@ -4,15 +4,21 @@
 // to the flusher in order. Both sides of each step live here.
 //
 //   [line 0: identity][line 1: cursor][line 2: switch, order][line 3: publish lock]
-//   [ring: RING_SLOTS lines, one per buffer in use]
+//   [ring: one line per slot, a slot per buffer in use]
 //   [open reservations: one record per worker]
-//   [commit counts: one row of RING_SLOTS words per worker]
+//   [commit counts: one row per worker, a word per ring slot]
 //
 // The cursor is one Int32, so that claiming room is one compare-and-swap:
 //
-//   bit 31      SEALED: the buffer takes no more claims (full, or the writer closed)
-//   bits 26-30  the buffer's sequence number modulo RING_SLOTS: its ring slot
-//   bits 0-25   bytes claimed so far in the buffer
+//   bit 31            SEALED: the buffer takes no more claims (full, or the writer closed)
+//   bits SHIFT-30     the buffer's sequence number modulo the ring's size: its ring slot
+//   bits 0-(SHIFT-1)  bytes claimed so far in the buffer
+//
+// The ring has a slot for every buffer of the pool (a power of 2 from
+// MIN_RING_SLOTS up to MAX_RING_SLOTS, and no more than the bits left beside
+// the buffer size's allow), so that a held reservation stalls other writers
+// only when the pool runs out; SHIFT is 31 minus the slot bits. Both are
+// fixed when the writer is made and kept in line 0 (SW_SHIFT, SW_SLOT_MASK).
 //
 // A compare-and-swap, not an add: with an add, claims that do not fit would
 // push the offset past the buffer and into the sequence bits, and 32 bits
@@ -32,8 +38,9 @@
 //
 // A ring slot is reused only once its previous buffer was delivered whole,
 // so a claim made in a buffer can always find it through the slot, and a
-// reservation held open delays other writers only after RING_SLOTS - 1 newer
-// buffers (or when the pool runs out).
+// reservation held open delays other writers only when the pool runs out
+// (or, with more than MAX_RING_SLOTS buffers, after MAX_RING_SLOTS - 1 newer
+// buffers).
 
 import { LINE_WORDS, lineWord } from "./_layout.ts";
 import { startBuffer } from "./_flush_list.ts";
@@ -53,6 +60,10 @@ export const SW_BUFFER_SIZE = 3;
 export const SW_WORKERS = 4;
 /** A code for the writer's codec, so that a handle attached with another one is refused. */
 export const SW_CODEC = 5;
+/** Where the slot's bits start in the cursor: the offset takes the bits below. */
+export const SW_SHIFT = 6;
+/** Ring slots - 1 (a power of 2 - 1). */
+export const SW_SLOT_MASK = 7;
 
 // -- Line 1: the cursor, on its own line: every claim swaps it --
 export const SW_CURSOR = lineWord(1);
@@ -84,8 +95,10 @@ export const NOTE_WHOLE = 1;
 /** In SW_AGAIN: and the open buffer's committed bytes (a flush). */
 export const NOTE_OPEN = 2;
 
-/** Buffers a writer may have in use at once: ring slots, and sequence numbers modulo it. */
-export const RING_SLOTS = 32;
+/** The fewest ring slots a writer has: buffers it may have in use at once. */
+export const MIN_RING_SLOTS = 32;
+/** The most: beyond it, a held reservation stalls other writers before the pool runs out. */
+export const MAX_RING_SLOTS = 1024;
 const RING_WORD = lineWord(4);
 // -- A ring slot: one line per buffer in use --
 /** The buffer's pool index. */
@@ -111,7 +124,25 @@ export const O_FRAME = 2;
 export const O_PAYLOAD = 3;
 /** In a worker's first word: one bit per record in use. */
 const OPEN_WORKER_WORDS = LINE_WORDS + OPEN_MAX * OPEN_RECORD_WORDS;
-const OPEN_WORD = RING_WORD + RING_SLOTS * LINE_WORDS;
+
+/** Ring slots of a writer whose pool has `bufferCount` buffers of `bufferSize` bytes. */
+export function ringSlotsFor(bufferSize: number, bufferCount: number): number {
+  // The offset must hold bufferSize itself; the slot takes what is left below bit 31.
+  const most = Math.min(MAX_RING_SLOTS, 2 ** (31 - (32 - Math.clz32(bufferSize))));
+  let slots = MIN_RING_SLOTS;
+  while (slots < bufferCount && slots < most) slots *= 2;
+  return slots;
+}
+
+/** Ring slots of the writer whose block is `sw`. */
+export function ringSlots(sw: Int32Array): number {
+  return sw[SW_SLOT_MASK]! + 1;
+}
+
+/** Int32 index of the first word after a ring of `slots` slots: the open reservations. */
+function openWord(slots: number): number {
+  return RING_WORD + slots * LINE_WORDS;
+}
 
 /**
  * Int32 index of worker `row`'s row of commit counts: one word per ring
@@ -119,31 +150,36 @@ const OPEN_WORD = RING_WORD + RING_SLOTS * LINE_WORDS;
  * pool's writer has one row and no worker slots.
  */
 export function commitRowWord(sw: Int32Array, row: number): number {
-  return OPEN_WORD + sw[SW_WORKERS]! * OPEN_WORKER_WORDS + row * RING_SLOTS;
+  const slots = ringSlots(sw);
+  return openWord(slots) + sw[SW_WORKERS]! * OPEN_WORKER_WORDS + row * slots;
 }
 
-/** Words in the block of a writer whose pool has `maxWorkers` worker slots (0: a one-worker pool). */
-export function sharedWriterWords(maxWorkers: number): number {
-  return OPEN_WORD + maxWorkers * OPEN_WORKER_WORDS + Math.max(maxWorkers, 1) * RING_SLOTS;
+/**
+ * Words in the block of a writer with a ring of `slots` slots, whose pool
+ * has `maxWorkers` worker slots (0: a one-worker pool).
+ */
+export function sharedWriterWords(maxWorkers: number, slots: number): number {
+  return openWord(slots) + maxWorkers * OPEN_WORKER_WORDS + Math.max(maxWorkers, 1) * slots;
 }
 
 /** In the cursor: no more claims in this buffer. */
 export const SEALED = 1 << 31;
-const GEN_SHIFT = 26;
-/** In the cursor: the bytes claimed. */
-export const OFFSET_MASK = (1 << GEN_SHIFT) - 1;
-/** The largest buffer a shared writer can fill: its offsets take 26 bits. */
-export const MAX_SHARED_BUFFER_SIZE = OFFSET_MASK;
-const GEN_MASK = RING_SLOTS - 1;
+/** The largest buffer a shared writer can fill: with the fewest ring slots, offsets take 26 bits. */
+export const MAX_SHARED_BUFFER_SIZE = (1 << 26) - 1;
+
+/** The bytes claimed in a cursor value's buffer. */
+export function offsetOf(sw: Int32Array, cursor: number): number {
+  return cursor & ((1 << sw[SW_SHIFT]!) - 1);
+}
 
 /** The ring slot a cursor value's buffer occupies. */
-export function slotOf(cursor: number): number {
-  return (cursor >>> GEN_SHIFT) & GEN_MASK;
+export function slotOf(sw: Int32Array, cursor: number): number {
+  return (cursor >>> sw[SW_SHIFT]!) & sw[SW_SLOT_MASK]!;
 }
 
 /** The ring slot of the buffer with sequence number `seq`. */
-export function slotOfSeq(seq: number): number {
-  return seq & GEN_MASK;
+export function slotOfSeq(sw: Int32Array, seq: number): number {
+  return seq & sw[SW_SLOT_MASK]!;
 }
 
 /** Int32 index of ring slot `slot`'s first word. */
@@ -152,36 +188,13 @@ export function ringWord(slot: number): number {
 }
 
 /** Int32 index of worker `worker`'s bits of open reservations. */
-export function openBitsWord(worker: number): number {
-  return OPEN_WORD + worker * OPEN_WORKER_WORDS;
+export function openBitsWord(sw: Int32Array, worker: number): number {
+  return openWord(ringSlots(sw)) + worker * OPEN_WORKER_WORDS;
 }
 
 /** Int32 index of worker `worker`'s reservation record `record`. */
-export function openRecordWord(worker: number, record: number): number {
-  return openBitsWord(worker) + LINE_WORDS + record * OPEN_RECORD_WORDS;
-}
-
-/** Counts worker `worker`'s row of commit counts in, before it makes its first claim. */
-export function useRow(sw: Int32Array, worker: number): void {
-  for (let rows = Atomics.load(sw, SW_ROWS); rows <= worker;) {
-    const seen = Atomics.compareExchange(sw, SW_ROWS, rows, worker + 1);
-    if (seen === rows) return;
-    rows = seen;
-  }
-}
-
-/**
- * The bytes committed in ring slot `slot`'s buffer, over every row. Each
- * row only grows while the buffer is in the slot, so the sum read is at most
- * what was committed once it was read.
- */
-export function committedIn(sw: Int32Array, slot: number): number {
-  const end = commitRowWord(sw, Atomics.load(sw, SW_ROWS)) + slot;
-  let sum = 0;
-  for (let word = commitRowWord(sw, 0) + slot; word < end; word += RING_SLOTS) {
-    sum += Atomics.load(sw, word);
-  }
-  return sum;
+export function openRecordWord(sw: Int32Array, worker: number, record: number): number {
+  return openBitsWord(sw, worker) + LINE_WORDS + record * OPEN_RECORD_WORDS;
 }
 
 /** Sets up a new block: no buffer yet (a sealed, empty sequence 0 that counts as delivered). */
@@ -192,6 +205,7 @@ export function initBlock(
   bufferSize: number,
   workers: number,
   codec: number,
+  slots: number,
 ): void {
   sw[SW_MAGIC] = SW_MAGIC_VALUE;
   sw[SW_POOL_ID] = poolId;
@@ -199,6 +213,8 @@ export function initBlock(
   sw[SW_BUFFER_SIZE] = bufferSize;
   sw[SW_WORKERS] = workers;
   sw[SW_CODEC] = codec;
+  sw[SW_SHIFT] = 31 - Math.log2(slots);
+  sw[SW_SLOT_MASK] = slots - 1;
   sw[SW_ROWS] = 1;
   sw[SW_CURSOR] = SEALED;
   sw[ringWord(0) + E_INDEX] = -1;
@@ -217,9 +233,10 @@ export function initBlock(
  * for the next one.
  */
 export function claim(sw: Int32Array, frame: number, size: number, shared: boolean): number {
+  const mask = (1 << sw[SW_SHIFT]!) - 1;
   if (!shared) {
     const v = sw[SW_CURSOR]!;
-    if (v < 0 || (v & OFFSET_MASK) + frame > size) return -1;
+    if (v < 0 || (v & mask) + frame > size) return -1;
     sw[SW_CURSOR] = v + frame;
     return v;
   }
@@ -228,7 +245,7 @@ export function claim(sw: Int32Array, frame: number, size: number, shared: boole
   // the cursor with Atomics.load before it seals or waits.
   let v = sw[SW_CURSOR]!;
   for (;;) {
-    if (v < 0 || (v & OFFSET_MASK) + frame > size) return -1;
+    if (v < 0 || (v & mask) + frame > size) return -1;
     const seen = Atomics.compareExchange(sw, SW_CURSOR, v, v + frame);
     if (seen === v) return v;
     v = seen;
@@ -250,7 +267,7 @@ export function seal(sw: Int32Array, shared: boolean): number {
     if (v < 0) return -1;
     // Read while the cursor shows the buffer open: its slot is not reused
     // before the buffer is sealed, so this is the buffer a swap from v seals.
-    const word = ringWord(slotOf(v)) + E_SEQ;
+    const word = ringWord(slotOf(sw, v)) + E_SEQ;
     const seq = shared ? Atomics.load(sw, word) : sw[word]!;
     if (!shared) sw[SW_CURSOR] = v | SEALED;
     else if (Atomics.compareExchange(sw, SW_CURSOR, v, v | SEALED) !== v) continue;
@@ -279,40 +296,10 @@ export function sealForGood(sw: Int32Array, shared: boolean): void {
 export function markSealed(sw: Int32Array, sealed: number, seq: number): void {
   Atomics.compareExchange(
     sw,
-    ringWord(slotOf(sealed)) + E_SEALED,
+    ringWord(slotOf(sw, sealed)) + E_SEALED,
     ~seq,
-    (sealed & OFFSET_MASK) + 1,
+    offsetOf(sw, sealed) + 1,
   );
-}
-
-/**
- * Counts `frame` bytes committed in the buffer of ring slot `slot`, in the
- * row of counts at `row` (see {@link commitRowWord}). Only the row's worker
- * writes it (a reclaim counts a dead worker's claims in its own).
- *
- * @returns Whether the buffer is sealed: then this commit may have made it
- * whole, and the caller must publish. An open buffer's bytes go with the
- * committing worker's next flush.
- */
-export function commit(
-  sw: Int32Array,
-  row: number,
-  slot: number,
-  frame: number,
-  shared: boolean,
-): boolean {
-  const word = row + slot;
-  if (!shared) {
-    sw[word]! += frame;
-    return sw[ringWord(slot) + E_SEALED]! > 0;
-  }
-  // A store, not an add: nobody else writes the row. Sequentially
-  // consistent, so the bytes written before it are visible to whoever
-  // reads the count, and the read of E_SEALED after it cannot move above
-  // it: the sealer stores E_SEALED before it reads the counts, so one of
-  // the two sees the other.
-  Atomics.store(sw, word, sw[word]! + frame);
-  return Atomics.load(sw, ringWord(slot) + E_SEALED) > 0;
 }
 
 // -- Switching to the next buffer: one worker at a time --
@@ -369,8 +356,8 @@ export function switchWaitValue(sw: Int32Array): number {
  */
 export function cursorSeq(sw: Int32Array): number {
   const seq = Atomics.load(sw, SW_SEQ);
-  const slot = slotOf(Atomics.load(sw, SW_CURSOR));
-  return seq + ((slot - seq) & GEN_MASK);
+  const slot = slotOf(sw, Atomics.load(sw, SW_CURSOR));
+  return seq + ((slot - seq) & sw[SW_SLOT_MASK]!);
 }
 
 /**
@@ -387,7 +374,7 @@ export function nextSeq(sw: Int32Array): number {
   // A sealer that died after sealing but before marking leaves it to us.
   markSealed(sw, cursor, seq);
   const next = seq + 1;
-  if (Atomics.load(sw, SW_DELIVER) <= next - RING_SLOTS) return -2;
+  if (Atomics.load(sw, SW_DELIVER) <= next - ringSlots(sw)) return -2;
   return next;
 }
 
@@ -404,14 +391,15 @@ export function install(
   seq: number,
 ): void {
   startBuffer(pool, header, sw[SW_ID]!, true);
-  const slot = seq & GEN_MASK;
+  const slot = slotOfSeq(sw, seq);
   const word = ringWord(slot);
   sw[word + E_INDEX] = index;
   // The slot's last buffer was delivered whole: no commit to it is left.
   // Rows that are 0 already are not written, so their lines stay with
   // their workers.
   const end = commitRowWord(sw, Atomics.load(sw, SW_ROWS)) + slot;
-  for (let count = commitRowWord(sw, 0) + slot; count < end; count += RING_SLOTS) {
+  const slots = ringSlots(sw);
+  for (let count = commitRowWord(sw, 0) + slot; count < end; count += slots) {
     if (sw[count] !== 0) sw[count] = 0;
   }
   sw[word + E_SEALED] = ~seq;
@@ -419,7 +407,7 @@ export function install(
   // Last of the slot: a reclaim that finds E_SEQ = seq while the cursor is
   // still sealed knows this buffer holds a token nobody else will release.
   Atomics.store(sw, word + E_SEQ, seq);
-  Atomics.store(sw, SW_CURSOR, slot << GEN_SHIFT);
+  Atomics.store(sw, SW_CURSOR, slot << sw[SW_SHIFT]!);
   Atomics.store(sw, SW_SEQ, seq);
   Atomics.store(sw, SW_SWITCHER, 0);
   Atomics.notify(sw, SW_SWITCHER);

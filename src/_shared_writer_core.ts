@@ -21,7 +21,6 @@ import { TurnWaiters } from "./_shared_writer_waits.ts";
 import {
   claim,
   claimSwitch,
-  commit,
   commitRowWord,
   dropSwitch,
   E_INDEX,
@@ -29,8 +28,8 @@ import {
   install,
   nextSeq,
   notifyAll,
-  OFFSET_MASK,
-  RING_SLOTS,
+  offsetOf,
+  ringSlots,
   ringWord,
   seal,
   sealForGood,
@@ -44,8 +43,8 @@ import {
   SW_LOCK,
   SW_WORKERS,
   switchEnds,
-  useRow,
 } from "./_shared_writer_block.ts";
+import { commit, useRow } from "./_shared_commit_counts.ts";
 import {
   countHandle,
   forget,
@@ -93,9 +92,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   /** The record of the last claim placed by a write, to drop once it is committed. */
   #record = -1;
   /** Per ring slot, the buffer's record last seen there, so placing allocates nothing. */
-  readonly #buffers: (BufferRecord | null)[] = new Array<BufferRecord | null>(RING_SLOTS).fill(
-    null,
-  );
+  readonly #buffers: (BufferRecord | null)[];
   /** This handle's open reservations, oldest first. */
   #oldest: SharedReservation | null = null;
   #newest: SharedReservation | null = null;
@@ -118,6 +115,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     this.id = sw[SW_ID]!;
     this.pool = pool;
     this.#sw = sw;
+    this.#buffers = new Array<BufferRecord | null>(ringSlots(sw)).fill(null);
     this.#control = control;
     this.#flusher = config.flusher;
     this.#shared = pool.shared;
@@ -167,7 +165,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     const frame = this.#layout.frameOf(length);
     const cursor = this.#claim(frame);
     if (cursor === -1) return false;
-    const buffer = this.#bufferOf(slotOf(cursor));
+    const buffer = this.#bufferOf(slotOf(this.#sw, cursor));
     const payload = this.#place(buffer, cursor, frame, length);
     buffer._view.set(bytes, payload);
     this.#settle(cursor, frame, this.#record);
@@ -181,7 +179,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     const frame = this.#layout.stringFrameOf(text, length);
     const cursor = this.#claim(frame);
     if (cursor === -1) return false;
-    const buffer = this.#bufferOf(slotOf(cursor));
+    const buffer = this.#bufferOf(slotOf(this.#sw, cursor));
     const payload = this.#place(buffer, cursor, frame, length);
     encodeInto(text, buffer._view.subarray(payload, payload + length));
     this.#settle(cursor, frame, this.#record);
@@ -288,7 +286,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     }
     const cursor = Atomics.load(sw, SW_CURSOR);
     if (cursor >= 0) {
-      if ((cursor & OFFSET_MASK) + frame <= this.#size) return true;
+      if (offsetOf(this.#sw, cursor) + frame <= this.#size) return true;
       // Sealed and marked: it goes to the flusher once whole.
       if (seal(sw, this.#shared) !== -1) this.#publisher.publishSoon();
     }
@@ -346,7 +344,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     buffer.release();
     const sw = this.#sw;
     install(sw, this.pool._words, this.pool._headerOf(buffer.index), buffer.index, seq);
-    this.#buffers[slotOfSeq(seq)] = buffer;
+    this.#buffers[slotOfSeq(this.#sw, seq)] = buffer;
     // Closed meanwhile: nobody else will seal it.
     const closed = Atomics.load(sw, SW_CLOSED) !== 0;
     if (closed) this.#finish();
@@ -365,7 +363,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   }
   /** Writes the frame's header (and trailer) for a claim; returns where the payload goes. */
   #place(buffer: BufferRecord, cursor: number, frame: number, length: number): number {
-    const start = cursor & OFFSET_MASK;
+    const start = offsetOf(this.#sw, cursor);
     if (this.#worker >= 0) {
       this.#record = remember(
         this.#sw,
@@ -380,14 +378,14 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   }
 
   #reservation(cursor: number, frame: number, length: number): SharedReservation {
-    const slot = slotOf(cursor);
+    const slot = slotOf(this.#sw, cursor);
     const buffer = this.#bufferOf(slot);
     const payload = this.#place(buffer, cursor, frame, length);
     const reservation = new SharedReservation(
       this,
       buffer,
       cursor,
-      cursor & OFFSET_MASK,
+      offsetOf(this.#sw, cursor),
       frame,
       payload,
       length,
@@ -402,7 +400,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   /** Counts a placed frame as committed, and flushes as the cadence says. */
   #settle(cursor: number, frame: number, record: number): void {
     if (this.#worker >= 0) forget(this.#sw, this.#worker, record);
-    if (commit(this.#sw, this.#row, slotOf(cursor), frame, this.#shared)) {
+    if (commit(this.#sw, this.#row, slotOf(this.#sw, cursor), frame, this.#shared)) {
       // Sealed: this commit may have made the buffer whole.
       this.#publisher.publishSoon();
     } else if (this.#microtask && !this.#scheduled) {
@@ -416,7 +414,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   }
   /** Zeroes and commits one open claim a dead worker left. */
   readonly #settleDead = (seq: number, offset: number, frame: number, payload: number): void => {
-    const slot = slotOfSeq(seq);
+    const slot = slotOfSeq(this.#sw, seq);
     this.#layout.zero(this.#bufferOf(slot), offset, frame, payload);
     commit(this.#sw, this.#row, slot, frame, true);
   };
@@ -453,5 +451,5 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
 
 /** The full sequence number of the buffer a claim at `cursor` is in. */
 function seqOf(sw: Int32Array, cursor: number): number {
-  return sw[ringWord(slotOf(cursor)) + E_SEQ]!;
+  return sw[ringWord(slotOf(sw, cursor)) + E_SEQ]!;
 }

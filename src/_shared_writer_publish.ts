@@ -7,7 +7,6 @@
 
 import { PUBLISH_DONE } from "./_layout.ts";
 import {
-  committedIn,
   cursorSeq,
   E_INDEX,
   E_PUBLISHED,
@@ -15,7 +14,7 @@ import {
   E_SEQ,
   NOTE_OPEN,
   NOTE_WHOLE,
-  OFFSET_MASK,
+  offsetOf,
   ringWord,
   slotOf,
   slotOfSeq,
@@ -24,6 +23,7 @@ import {
   SW_DELIVER,
   SW_LOCK,
 } from "./_shared_writer_block.ts";
+import { committedIn } from "./_shared_commit_counts.ts";
 
 /**
  * Takes the publisher's lock for worker slot + 1 `me`. When it is taken,
@@ -71,18 +71,19 @@ export function collect(
   const last = cursorSeq(sw);
   let seq = Atomics.load(sw, SW_DELIVER);
   for (; seq <= last; seq++) {
-    const word = ringWord(slotOfSeq(seq));
+    const word = ringWord(slotOfSeq(sw, seq));
     // A slot not installed yet (its switch is under way).
     if (Atomics.load(sw, word + E_SEQ) !== seq) break;
-    const committed = committedIn(sw, slotOfSeq(seq));
+    const committed = committedIn(sw, slotOfSeq(sw, seq));
     let sealed = Atomics.load(sw, word + E_SEALED);
     if (sealed < 0) {
       const cursor = Atomics.load(sw, SW_CURSOR);
-      if (slotOf(cursor) === (slotOfSeq(seq)) && cursor < 0) sealed = (cursor & OFFSET_MASK) + 1;
-      else if (slotOf(cursor) === (slotOfSeq(seq))) {
+      if (slotOf(sw, cursor) === (slotOfSeq(sw, seq)) && cursor < 0) {
+        sealed = offsetOf(sw, cursor) + 1;
+      } else if (slotOf(sw, cursor) === (slotOfSeq(sw, seq))) {
         // Open: the claimed offset is read after the sum, and both only grow,
         // so equal means every claim below it was committed.
-        if (open && (cursor & OFFSET_MASK) === committed) offer(sw, word, committed, deliver);
+        if (open && offsetOf(sw, cursor) === committed) offer(sw, word, committed, deliver);
         break;
       } else {
         // Sealed and switched, but the mark is not visible yet: read again.

@@ -22,6 +22,9 @@ import { writerConfig } from "./_writer_config.ts";
 import {
   initBlock,
   MAX_SHARED_BUFFER_SIZE as MAX_SIZE,
+  MIN_RING_SLOTS,
+  ringSlots,
+  ringSlotsFor,
   sharedWriterWords,
   SW_BUFFER_SIZE,
   SW_CLOSED,
@@ -57,7 +60,8 @@ import type { FrameCodec } from "./frame_codec.ts";
  *
  * The buffer switch is done by one worker, and finishes even if the call
  * that started it is aborted. A reservation held open holds back its whole
- * buffer and the ones after it (and, after 31 newer buffers, new claims),
+ * buffer and the ones after it (and new claims once the pool runs out, or
+ * after 1,023 newer buffers in a pool of more),
  * so a handle that holds one may not wait for the next buffer: that call
  * throws a `TypeError` instead of waiting forever. If a worker dies with
  * reservations open, {@linkcode SharedWriter.reclaim} settles them.
@@ -135,9 +139,10 @@ export class SharedWriter {
     const code = codecCode(config.codec);
     if (sw === null) {
       const workers = pool.shared ? pool._maxWorkers : 0;
-      const bytes = sharedWriterWords(workers) * 4;
+      const slots = ringSlotsFor(pool.bufferSize, pool.bufferCount);
+      const bytes = sharedWriterWords(workers, slots) * 4;
       sw = new Int32Array(pool.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
-      initBlock(sw, pool._id, config.id, pool.bufferSize, workers, code);
+      initBlock(sw, pool._id, config.id, pool.bufferSize, workers, code, slots);
     } else if (sw[SW_CODEC] !== code && sw[SW_CODEC] !== -1 && code !== -1) {
       throw new TypeError(
         "Cannot attach shared writer: its codec differs from the one it was made with; pass the same codec",
@@ -174,11 +179,17 @@ export class SharedWriter {
     options?: SharedWriterAttachOptions,
   ): SharedWriter {
     const block = handle?.block;
-    if (!isSharedArrayBuffer(block) || block.byteLength < sharedWriterWords(0) * 4) {
+    if (
+      !isSharedArrayBuffer(block) ||
+      block.byteLength < sharedWriterWords(0, MIN_RING_SLOTS) * 4
+    ) {
       throw new TypeError("Cannot attach shared writer: the handle is not a SharedWriter's handle");
     }
     const sw = new Int32Array(block);
-    if (sw[SW_MAGIC] !== SW_MAGIC_VALUE) {
+    if (
+      sw[SW_MAGIC] !== SW_MAGIC_VALUE ||
+      block.byteLength < sharedWriterWords(sw[SW_WORKERS]!, ringSlots(sw)) * 4
+    ) {
       throw new TypeError("Cannot attach shared writer: the handle's memory is not a bab writer's");
     }
     if (

@@ -29,7 +29,7 @@ import {
   type SharedWriterOp,
   type SharedWriterWindow,
 } from "./explorer/shared_writer_model.ts";
-import { RING_SLOTS } from "../src/_shared_writer_block.ts";
+import { MIN_RING_SLOTS } from "../src/_shared_writer_block.ts";
 
 const SCHEDULES = Number(Deno.env.get("EXPLORE_SCHEDULES") ?? 1_000);
 const SEED = Deno.env.get("EXPLORE_SEED");
@@ -344,7 +344,7 @@ Deno.test("interleavings: shared writer, each broken variant is caught", () => {
   );
   catches(
     "shared writer (a ring slot reused with its last buffer's counts)",
-    sharedWriterModel([writes(RING_SLOTS + 2, 8)], { buffers: 2, bug: "install-keeps-counts" }),
+    sharedWriterModel([writes(MIN_RING_SLOTS + 2, 8)], { buffers: 2, bug: "install-keeps-counts" }),
   );
   catches(
     "shared writer (unlock ignores SW_AGAIN)",
@@ -394,12 +394,12 @@ Deno.test("interleavings: shared writer, a waiter that waits on the cursor loses
   assert.equal(now.failure, undefined);
 });
 
-// The ring wraps after RING_SLOTS buffers, far beyond what random schedules
+// The model's ring (MIN_RING_SLOTS) wraps after 32 buffers, far beyond what random schedules
 // reach: these two schedules are steered there.
 
 Deno.test("interleavings: shared writer, a sealer that stalls while the ring wraps does not mark the new buffer sealed", () => {
   // Writer 0 seals its buffer, then stops before markSealed while writer 1
-  // fills RING_SLOTS - 1 buffers and opens the next one in the same slot.
+  // fills MIN_RING_SLOTS - 1 buffers and opens the next one in the same slot.
   const outcome = steer(
     [[{ write: 5 }, { write: 5 }], [...writes(31, 8), { write: 5 }]],
     { buffers: 2 },

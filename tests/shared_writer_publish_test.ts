@@ -4,28 +4,27 @@
 import assert from "node:assert/strict";
 import {
   claim,
-  commit,
   commitRowWord,
   initBlock,
   install,
   sharedWriterWords,
   slotOf,
-  useRow,
 } from "../src/_shared_writer_block.ts";
+import { commit, useRow } from "../src/_shared_commit_counts.ts";
 import { collect, lockPublish, unlockPublish } from "../src/_shared_writer_publish.ts";
 import { computeLayout, headerWord } from "../src/_layout.ts";
 
 /** A block of 2 workers with buffer 0 open and `bytes` claimed and committed by worker 0. */
 function openBuffer(bytes: number): Int32Array {
-  const sw = new Int32Array(sharedWriterWords(2));
-  initBlock(sw, 1, 7, 64, 2, 0);
+  const sw = new Int32Array(sharedWriterWords(2, 32));
+  initBlock(sw, 1, 7, 64, 2, 0, 32);
   useRow(sw, 0);
   useRow(sw, 1);
   const layout = computeLayout(64, 1, 1, 2, 0);
   const pool = new Int32Array(layout.blockBytes / 4);
   install(sw, pool, headerWord(layout, 0), 0, 1);
   const cursor = claim(sw, bytes, 64, true);
-  commit(sw, commitRowWord(sw, 0), slotOf(cursor), bytes, true);
+  commit(sw, commitRowWord(sw, 0), slotOf(sw, cursor), bytes, true);
   return sw;
 }
 

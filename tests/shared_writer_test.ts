@@ -285,23 +285,44 @@ Deno.test("A worker may hold at most MAX_OPEN_SHARED_RESERVATIONS open; the limi
   assertAllFree(pool);
 });
 
-Deno.test("A reservation held open while 31 newer buffers fill stops new claims only then", async () => {
-  const pool = new BufferPool({ bufferSize: 8, bufferCount: 40 });
+Deno.test("A reservation held open stops other claims only when the pool runs out", async () => {
+  // 40 buffers: the ring has 64 slots, so the pool is what runs out.
+  for (const pool of pools(8, 40)) {
+    const flusher = new WriteFlusher(pool);
+    const writer = new SharedWriter(pool, flusher, { flush: "manual" });
+    const held = writer.tryReserve(8)!;
+    for (let i = 0; i < 39; i++) {
+      assert.ok(writer.tryWrite(new Uint8Array(8).fill(i)), `buffer ${i + 2} of 40`);
+    }
+    assert.equal(writer.tryWrite(new Uint8Array(8)), false);
+    const reading = readBytes(flusher.readable.getReader());
+    held.bytes.fill(77);
+    held.commit();
+    await writer.write(new Uint8Array(8).fill(99));
+    writer.close();
+    flusher.close();
+    const bytes = await reading;
+    assert.equal(bytes.length, 41 * 8);
+    assert.deepEqual(bytes.slice(0, 16), [77, 77, 77, 77, 77, 77, 77, 77, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.deepEqual(bytes.slice(-8), new Array(8).fill(99));
+    assertAllFree(pool);
+  }
+});
+
+Deno.test("A reservation held open stops other claims after MAX_RING_SLOTS - 1 newer buffers in a bigger pool", async () => {
+  const pool = new BufferPool({ bufferSize: 8, bufferCount: 1100 });
   const flusher = new WriteFlusher(pool);
   const writer = new SharedWriter(pool, flusher, { flush: "manual" });
   const held = writer.tryReserve(8)!;
-  for (let i = 0; i < 31; i++) assert.ok(writer.tryWrite(new Uint8Array(8).fill(i)), `buffer ${i}`);
-  // A 33rd buffer would reuse the held one's ring slot: the switch waits.
+  for (let i = 0; i < 1023; i++) assert.ok(writer.tryWrite(new Uint8Array(8)), `buffer ${i + 2}`);
+  // The next buffer would take the held one's ring slot.
   assert.equal(writer.tryWrite(new Uint8Array(8)), false);
-  held.bytes.fill(7);
+  assert.ok(pool.stats().free > 0);
   held.commit();
-  await writer.write(new Uint8Array(8).fill(99));
+  await writer.write(new Uint8Array(8));
   writer.close();
   flusher.close();
-  const bytes = await readBytes(flusher.readable.getReader());
-  assert.equal(bytes.length, 33 * 8);
-  assert.deepEqual(bytes.slice(0, 16), [7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0, 0, 0, 0, 0]);
-  assert.deepEqual(bytes.slice(-8), new Array(8).fill(99));
+  assert.equal((await readBytes(flusher.readable.getReader())).length, 1025 * 8);
   assertAllFree(pool);
 });
 
@@ -378,7 +399,7 @@ Deno.test("A flusher that ends keeps the buffer another worker's handle still wr
 });
 
 Deno.test("SharedWriter: a loop that never yields writes through more buffers than the ring holds, and the flusher gets each whole buffer once", async () => {
-  // The ring has RING_SLOTS (32) slots; whole buffers wait for the end of
+  // The ring has 128 slots here; whole buffers wait for the end of
   // the microtask, but never so many that the ring fills with them.
   for (const pool of pools(16, 128)) {
     const flusher = new WriteFlusher(pool);

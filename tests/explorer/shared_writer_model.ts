@@ -54,11 +54,10 @@ import {
   E_SEQ,
   initBlock,
   markSealed,
+  MIN_RING_SLOTS,
   NOTE_OPEN,
   NOTE_WHOLE,
-  OFFSET_MASK,
   openBitsWord,
-  RING_SLOTS,
   ringWord,
   SEALED,
   sharedWriterWords,
@@ -72,9 +71,10 @@ import {
   SW_LOCK,
   SW_ROWS,
   SW_SEQ,
+  SW_SHIFT,
   SW_SWITCHER,
-  useRow,
 } from "../../src/_shared_writer_block.ts";
+import { useRow } from "../../src/_shared_commit_counts.ts";
 import {
   countHandle,
   forget,
@@ -290,9 +290,9 @@ type Steps<T> = Generator<Step, T, void>;
 /** What place() ends with when it places nothing. */
 type NotPlaced = "gave up" | "refused" | "closed";
 
-/** Cursor bits above the offset: the slot's place (GEN_SHIFT is the block's own). */
-const SLOT_UNIT = OFFSET_MASK + 1;
-const SLOT_MASK = RING_SLOTS - 1;
+/** The model's ring: the fewest slots, as a pool of up to 32 buffers has. */
+const RING = MIN_RING_SLOTS;
+const SLOT_MASK = RING - 1;
 
 /**
  * The model: one writer handle per script, each in its own worker, a
@@ -316,8 +316,11 @@ export function sharedWriterModel(
   const layout = computeLayout(size, bufferCount, 1, slots, 0);
 
   return () => {
-    const sw = new Int32Array(sharedWriterWords(slots));
-    initBlock(sw, 1, 7, size, slots, 0);
+    const sw = new Int32Array(sharedWriterWords(slots, RING));
+    initBlock(sw, 1, 7, size, slots, 0, RING);
+    /** Cursor bits above the offset: the slot's place. */
+    const SLOT_UNIT = 1 << sw[SW_SHIFT]!;
+    const OFFSET_MASK = SLOT_UNIT - 1;
     // Each handle's constructor counted itself before the workers start.
     sw[SW_HANDLES] = slots;
     for (let w = 0; w < slots; w++) {
@@ -431,9 +434,11 @@ export function sharedWriterModel(
         const seen = Atomics.compareExchange(sw, SW_CURSOR, v, v + frame);
         if (seen === v) {
           const use = current ?? fail("a claim succeeded on a cursor no install opened");
-          if (slotOf(v) !== (use.seq & SLOT_MASK)) {
+          if (slotOf(sw, v) !== (use.seq & SLOT_MASK)) {
             fail(
-              `the cursor's slot ${slotOf(v)} is not that of buffer ${use.index} (seq ${use.seq})`,
+              `the cursor's slot ${
+                slotOf(sw, v)
+              } is not that of buffer ${use.index} (seq ${use.seq})`,
             );
           }
           const claim: Claim = {
@@ -464,7 +469,7 @@ export function sharedWriterModel(
         const v = Atomics.load(sw, SW_CURSOR);
         if (v < 0) return -1;
         yield;
-        const seq = Atomics.load(sw, ringWord(slotOf(v)) + E_SEQ);
+        const seq = Atomics.load(sw, ringWord(slotOf(sw, v)) + E_SEQ);
         yield;
         if (Atomics.compareExchange(sw, SW_CURSOR, v, v | SEALED) === v) {
           current!.sealedAt = v & OFFSET_MASK;
@@ -478,7 +483,7 @@ export function sharedWriterModel(
 
     /** #bufferOf, then #place's remember(seqOf()): where the claim's bytes go, recorded for a reclaim. */
     function* locate(w: number, claim: Claim): Thread {
-      const word = ringWord(slotOf(claim.cursor));
+      const word = ringWord(slotOf(sw, claim.cursor));
       yield;
       const index = sw[word + E_INDEX]!;
       if (index !== claim.use.index || uses.get(index) !== claim.use) {
@@ -497,8 +502,8 @@ export function sharedWriterModel(
     // -- Committing: #settle() and commit() --
 
     function* settle(w: number, claim: Claim): Thread {
-      const word = ringWord(slotOf(claim.cursor));
-      const count = countWord(w, slotOf(claim.cursor));
+      const word = ringWord(slotOf(sw, claim.cursor));
+      const count = countWord(w, slotOf(sw, claim.cursor));
       yield;
       forget(sw, w, claim.record);
       enter(w, "forgotten, not committed");
@@ -537,7 +542,7 @@ export function sharedWriterModel(
       yield;
       const seq = Atomics.load(sw, SW_SEQ);
       yield;
-      const slot = slotOf(Atomics.load(sw, SW_CURSOR));
+      const slot = slotOf(sw, Atomics.load(sw, SW_CURSOR));
       return seq + ((slot - seq) & SLOT_MASK);
     }
 
@@ -550,7 +555,7 @@ export function sharedWriterModel(
       markSealed(sw, cursor, seq);
       const next = seq + 1;
       yield;
-      if (Atomics.load(sw, SW_DELIVER) <= next - RING_SLOTS) return -2;
+      if (Atomics.load(sw, SW_DELIVER) <= next - RING) return -2;
       return next;
     }
 
@@ -817,7 +822,7 @@ export function sharedWriterModel(
       if (cursor < 0) {
         const seq = yield* cursorSeq();
         yield;
-        if (sw[ringWord(slotOf(cursor)) + E_SEALED] === ~seq) onEvent(w, "seal for good marks");
+        if (sw[ringWord(slotOf(sw, cursor)) + E_SEALED] === ~seq) onEvent(w, "seal for good marks");
         markSealed(sw, cursor, seq);
       }
     }
@@ -904,10 +909,10 @@ export function sharedWriterModel(
         if (sealed < 0) {
           yield;
           const cursor = Atomics.load(sw, SW_CURSOR);
-          if (slotOf(cursor) === (seq & SLOT_MASK) && cursor < 0) {
+          if (slotOf(sw, cursor) === (seq & SLOT_MASK) && cursor < 0) {
             onEvent(me - 1, "seal seen in cursor");
             sealed = (cursor & OFFSET_MASK) + 1;
-          } else if (slotOf(cursor) === (seq & SLOT_MASK)) {
+          } else if (slotOf(sw, cursor) === (seq & SLOT_MASK)) {
             if (bug === "collect-sum-after-offset") committed = yield* committedIn(seq & SLOT_MASK);
             if (!open) break;
             if (bug === "collect-no-offset-check" || (cursor & OFFSET_MASK) === committed) {
@@ -1284,12 +1289,12 @@ export function sharedWriterModel(
           return `lock ${sw[SW_LOCK]}, switcher ${sw[SW_SWITCHER]} at the end`;
         }
         const seq = sw[SW_SEQ]!;
-        const last = seq + ((slotOf(sw[SW_CURSOR]!) - seq) & SLOT_MASK);
+        const last = seq + ((slotOf(sw, sw[SW_CURSOR]!) - seq) & SLOT_MASK);
         if (sw[SW_DELIVER] !== last + 1) {
           return `delivered up to ${sw[SW_DELIVER]}, last buffer ${last}`;
         }
         for (let w = 0; w < slots; w++) {
-          const word = openBitsWord(w);
+          const word = openBitsWord(sw, w);
           if (sw[word] !== 0 || sw[word + 1] !== 0) {
             return `worker ${w} still has records ${sw[word]} and handles ${sw[word + 1]}`;
           }
