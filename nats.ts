@@ -5,3 +5,10 @@
  *
  * @module
  */
+
+export * from "./src/nats/nats_errors.ts";
+export * from "./src/nats/nats_message.ts";
+export * from "./src/nats/nats_receiver.ts";
+export * from "./src/nats/nats_receiver_options.ts";
+export * from "./src/nats/nats_server_handlers.ts";
+export * from "./src/nats/nats_server_info.ts";
