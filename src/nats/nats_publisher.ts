@@ -1,0 +1,454 @@
+/**
+ * NATS publishes encoded straight into a bab writer's pooled buffers, so
+ * that one socket write sends every message of a flush.
+ *
+ * @module
+ */
+
+import { SharedWriter } from "../shared_writer.ts";
+import { Writer } from "../writer.ts";
+import type { ReserveOptions } from "../writer_options.ts";
+import { utf8Length } from "../_writer_framing.ts";
+import type { NatsPublisherOptions, NatsPublishOptions } from "./nats_publisher_options.ts";
+import type { NatsReservation } from "./nats_reservation.ts";
+import type { NatsSubject } from "./nats_subject.ts";
+import { wildcardError } from "./_nats_checks.ts";
+import { fill, frameReservation, publishInto, tooLarge, tooLong, unframed } from "./_nats_frame.ts";
+import { controlLength, writeEnd } from "./_nats_wire.ts";
+
+/** The server's `max_payload` unless its configuration says otherwise: 1 MiB. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/**
+ * Publishes NATS messages through a bab writer: each publish is one message
+ * of the writer, the protocol's control line, headers, payload and closing
+ * CRLF written in place into its pooled buffer, so that the
+ * {@linkcode WriteFlusher} piped to the server's socket sends a whole
+ * flush's messages in one write. Give it a {@linkcode Writer} (one per
+ * worker, each flushing to the connection's flusher through its handle) or
+ * a {@linkcode SharedWriter} (shared by workers).
+ *
+ * Three ways to publish, as for the writers:
+ *
+ * - {@linkcode NatsPublisher.tryPublish} / {@linkcode NatsPublisher.publish}
+ *   copy a payload you hold as bytes, once, into the buffer; with a
+ *   `Writer`, `tryPublish` makes nothing per message (it fills the writer's
+ *   reusable claim).
+ * - {@linkcode NatsPublisher.tryPublishString} /
+ *   {@linkcode NatsPublisher.publishString} encode text as UTF-8 straight
+ *   into the buffer.
+ * - {@linkcode NatsPublisher.tryReserve} / {@linkcode NatsPublisher.reserve}
+ *   hand you the payload's space to fill, then commit: nothing is copied.
+ *
+ * Every check comes before anything is written: a subject or reply with a
+ * wildcard is a `TypeError`, headers and payload over
+ * {@linkcode NatsPublisher.maxPayload} a `RangeError`, and so is a message
+ * that cannot fit in one of the pool's buffers. Subjects are
+ * {@linkcode NatsSubject}s, checked and encoded when made, so a publish only
+ * copies their bytes.
+ *
+ * The writer must frame nothing, since the NATS protocol is the framing: a
+ * writer made with a codec is refused with a `TypeError` at its first
+ * publish, which sends nothing (a `SharedWriter` sends its codec's frame
+ * with a zeroed payload, as any cancel of it does).
+ *
+ * @example Many publishes, one region for the socket
+ * ```ts
+ * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+ * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool({ bufferSize: 64 * 1024, bufferCount: 8 });
+ * const flusher = new WriteFlusher(pool); // in a program: flusher.pipeTo(conn)
+ * const writer = new Writer(pool, flusher);
+ * const publisher = new NatsPublisher(writer);
+ *
+ * const prices = new NatsSubject("prices.eurusd");
+ * const tick = new Uint8Array([1, 0, 8, 5]);
+ * for (let i = 0; i < 3; i++) publisher.tryPublish(prices, tick);
+ * await publisher.publishString(prices, "close");
+ * writer.close();
+ * flusher.close();
+ *
+ * const wire = await new Response(flusher.bytes()).text();
+ * assert.equal(wire, "PUB prices.eurusd 4\r\n\x01\x00\x08\x05\r\n".repeat(3) + "PUB prices.eurusd 5\r\nclose\r\n");
+ * assert.equal(pool.stats().inUse, 0);
+ * ```
+ */
+export class NatsPublisher {
+  /** The writer the messages go through. */
+  readonly writer: Writer | SharedWriter;
+  /** The most bytes of headers and payload one message may carry. */
+  readonly maxPayload: number;
+  /** The writer, when it is a Writer: published to through its claim. */
+  readonly #claimer: Writer | null;
+  readonly #bufferSize: number;
+
+  /**
+   * Makes a publisher that writes through `writer`.
+   *
+   * @example
+   * ```ts
+   * import { BufferPool, SharedWriter, WriteFlusher } from "@bab/bab";
+   * import { NatsPublisher } from "@bab/bab/nats";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 64 * 1024, bufferCount: 8, shared: true });
+   * using flusher = new WriteFlusher(pool);
+   * using writer = new SharedWriter(pool, flusher);
+   * const publisher = new NatsPublisher(writer);
+   * assert.equal(publisher.maxPayload, 1024 * 1024);
+   * ```
+   *
+   * @param writer A {@linkcode Writer} or {@linkcode SharedWriter} made without a codec.
+   * @param options The server's `max_payload`.
+   * @throws {TypeError} If `writer` is neither.
+   * @throws {RangeError} If `maxPayload` is not an integer from 0 to 2^31 - 1.
+   */
+  constructor(writer: Writer | SharedWriter, options?: NatsPublisherOptions) {
+    const isWriter = writer instanceof Writer;
+    if (!isWriter && !(writer instanceof SharedWriter)) {
+      throw new TypeError("Cannot make NATS publisher: pass a Writer or a SharedWriter");
+    }
+    const maxPayload = options?.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    if (!Number.isInteger(maxPayload) || maxPayload < 0 || maxPayload > 0x7fffffff) {
+      throw new RangeError(
+        `Cannot make NATS publisher: maxPayload ${maxPayload} is not an integer from 0 to 2^31 - 1`,
+      );
+    }
+    this.writer = writer;
+    this.maxPayload = maxPayload;
+    this.#claimer = isWriter ? writer : null;
+    this.#bufferSize = writer.pool.bufferSize;
+  }
+
+  /**
+   * Publishes `payload` to `subject` now, if the writer has room: copies it
+   * into the buffer with its control line, and commits it.
+   *
+   * @example Publish, or wait for room
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   *
+   * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+   * using flusher = new WriteFlusher(pool);
+   * using writer = new Writer(pool, flusher);
+   * const publisher = new NatsPublisher(writer);
+   * const subject = new NatsSubject("events");
+   * const payload = new Uint8Array([1, 2, 3]);
+   * if (!publisher.tryPublish(subject, payload)) await publisher.publish(subject, payload);
+   * ```
+   *
+   * @param subject Where to publish: no wildcards.
+   * @param payload The message's bytes.
+   * @param options A reply subject, headers.
+   * @returns `false` if the writer would have to wait for a buffer; nothing was written then.
+   * @throws {TypeError} If the subject or reply has a wildcard, the writer
+   * frames with a codec, or its claim is open.
+   * @throws {RangeError} If headers and payload exceed
+   * {@linkcode NatsPublisher.maxPayload}, or the message does not fit in a buffer.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   */
+  tryPublish(subject: NatsSubject, payload: Uint8Array, options?: NatsPublishOptions): boolean {
+    const reply = options?.reply;
+    const headers = options?.headers;
+    const headerLength = headers === undefined ? 0 : headers.bytes.length;
+    const total = headerLength + payload.length;
+    const frame = this.#frameOf(subject, reply, headerLength, total);
+    const claimer = this.#claimer;
+    if (claimer !== null) {
+      const claim = claimer.tryClaim(frame);
+      if (claim === null) return false;
+      const buffer = unframed(claim, frame);
+      const at = fill(buffer, claim.offset, subject, reply, headers, total);
+      buffer.set(payload, at);
+      writeEnd(buffer, at + payload.length);
+      claim.commit();
+      return true;
+    }
+    return this.#publishNow(subject, payload, payload.length, options);
+  }
+
+  /**
+   * Publishes `payload` to `subject`, waiting for room if need be. The
+   * payload is copied when the message's turn comes: leave it unchanged
+   * until the promise settles.
+   *
+   * @example A deadline for the wait
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   *
+   * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+   * using flusher = new WriteFlusher(pool);
+   * using writer = new Writer(pool, flusher);
+   * const publisher = new NatsPublisher(writer);
+   * await publisher.publish(new NatsSubject("events"), new Uint8Array([1]), {
+   *   signal: AbortSignal.timeout(1000),
+   * });
+   * ```
+   *
+   * @param subject Where to publish: no wildcards.
+   * @param payload The message's bytes.
+   * @param options A reply subject, headers, and a `signal` to give up the wait.
+   * @throws {TypeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {RangeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   * @throws The signal's reason, if it aborts first: nothing was written.
+   */
+  async publish(
+    subject: NatsSubject,
+    payload: Uint8Array,
+    options?: NatsPublishOptions & ReserveOptions,
+  ): Promise<void> {
+    if (this.tryPublish(subject, payload, options)) return;
+    await this.#publishLater(subject, payload, payload.length, options);
+  }
+
+  /**
+   * Publishes `text` as UTF-8 to `subject` now, if the writer has room:
+   * encoded straight into the buffer.
+   *
+   * @example
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   * import assert from "node:assert/strict";
+   *
+   * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+   * const flusher = new WriteFlusher(pool);
+   * const writer = new Writer(pool, flusher);
+   * assert.ok(new NatsPublisher(writer).tryPublishString(new NatsSubject("greet"), "héllo"));
+   * writer.close();
+   * flusher.close();
+   * assert.equal(await new Response(flusher.bytes()).text(), "PUB greet 6\r\nhéllo\r\n");
+   * ```
+   *
+   * @param subject Where to publish: no wildcards.
+   * @param text The payload, sent as UTF-8 (a lone surrogate as U+FFFD).
+   * @param options A reply subject, headers.
+   * @returns `false` if the writer would have to wait for a buffer; nothing was written then.
+   * @throws {TypeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {RangeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   */
+  tryPublishString(subject: NatsSubject, text: string, options?: NatsPublishOptions): boolean {
+    return this.#publishNow(subject, text, utf8Length(text), options);
+  }
+
+  /**
+   * Publishes `text` as UTF-8 to `subject`, waiting for room if need be.
+   *
+   * @example
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   *
+   * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+   * using flusher = new WriteFlusher(pool);
+   * using writer = new Writer(pool, flusher);
+   * await new NatsPublisher(writer).publishString(new NatsSubject("greet"), "hi");
+   * ```
+   *
+   * @param subject Where to publish: no wildcards.
+   * @param text The payload, sent as UTF-8.
+   * @param options A reply subject, headers, and a `signal` to give up the wait.
+   * @throws {TypeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {RangeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   * @throws The signal's reason, if it aborts first: nothing was written.
+   */
+  async publishString(
+    subject: NatsSubject,
+    text: string,
+    options?: NatsPublishOptions & ReserveOptions,
+  ): Promise<void> {
+    const length = utf8Length(text);
+    if (this.#publishNow(subject, text, length, options)) return;
+    await this.#publishLater(subject, text, length, options);
+  }
+
+  /**
+   * Reserves a message of `length` bytes of payload to `subject` now, if
+   * the writer has room: its control line and headers are written, and you
+   * fill {@linkcode NatsReservation.payload} in place, then commit.
+   *
+   * @example
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   *
+   * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+   * using flusher = new WriteFlusher(pool);
+   * using writer = new Writer(pool, flusher);
+   * const reservation = new NatsPublisher(writer).tryReserve(new NatsSubject("blob"), 100);
+   * if (reservation !== null) {
+   *   reservation.payload.fill(0xab);
+   *   reservation.commit();
+   * }
+   * ```
+   *
+   * @param subject Where to publish: no wildcards.
+   * @param length The payload's length in bytes.
+   * @param options A reply subject, headers.
+   * @returns The reservation, or `null` if the writer would have to wait for a buffer.
+   * @throws {TypeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {RangeError} As {@linkcode NatsPublisher.tryPublish}, or if
+   * `length` is not an integer from 0 up.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   */
+  tryReserve(
+    subject: NatsSubject,
+    length: number,
+    options?: NatsPublishOptions,
+  ): NatsReservation | null {
+    const frame = this.#frameOfLength(subject, length, options);
+    const inner = this.writer.tryReserve(frame);
+    return inner === null ? null : frameReservation(inner, frame, subject, length, options);
+  }
+
+  /**
+   * Reserves a message of `length` bytes of payload to `subject`, waiting
+   * for room if need be; see {@linkcode NatsPublisher.tryReserve}.
+   *
+   * @example
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   *
+   * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+   * using flusher = new WriteFlusher(pool);
+   * using writer = new Writer(pool, flusher);
+   * const publisher = new NatsPublisher(writer);
+   * using reservation = await publisher.reserve(new NatsSubject("blob"), 3, {
+   *   signal: AbortSignal.timeout(1000),
+   * });
+   * reservation.payload.set([1, 2, 3]);
+   * reservation.commit();
+   * ```
+   *
+   * @param subject Where to publish: no wildcards.
+   * @param length The payload's length in bytes.
+   * @param options A reply subject, headers, and a `signal` to give up the wait.
+   * @returns The reservation.
+   * @throws {TypeError} As {@linkcode NatsPublisher.tryPublish}.
+   * @throws {RangeError} As {@linkcode NatsPublisher.tryReserve}.
+   * @throws {ClosedError} If the writer or its flusher was closed.
+   * @throws The signal's reason, if it aborts first: nothing was written.
+   */
+  async reserve(
+    subject: NatsSubject,
+    length: number,
+    options?: NatsPublishOptions & ReserveOptions,
+  ): Promise<NatsReservation> {
+    const now = this.tryReserve(subject, length, options);
+    if (now !== null) return now;
+    const frame = this.#frameOfLength(subject, length, options);
+    return frameReservation(
+      await this.writer.reserve(frame, options),
+      frame,
+      subject,
+      length,
+      options,
+    );
+  }
+
+  /**
+   * Hands what was committed to the flusher now: the writer's
+   * {@linkcode Writer.flush}.
+   *
+   * @example
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   *
+   * const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4 });
+   * using flusher = new WriteFlusher(pool);
+   * using writer = new Writer(pool, flusher, { flush: "manual" });
+   * const publisher = new NatsPublisher(writer);
+   * publisher.tryPublishString(new NatsSubject("a"), "1");
+   * publisher.flush();
+   * ```
+   *
+   * @throws {ClosedError} If the flusher has ended.
+   */
+  flush(): void {
+    this.writer.flush();
+  }
+
+  /**
+   * The frame length of a publish, after every check.
+   *
+   * @throws {TypeError} If the subject or reply has a wildcard.
+   * @throws {RangeError} If headers and payload exceed maxPayload or the frame a buffer.
+   */
+  #frameOf(
+    subject: NatsSubject,
+    reply: NatsSubject | undefined,
+    headerLength: number,
+    total: number,
+  ): number {
+    if (subject.wildcard) throw wildcardError(subject.text, "publish to");
+    if (reply !== undefined && reply.wildcard) throw wildcardError(reply.text, "reply to");
+    if (total > this.maxPayload) throw tooLarge(headerLength, total, this.maxPayload);
+    const frame = controlLength(
+      subject.bytes.length,
+      reply === undefined ? 0 : reply.bytes.length,
+      headerLength,
+      total,
+    ) + total + 2;
+    if (frame > this.#bufferSize) throw tooLong(frame, total, this.#bufferSize);
+    return frame;
+  }
+
+  /** Publishes a message of `length` bytes of payload now, if there is room. */
+  #publishNow(
+    subject: NatsSubject,
+    payload: Uint8Array | string,
+    length: number,
+    options: NatsPublishOptions | undefined,
+  ): boolean {
+    const frame = this.#frameOfLength(subject, length, options);
+    const claimer = this.#claimer;
+    const space = claimer !== null
+      ? claimer.tryClaim(frame)
+      : (this.writer as SharedWriter).tryReserve(frame);
+    if (space === null) return false;
+    publishInto(space, frame, subject, options, payload, length);
+    return true;
+  }
+
+  /** Publishes a message of `length` bytes of payload, waiting for room. */
+  async #publishLater(
+    subject: NatsSubject,
+    payload: Uint8Array | string,
+    length: number,
+    options: (NatsPublishOptions & ReserveOptions) | undefined,
+  ): Promise<void> {
+    const frame = this.#frameOfLength(subject, length, options);
+    const claimer = this.#claimer;
+    const space = claimer !== null
+      ? await claimer.claim(frame, options)
+      : await (this.writer as SharedWriter).reserve(frame, options);
+    publishInto(space, frame, subject, options, payload, length);
+  }
+
+  /**
+   * The frame length of a publish of `length` bytes of payload.
+   *
+   * @throws {RangeError} If `length` is not a length, or as #frameOf.
+   */
+  #frameOfLength(
+    subject: NatsSubject,
+    length: number,
+    options: NatsPublishOptions | undefined,
+  ): number {
+    if (length >>> 0 !== length) {
+      throw new RangeError(`Cannot reserve ${length} bytes of payload: not an integer from 0 up`);
+    }
+    const headers = options?.headers;
+    const headerLength = headers === undefined ? 0 : headers.bytes.length;
+    return this.#frameOf(subject, options?.reply, headerLength, headerLength + length);
+  }
+}
