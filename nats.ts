@@ -12,3 +12,8 @@ export * from "./src/nats/nats_receiver.ts";
 export * from "./src/nats/nats_receiver_options.ts";
 export * from "./src/nats/nats_server_handlers.ts";
 export * from "./src/nats/nats_server_info.ts";
+export * from "./src/nats/nats_headers.ts";
+export * from "./src/nats/nats_publisher.ts";
+export * from "./src/nats/nats_publisher_options.ts";
+export * from "./src/nats/nats_reservation.ts";
+export * from "./src/nats/nats_subject.ts";
