@@ -53,26 +53,26 @@ export class NatsMessage {
   /** The staging memory the message lies in; the offsets below index it. */
   bytes: Uint8Array = NO_BYTES;
   /** The subscription id the server tagged the message with. */
-  sid = 0;
+  sid: number = 0;
   /** First byte of the subject. */
-  subjectStart = 0;
+  subjectStart: number = 0;
   /** Byte after the subject. */
-  subjectEnd = 0;
+  subjectEnd: number = 0;
   /** First byte of the reply subject, or -1 when there is none. */
-  replyStart = -1;
+  replyStart: number = -1;
   /** Byte after the reply subject, or -1 when there is none. */
-  replyEnd = -1;
+  replyEnd: number = -1;
   /**
    * First byte of the header block (`NATS/1.0...\r\n\r\n`, of an `HMSG`), or
    * -1 when there is none.
    */
-  headersStart = -1;
+  headersStart: number = -1;
   /** Byte after the header block's blank line, or -1 when there is none. */
-  headersEnd = -1;
+  headersEnd: number = -1;
   /** First byte of the payload. */
-  payloadStart = 0;
+  payloadStart: number = 0;
   /** Byte after the payload. */
-  payloadEnd = 0;
+  payloadEnd: number = 0;
   /** The receiver's way to keep the op being dispatched. */
   readonly #retainOp: () => Packet;
 
