@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { AcquireOptions, BufferPool } from "../buffer_pool.ts";
+import type { BufferPool } from "../buffer_pool.ts";
 import { ClosedError, TruncatedError } from "../errors.ts";
 import { FrameCutter, type FrameVisitor } from "../frame_cutter.ts";
 import type { ByteSource } from "../read_frames.ts";
@@ -99,6 +99,8 @@ export class NatsReceiver {
   readonly #visit: FrameVisitor;
   /** A `read()` is in progress: it owns the staging memory it reads into. */
   #reading = false;
+  /** Stops the wait of a `read()` waiting for a buffer, when the receiver closes. */
+  #stopWait: AbortController | null = null;
 
   /**
    * Makes a receiver. It takes its first staging buffer when the first bytes
@@ -121,7 +123,7 @@ export class NatsReceiver {
     }
     // Room for a control line and a payload, each with its "\r\n".
     const room = pool.bufferSize - maxControlLine - 4;
-    const maxPayload = options.maxPayload ?? room;
+    const maxPayload = options.maxPayload ?? Math.max(room, 0);
     if (!Number.isSafeInteger(maxPayload) || maxPayload < 0) {
       throw new RangeError(
         `Cannot create NatsReceiver: maxPayload must be a non-negative integer, received ${maxPayload}`,
@@ -269,11 +271,10 @@ export class NatsReceiver {
     const cutter = this.#cutter;
     if (cutter.closed) throw closedError("read into");
     this.#reading = true;
-    const wait = signal === undefined ? undefined : { signal };
     try {
       const ended = typeof (source as ByteSource).read === "function"
-        ? await this.#readSource(source as ByteSource, signal, wait)
-        : await this.#readChunks(source as AsyncIterable<Uint8Array>, signal, wait);
+        ? await this.#readSource(source as ByteSource, signal)
+        : await this.#readChunks(source as AsyncIterable<Uint8Array>, signal);
       if (ended) this.#end();
     } finally {
       this.#reading = false;
@@ -289,6 +290,8 @@ export class NatsReceiver {
    */
   close(): void {
     this.#cutter.close();
+    // A read() waiting for a buffer stops waiting.
+    this.#stopWait?.abort();
   }
 
   /**
@@ -316,7 +319,7 @@ export class NatsReceiver {
    * ```
    */
   [Symbol.dispose](): void {
-    this.#cutter.close();
+    this.close();
   }
 
   /** Calls the handler of the op just decoded: the codec says which and where. */
@@ -365,17 +368,13 @@ export class NatsReceiver {
    * Reads a `read()`able into staging memory until it ends.
    * @returns Whether it ended (else the receiver was closed).
    */
-  async #readSource(
-    source: ByteSource,
-    signal: AbortSignal | undefined,
-    wait: AcquireOptions | undefined,
-  ): Promise<boolean> {
+  async #readSource(source: ByteSource, signal: AbortSignal | undefined): Promise<boolean> {
     const cutter = this.#cutter;
     for (;;) {
       signal?.throwIfAborted();
       let view = cutter.writable();
       if (view === null) {
-        if (!await this.#waitForBuffer(wait)) return false;
+        if (!await this.#waitForBuffer(signal)) return false;
         view = cutter.writable()!;
       }
       let n: number | null;
@@ -400,7 +399,6 @@ export class NatsReceiver {
   async #readChunks(
     source: AsyncIterable<Uint8Array>,
     signal: AbortSignal | undefined,
-    wait: AcquireOptions | undefined,
   ): Promise<boolean> {
     const cutter = this.#cutter;
     signal?.throwIfAborted();
@@ -409,7 +407,7 @@ export class NatsReceiver {
       signal?.throwIfAborted();
       let taken = cutter.push(chunk, this.#visit);
       while (taken < chunk.length && !cutter.closed) {
-        if (!await this.#waitForBuffer(wait)) return false;
+        if (!await this.#waitForBuffer(signal)) return false;
         taken += cutter.push(chunk.subarray(taken), this.#visit);
       }
       if (cutter.closed) return false;
@@ -418,16 +416,24 @@ export class NatsReceiver {
   }
 
   /**
-   * Waits for a staging buffer, for `read()`.
+   * Waits for a staging buffer, for `read()`, until `signal` aborts or the
+   * receiver is closed (the cutter alone would notice only once a buffer
+   * came). Allocates, but only when the pool has run dry.
    * @returns false if the receiver was closed meanwhile.
    */
-  async #waitForBuffer(wait: AcquireOptions | undefined): Promise<boolean> {
+  async #waitForBuffer(signal: AbortSignal | undefined): Promise<boolean> {
     const cutter = this.#cutter;
+    const stop = new AbortController();
+    this.#stopWait = stop;
     try {
-      await cutter.waitForBuffer(wait);
+      await cutter.waitForBuffer({
+        signal: signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]),
+      });
     } catch (error) {
-      if (cutter.closed && error instanceof ClosedError) return false;
+      if (cutter.closed) return false;
       throw error;
+    } finally {
+      this.#stopWait = null;
     }
     return !cutter.closed;
   }
