@@ -12,7 +12,7 @@ const NO_BYTES = new Uint8Array(0);
 
 /**
  * A message from the server, seen in place: its parts are offsets into
- * `bytes`, the receiver's staging memory. ONE object is reused for every
+ * `bytes`, the receiver's staging memory. One object is reused for every
  * message of a {@linkcode NatsReceiver}, and the memory behind it is reused
  * once the handler returns, so a message is valid only during the handler
  * call. Reading the offsets and {@linkcode NatsMessage.subjectEquals}

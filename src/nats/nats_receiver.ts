@@ -359,7 +359,6 @@ export class NatsReceiver {
         : `a ${error.expected}-byte op`;
       throw new NatsProtocolError(
         `Cannot read NATS from the server: the input ended ${error.received} bytes into ${op}`,
-        error.received,
       );
     }
   }
