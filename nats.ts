@@ -17,3 +17,6 @@ export * from "./src/nats/nats_publisher.ts";
 export * from "./src/nats/nats_publisher_options.ts";
 export * from "./src/nats/nats_reservation.ts";
 export * from "./src/nats/nats_subject.ts";
+export * from "./src/nats/nats_connection.ts";
+export * from "./src/nats/nats_connection_options.ts";
+export * from "./src/nats/nats_subscription.ts";
