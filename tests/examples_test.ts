@@ -20,6 +20,11 @@ const examples: [file: string, args: string[], expect: RegExp][] = [
     // Buffers go out full but for a few: each worker's close, and the last.
     /^2 workers wrote 5000 messages .*\n\d+ TCP writes .*: buffers packed 9\d\.\d% full \(1500-byte MTU\)\nevery message arrived once, intact, in order per worker; pool in use: 0$/m,
   ],
+  [
+    "nats_bridge.ts",
+    ["--workers", "3", "--messages", "5000"],
+    /^3 producer workers published 5000 messages .* this process's pool in use: 0\nthe consumer process received every message once, intact, in order per producer .*; its pool in use: 0$/m,
+  ],
 ];
 
 for (const [file, args, expect] of examples) {
@@ -196,4 +201,15 @@ Deno.test("the bus's message checks catch a changed byte, a short message and a 
   const other = new MessageChecker(2);
   other.check(view, 0, 32);
   assert.equal(other.failure, "a message from producer 2, of 2");
+});
+
+Deno.test("examples/nats_bridge.ts: --help prints the usage; a bad flag or value prints it and exits 2", async () => {
+  const help = await run("nats_bridge.ts", ["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.out, /^Usage: examples\/nats_bridge.ts/);
+  for (const args of [["--workers", "0"], ["--messages", "x"], ["--nope"]]) {
+    const { code, err } = await run("nats_bridge.ts", args);
+    assert.equal(code, 2, args.join(" "));
+    assert.match(err, /Usage: examples\/nats_bridge.ts/);
+  }
 });
