@@ -156,7 +156,7 @@ export class NatsReservation {
    * flusher.close();
    * assert.equal(
    *   await new Response(flusher.bytes()).text(),
-   *   "UNSUB _    \r\nPUB a 1\r\nx\r\n",
+   *   "UNSUB _   \r\nPUB a 1\r\nx\r\n",
    * );
    * ```
    *
