@@ -12,9 +12,17 @@ import { utf8Length } from "../_writer_framing.ts";
 import type { NatsPublisherOptions, NatsPublishOptions } from "./nats_publisher_options.ts";
 import type { NatsReservation } from "./nats_reservation.ts";
 import type { NatsSubject } from "./nats_subject.ts";
-import { wildcardError } from "./_nats_checks.ts";
-import { fill, frameReservation, publishInto, tooLarge, tooLong, unframed } from "./_nats_frame.ts";
-import { controlLength, writeEnd } from "./_nats_wire.ts";
+import {
+  fill,
+  frameLength,
+  frameReservation,
+  publishLater,
+  publishNow,
+  reservedFrame,
+  unframed,
+} from "./_nats_frame.ts";
+import { OpenNatsReservations } from "./_nats_open.ts";
+import { writeEnd } from "./_nats_wire.ts";
 
 /** The server's `max_payload` unless its configuration says otherwise: 1 MiB. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -40,17 +48,16 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
  * - {@linkcode NatsPublisher.tryReserve} / {@linkcode NatsPublisher.reserve}
  *   hand you the payload's space to fill, then commit: nothing is copied.
  *
- * Every check comes before anything is written: a subject or reply with a
- * wildcard is a `TypeError`, headers and payload over
- * {@linkcode NatsPublisher.maxPayload} a `RangeError`, and so is a message
- * that cannot fit in one of the pool's buffers. Subjects are
- * {@linkcode NatsSubject}s, checked and encoded when made, so a publish only
- * copies their bytes.
+ * Every check comes before anything is written: a wildcard subject or
+ * reply is a `TypeError`, headers and payload over
+ * {@linkcode NatsPublisher.maxPayload} or a message too big for a pool
+ * buffer a `RangeError`. Subjects are {@linkcode NatsSubject}s, checked and
+ * encoded when made, so a publish only copies their bytes. Close it with
+ * {@linkcode NatsPublisher.close}, not the writer's close.
  *
- * The writer must frame nothing, since the NATS protocol is the framing: a
- * writer made with a codec is refused with a `TypeError` at its first
- * publish, which sends nothing (a `SharedWriter` sends its codec's frame
- * with a zeroed payload, as any cancel of it does).
+ * The writer must frame nothing, the protocol being the framing: one made
+ * with a codec is refused with a `TypeError` at its first publish (a
+ * `SharedWriter` then sends its codec's frame, zeroed, as any cancel does).
  *
  * @example Many publishes, one region for the socket
  * ```ts
@@ -67,7 +74,7 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
  * const tick = new Uint8Array([1, 0, 8, 5]);
  * for (let i = 0; i < 3; i++) publisher.tryPublish(prices, tick);
  * await publisher.publishString(prices, "close");
- * writer.close();
+ * publisher.close(); // and its writer
  * flusher.close();
  *
  * const wire = await new Response(flusher.bytes()).text();
@@ -82,7 +89,10 @@ export class NatsPublisher {
   readonly maxPayload: number;
   /** The writer, when it is a Writer: published to through its claim. */
   readonly #claimer: Writer | null;
-  readonly #bufferSize: number;
+  /** The pool's buffer size: the largest frame. */
+  readonly #size: number;
+  /** The reservations it handed out that are still open, for close to cancel. */
+  readonly #open = new OpenNatsReservations();
 
   /**
    * Makes a publisher that writes through `writer`.
@@ -119,7 +129,7 @@ export class NatsPublisher {
     this.writer = writer;
     this.maxPayload = maxPayload;
     this.#claimer = isWriter ? writer : null;
-    this.#bufferSize = writer.pool.bufferSize;
+    this.#size = writer.pool.bufferSize;
   }
 
   /**
@@ -155,7 +165,7 @@ export class NatsPublisher {
     const headers = options?.headers;
     const headerLength = headers === undefined ? 0 : headers.bytes.length;
     const total = headerLength + payload.length;
-    const frame = this.#frameOf(subject, reply, headerLength, total);
+    const frame = frameLength(subject, reply, headerLength, total, this.maxPayload, this.#size);
     const claimer = this.#claimer;
     if (claimer !== null) {
       const claim = claimer.tryClaim(frame);
@@ -167,7 +177,15 @@ export class NatsPublisher {
       claim.commit();
       return true;
     }
-    return this.#publishNow(subject, payload, payload.length, options);
+    return publishNow(
+      this.writer,
+      this.#claimer,
+      this.maxPayload,
+      subject,
+      payload,
+      payload.length,
+      options,
+    );
   }
 
   /**
@@ -203,7 +221,15 @@ export class NatsPublisher {
     options?: NatsPublishOptions & ReserveOptions,
   ): Promise<void> {
     if (this.tryPublish(subject, payload, options)) return;
-    await this.#publishLater(subject, payload, payload.length, options);
+    await publishLater(
+      this.writer,
+      this.#claimer,
+      this.maxPayload,
+      subject,
+      payload,
+      payload.length,
+      options,
+    );
   }
 
   /**
@@ -234,7 +260,15 @@ export class NatsPublisher {
    * @throws {ClosedError} If the writer or its flusher was closed.
    */
   tryPublishString(subject: NatsSubject, text: string, options?: NatsPublishOptions): boolean {
-    return this.#publishNow(subject, text, utf8Length(text), options);
+    return publishNow(
+      this.writer,
+      this.#claimer,
+      this.maxPayload,
+      subject,
+      text,
+      utf8Length(text),
+      options,
+    );
   }
 
   /**
@@ -265,8 +299,10 @@ export class NatsPublisher {
     options?: NatsPublishOptions & ReserveOptions,
   ): Promise<void> {
     const length = utf8Length(text);
-    if (this.#publishNow(subject, text, length, options)) return;
-    await this.#publishLater(subject, text, length, options);
+    if (publishNow(this.writer, this.#claimer, this.maxPayload, subject, text, length, options)) {
+      return;
+    }
+    await publishLater(this.writer, this.#claimer, this.maxPayload, subject, text, length, options);
   }
 
   /**
@@ -303,9 +339,11 @@ export class NatsPublisher {
     length: number,
     options?: NatsPublishOptions,
   ): NatsReservation | null {
-    const frame = this.#frameOfLength(subject, length, options);
+    const frame = reservedFrame(subject, length, options, this.maxPayload, this.#size);
     const inner = this.writer.tryReserve(frame);
-    return inner === null ? null : frameReservation(inner, frame, subject, length, options);
+    return inner === null
+      ? null
+      : frameReservation(inner, frame, subject, length, options, this.#open);
   }
 
   /**
@@ -344,13 +382,14 @@ export class NatsPublisher {
   ): Promise<NatsReservation> {
     const now = this.tryReserve(subject, length, options);
     if (now !== null) return now;
-    const frame = this.#frameOfLength(subject, length, options);
+    const frame = reservedFrame(subject, length, options, this.maxPayload, this.#size);
     return frameReservation(
       await this.writer.reserve(frame, options),
       frame,
       subject,
       length,
       options,
+      this.#open,
     );
   }
 
@@ -378,77 +417,38 @@ export class NatsPublisher {
   }
 
   /**
-   * The frame length of a publish, after every check.
+   * Cancels the reservations it handed out that are still open, as
+   * {@linkcode NatsReservation.cancel} does, then closes the writer
+   * (this worker's handle, for a {@linkcode SharedWriter}). Close a
+   * publisher's writer this way: the writer's own close would cancel them
+   * with zeros where something follows them, which the server rejects by
+   * closing the connection, losing what follows.
    *
-   * @throws {TypeError} If the subject or reply has a wildcard.
-   * @throws {RangeError} If headers and payload exceed maxPayload or the frame a buffer.
-   */
-  #frameOf(
-    subject: NatsSubject,
-    reply: NatsSubject | undefined,
-    headerLength: number,
-    total: number,
-  ): number {
-    if (subject.wildcard) throw wildcardError(subject.text, "publish to");
-    if (reply !== undefined && reply.wildcard) throw wildcardError(reply.text, "reply to");
-    if (total > this.maxPayload) throw tooLarge(headerLength, total, this.maxPayload);
-    const frame = controlLength(
-      subject.bytes.length,
-      reply === undefined ? 0 : reply.bytes.length,
-      headerLength,
-      total,
-    ) + total + 2;
-    if (frame > this.#bufferSize) throw tooLong(frame, total, this.#bufferSize);
-    return frame;
-  }
-
-  /** Publishes a message of `length` bytes of payload now, if there is room. */
-  #publishNow(
-    subject: NatsSubject,
-    payload: Uint8Array | string,
-    length: number,
-    options: NatsPublishOptions | undefined,
-  ): boolean {
-    const frame = this.#frameOfLength(subject, length, options);
-    const claimer = this.#claimer;
-    const space = claimer !== null
-      ? claimer.tryClaim(frame)
-      : (this.writer as SharedWriter).tryReserve(frame);
-    if (space === null) return false;
-    publishInto(space, frame, subject, options, payload, length);
-    return true;
-  }
-
-  /** Publishes a message of `length` bytes of payload, waiting for room. */
-  async #publishLater(
-    subject: NatsSubject,
-    payload: Uint8Array | string,
-    length: number,
-    options: (NatsPublishOptions & ReserveOptions) | undefined,
-  ): Promise<void> {
-    const frame = this.#frameOfLength(subject, length, options);
-    const claimer = this.#claimer;
-    const space = claimer !== null
-      ? await claimer.claim(frame, options)
-      : await (this.writer as SharedWriter).reserve(frame, options);
-    publishInto(space, frame, subject, options, payload, length);
-  }
-
-  /**
-   * The frame length of a publish of `length` bytes of payload.
+   * @example
+   * ```ts
+   * import { BufferPool, WriteFlusher, Writer } from "@bab/bab";
+   * import { NatsPublisher, NatsSubject } from "@bab/bab/nats";
+   * import assert from "node:assert/strict";
    *
-   * @throws {RangeError} If `length` is not a length, or as #frameOf.
+   * const pool = new BufferPool({ bufferSize: 256, bufferCount: 2 });
+   * const flusher = new WriteFlusher(pool);
+   * const publisher = new NatsPublisher(new Writer(pool, flusher));
+   * const subject = new NatsSubject("a");
+   * const forgotten = publisher.tryReserve(subject, 1)!;
+   * publisher.tryPublishString(subject, "x");
+   * publisher.close();
+   * flusher.close();
+   * assert.equal(forgotten.open, false);
+   * assert.equal(await new Response(flusher.bytes()).text(), "UNSUB _   \r\nPUB a 1\r\nx\r\n");
+   * ```
    */
-  #frameOfLength(
-    subject: NatsSubject,
-    length: number,
-    options: NatsPublishOptions | undefined,
-  ): number {
-    if (length >>> 0 !== length) {
-      throw new RangeError(`Cannot reserve ${length} bytes of payload: not an integer from 0 up`);
-    }
-    const headers = options?.headers;
-    const headerLength = headers === undefined ? 0 : headers.bytes.length;
-    return this.#frameOf(subject, options?.reply, headerLength, headerLength + length);
+  close(): void {
+    this.#open.cancelAll();
+    this.writer.close();
+  }
+
+  /** Closes the publisher and its writer: `using` support. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

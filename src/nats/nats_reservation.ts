@@ -11,6 +11,12 @@ import type { SharedReservation } from "../shared_reservation.ts";
 import type { NatsSubject } from "./nats_subject.ts";
 import { writeVoid } from "./_nats_wire.ts";
 
+/** Where a reservation unlinks itself once settled: its publisher's list of open ones. */
+export interface OpenList {
+  /** Unlinks `reservation`. */
+  _remove(reservation: NatsReservation): void;
+}
+
 /**
  * A publish whose payload you write in place, from
  * {@linkcode NatsPublisher.tryReserve} or {@linkcode NatsPublisher.reserve}:
@@ -31,9 +37,10 @@ import { writeVoid } from "./_nats_wire.ts";
  * drops a subscription id that was never used, which does nothing. The
  * payload written so far is overwritten, not sent.
  *
- * Settle every reservation before closing the writer: a writer's close (and
- * a {@linkcode SharedWriter.reclaim}) cancels what is still open its own way,
- * with zeros when something follows it.
+ * Close the writer through {@linkcode NatsPublisher.close}, which cancels
+ * the reservations still open this way first: the writer's own close (and a
+ * {@linkcode SharedWriter.reclaim}) cancels them its own way, with zeros
+ * when something follows them.
  *
  * @example Serialize straight into the buffer the socket write sends
  * ```ts
@@ -68,6 +75,12 @@ export class NatsReservation {
   readonly _inner: Reservation | SharedReservation;
   /** @ignore The whole frame: control line, headers, payload, CRLF. */
   readonly _frame: Uint8Array;
+  /** @ignore Its publisher's list of open reservations. */
+  readonly _list: OpenList;
+  /** @ignore Neighbours in that list while open. */
+  _prev: NatsReservation | null = null;
+  /** @ignore See `_prev`. */
+  _next: NatsReservation | null = null;
   readonly #payload: Uint8Array;
 
   /** @ignore Made by {@linkcode NatsPublisher}, once the frame around the payload is written. */
@@ -77,11 +90,13 @@ export class NatsReservation {
     frame: Uint8Array,
     payloadStart: number,
     length: number,
+    list: OpenList,
   ) {
     this.subject = subject;
     this.length = length;
     this._inner = inner;
     this._frame = frame;
+    this._list = list;
     this.#payload = frame.subarray(payloadStart, payloadStart + length);
   }
 
@@ -129,7 +144,9 @@ export class NatsReservation {
    * @throws {ClosedError} If its writer closed while it was open, saying why.
    */
   commit(): void {
-    this._inner.commit();
+    const inner = this._inner;
+    if (inner.open) this._list._remove(this);
+    inner.commit();
   }
 
   /**
@@ -164,6 +181,7 @@ export class NatsReservation {
    */
   cancel(): void {
     const inner = this._inner;
+    if (inner.open) this._list._remove(this);
     if (!inner.open || takenBack(inner)) inner.cancel();
     else {
       writeVoid(this._frame, 0, this._frame.length);

@@ -521,6 +521,36 @@ function voidOf(length: number): Uint8Array {
   return encoder.encode(parts.join(""));
 }
 
+for (const kind of KINDS) {
+  Deno.test(`${kind}: the publisher's close cancels its open reservations the NATS way, then closes the writer`, async () => {
+    const rig = new Rig(kind);
+    const p = rig.publisher;
+    const s = new NatsSubject("s");
+    const older = p.tryReserve(s, 3)!;
+    assert.ok(p.tryPublishString(s, "x"));
+    const newest = p.tryReserve(s, 4)!;
+    const settled = p.tryReserve(s, 1)!;
+    settled.payload[0] = 0x79;
+    settled.commit();
+    const last = p.tryReserve(s, 2)!;
+    p.close();
+    assert.equal(rig.writer.closed, true);
+    for (const r of [older, newest, last]) assert.equal(r.open, false);
+    p.close(); // again: nothing more to do
+    // A Writer takes the newest back; everything else is filler of its exact size.
+    assertBytes(
+      await rig.wire(),
+      concat([
+        voidOf(frame("s", new Uint8Array(3)).length),
+        frame("s", encoder.encode("x")),
+        voidOf(frame("s", new Uint8Array(4)).length),
+        frame("s", new Uint8Array([0x79])),
+        kind === "Writer" ? new Uint8Array(0) : voidOf(frame("s", new Uint8Array(2)).length),
+      ]),
+    );
+  });
+}
+
 Deno.test("Writer: cancelling the newest reservation sends nothing, in its buffer or one the writer left", async () => {
   const rig = new Rig("Writer", 128, 4);
   const p = rig.publisher;
@@ -669,7 +699,14 @@ for (const kind of KINDS) {
     const taken = p.tryReserve(subject, 10)!; // the newest: a Writer sends nothing for it
     taken.cancel();
     if (kind === "SharedWriter") commands += 1;
-    rig.writer.close();
+    // Left open, a message after it: the publisher's close cancels it, not the writer's zeros.
+    p.tryReserve(subject, 600, { headers })!.payload.fill(0x58);
+    await p.publishString(subject, "last");
+    commands +=
+      Math.ceil(frame(subject.text, new Uint8Array(600), undefined, HEADERS).length / 512) +
+      1;
+    expected.push({ subject: subject.text, reply: undefined, headers: undefined, payload: "last" });
+    p.close();
     rig.flusher.close();
     await piped;
     assertAllFree(rig.pool);
