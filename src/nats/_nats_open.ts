@@ -4,10 +4,11 @@
 // with zeros, which the server rejects and closes the connection over,
 // losing every message after them.
 
-import type { NatsReservation, OpenList } from "./nats_reservation.ts";
+import type { NatsReservation } from "./nats_reservation.ts";
+import type { ReservationList } from "./_nats_link.ts";
 
 /** A publisher's open reservations, linked through their _prev/_next. */
-export class OpenNatsReservations implements OpenList {
+export class OpenNatsReservations implements ReservationList<NatsReservation> {
   #newest: NatsReservation | null = null;
 
   /** Links `reservation`, just made, as the newest. */

@@ -109,19 +109,14 @@ function copy(bytes: Uint8Array, buffer: Uint8Array, at: number): number {
 }
 
 /** The subscription id a cancelled publish unsubscribes: one that no bab connection uses. */
-export const VOID_SID = "_";
+const VOID_SID = 0x5f; // "_"
 
 /** The longest line of filler: well under any `max_control_line` a server is likely set to. */
 const VOID_LINE = 512;
 
 /**
- * The fewest bytes {@linkcode writeVoid} can fill: one `UNSUB _\r\n`. The
- * smallest publish (`PUB a 0\r\n\r\n`) takes 11.
- */
-export const VOID_MIN = 9;
-
-/**
- * Rewrites `length` bytes from `start` (at least {@linkcode VOID_MIN}) as
+ * Rewrites `length` bytes from `start` (at least 9, one `UNSUB _\r\n`; the
+ * smallest publish, `PUB a 0\r\n\r\n`, takes 11) as
  * lines of `UNSUB _`, padded with spaces, of at most 512 bytes each:
  * unsubscribing a subscription id that was never used, which a server takes
  * and does nothing with. What a cancelled publish sends instead, since its
@@ -140,7 +135,7 @@ export function writeVoid(buffer: Uint8Array, start: number, length: number): vo
     buffer[at + 3] = U;
     buffer[at + 4] = B;
     buffer[at + 5] = SPACE;
-    buffer[at + 6] = VOID_SID.charCodeAt(0);
+    buffer[at + 6] = VOID_SID;
     buffer.fill(SPACE, at + 7, end - 2);
     writeEnd(buffer, end - 2);
     at = end;

@@ -9,13 +9,8 @@ import { ReleasedError } from "../errors.ts";
 import { Reservation } from "../reservation.ts";
 import type { SharedReservation } from "../shared_reservation.ts";
 import type { NatsSubject } from "./nats_subject.ts";
+import type { ReservationList } from "./_nats_link.ts";
 import { writeVoid } from "./_nats_wire.ts";
-
-/** Where a reservation unlinks itself once settled: its publisher's list of open ones. */
-export interface OpenList {
-  /** Unlinks `reservation`. */
-  _remove(reservation: NatsReservation): void;
-}
 
 /**
  * A publish whose payload you write in place, from
@@ -76,7 +71,7 @@ export class NatsReservation {
   /** @ignore The whole frame: control line, headers, payload, CRLF. */
   readonly _frame: Uint8Array;
   /** @ignore Its publisher's list of open reservations. */
-  readonly _list: OpenList;
+  readonly _list: ReservationList<NatsReservation>;
   /** @ignore Neighbours in that list while open. */
   _prev: NatsReservation | null = null;
   /** @ignore See `_prev`. */
@@ -90,7 +85,7 @@ export class NatsReservation {
     frame: Uint8Array,
     payloadStart: number,
     length: number,
-    list: OpenList,
+    list: ReservationList<NatsReservation>,
   ) {
     this.subject = subject;
     this.length = length;

@@ -23,7 +23,7 @@ import { describeChar, loneSurrogate, wildcardError } from "./_nats_checks.ts";
  * assert.throws(() => new NatsSubject("a".repeat(MAX_NATS_SUBJECT_LENGTH + 1)), RangeError);
  * ```
  */
-export const MAX_NATS_SUBJECT_LENGTH = 1024;
+export const MAX_NATS_SUBJECT_LENGTH: number = 1024;
 
 const encoder = new TextEncoder();
 
