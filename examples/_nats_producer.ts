@@ -33,7 +33,7 @@ self.onmessage = async (event: MessageEvent<ProduceJob>) => {
       const payload = scratch.subarray(0, size);
       if (!publisher.tryPublish(subject, payload)) await publisher.publish(subject, payload);
     }
-    publisher.writer.close();
+    publisher.close();
     pool.detach();
     self.postMessage({ ok: true });
   } catch (error) {

@@ -286,6 +286,9 @@ export class NatsConnection {
     if (this.#state !== "open") return this.closed.catch(() => {});
     this.#state = "closing";
     clearInterval(this.#pinger);
+    // Reservations this worker's publisher left open are cancelled the NATS
+    // way (the writer's own close would zero them: a protocol error).
+    this.#publisher.close();
     this.flusher.close();
     await this.#piped;
     this.#finish(undefined);
@@ -406,13 +409,13 @@ export class NatsConnection {
  *   const publisher = attachPublisher(BufferPool.attach(pool), nats);
  *   const subject = new NatsSubject("ticks");
  *   for (let i = 0; i < 1000; i++) await publisher.publish(subject, new Uint8Array(32));
- *   publisher.writer.close(); // sends what is left
+ *   publisher.close(); // cancels what it left open, the NATS way, and sends the rest
  * }
  * ```
  *
  * @param pool This worker's object of the connection's (shared) pool.
  * @param handle The connection's publisher handle.
- * @returns A publisher; close its `writer` when done.
+ * @returns A publisher; close it when done.
  */
 export function attachPublisher(pool: BufferPool, handle: NatsPublisherHandle): NatsPublisher {
   return new NatsPublisher(new Writer(pool, handle.flusher), { maxPayload: handle.maxPayload });

@@ -261,6 +261,25 @@ Deno.test("NATS: close() while a publisher waits for a buffer rejects the wait a
   assertAllFree(p);
 });
 
+Deno.test("NATS: close() with a reservation left open cancels it the NATS way: the message after it still arrives", async () => {
+  await using server = await startNatsServer();
+  const p = pool();
+  const listener = await NatsConnection.connect({ pool: p, port: server.port });
+  const got: string[] = [];
+  listener.subscribe("after", (message) => got.push(message.text()));
+  await listener.flush();
+  const conn = await NatsConnection.connect({ pool: p, port: server.port });
+  const publisher = conn.publisher();
+  const forgotten = publisher.tryReserve(new NatsSubject("left.open"), 16)!;
+  publisher.tryPublishString(new NatsSubject("after"), "still here");
+  await conn.close();
+  assert.equal(forgotten.open, false);
+  await listener.flush();
+  assert.deepEqual(got, ["still here"]);
+  await listener.close();
+  assertAllFree(p);
+});
+
 Deno.test("NATS: a handler that throws fails the connection with its error; nothing leaks or goes unhandled", async () => {
   await using server = await startNatsServer();
   const p = pool();

@@ -52,7 +52,7 @@ async function publish(request: Extract<BusRequest, { kind: "publish" }>): Promi
   for (let i = 0; i < request.count; i++) {
     await publisher.publish(subject, busMessage(request.publisher, i));
   }
-  publisher.writer.close();
+  publisher.close();
   pool.detach();
   return { ok: true };
 }
