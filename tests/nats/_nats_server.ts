@@ -83,9 +83,14 @@ const POLL_MS = 10;
 export function natsServerPath(): string | null {
   const fromEnv = Deno.env.get("NATS_SERVER");
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  return findExecutable("nats-server");
+}
+
+/** The first executable `name` on PATH, then in /usr/sbin and /usr/bin; null if none. */
+function findExecutable(name: string): string | null {
   const path = (Deno.env.get("PATH") ?? "").split(":").filter((dir) => dir !== "");
   for (const dir of [...path, ...FALLBACK_DIRS]) {
-    const candidate = `${dir}/nats-server`;
+    const candidate = `${dir}/${name}`;
     if (isExecutableFile(candidate)) return candidate;
   }
   return null;
@@ -190,6 +195,7 @@ class RunningNatsServer implements NatsServer {
   readonly #binary: string;
   readonly #dir: string;
   readonly #settings: readonly string[];
+  readonly #setpriv = findExecutable("setpriv");
   #port = 0;
   #pid = 0;
   #process: Process | null = null;
@@ -237,8 +243,18 @@ class RunningNatsServer implements NatsServer {
           "",
         ].join("\n"),
       );
-      const child = new Deno.Command(this.#binary, {
-        args: ["-c", configPath],
+      const server = [this.#binary, "-c", configPath];
+      // Through util-linux's setpriv where there is one: it sets Linux's
+      // parent-death signal and then execs the server (same PID), so that a
+      // test process that dies without stopping its server (killed, crashed,
+      // Deno.exit) takes the server with it instead of leaving it running
+      // with nobody to stop it. The signal follows the spawning thread: a
+      // server started in a worker ends with that worker.
+      const command = this.#setpriv === null
+        ? server
+        : [this.#setpriv, "--pdeathsig", "KILL", "--", ...server];
+      const child = new Deno.Command(command[0]!, {
+        args: command.slice(1),
         stdin: "null",
         stdout: "null",
         // Drained to the end below: errors before the log file opens, and panics, go there.

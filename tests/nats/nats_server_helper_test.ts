@@ -244,3 +244,48 @@ Deno.test("await using stops the server when the test body throws", async () => 
   assertGone(pid);
   await assertRefused(port);
 });
+
+/** Whether `pid` is gone or a zombie: dead either way, only not yet reaped by init. */
+function isDead(pid: number): boolean {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.startsWith("Z");
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return true;
+    throw error;
+  }
+}
+
+Deno.test("a test process killed without stopping its server takes the server with it", async () => {
+  // A child Deno starts a server, prints its pid and directory, and stays.
+  const helper = new URL("./_nats_server.ts", import.meta.url).href;
+  const code = `import { startNatsServer } from ${JSON.stringify(helper)};
+    const server = await startNatsServer();
+    console.log(JSON.stringify({ pid: server.pid, directory: server.directory }));
+    setInterval(() => {}, 60_000);`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let server: { pid: number; directory: string };
+  try {
+    const first = await lines.read();
+    server = JSON.parse(first.value ?? "null");
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await lines.cancel();
+  }
+  try {
+    // The kernel signals the server as the child dies; allow it a moment to go.
+    const deadline = Date.now() + 5_000;
+    while (!isDead(server.pid) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(isDead(server.pid), `the orphaned server ${server.pid} is still running`);
+  } finally {
+    await Deno.remove(server.directory, { recursive: true });
+  }
+});
