@@ -8,6 +8,7 @@
  */
 import type { BufferPool } from "../buffer_pool.ts";
 import { WriteFlusher } from "../write_flusher.ts";
+import type { ByteSink } from "../write_flusher_options.ts";
 import { Writer } from "../writer.ts";
 import { NatsConnectionError, NatsServerError } from "./nats_errors.ts";
 import type { NatsMessage } from "./nats_message.ts";
@@ -167,7 +168,16 @@ export class NatsConnection {
     this.flusher = new WriteFlusher(pool);
     this.#writer = new Writer(pool, this.flusher);
     this.#publisher = new NatsPublisher(this.#writer, { maxPayload: this.maxPayload });
-    this.#piped = this.flusher.pipeTo(conn, { signal: this.#stop.signal }).then(
+    // The socket's write errors become the connection's own, so that every
+    // writer's ClosedError has a NatsConnectionError as its cause, whichever
+    // side notices the lost server first.
+    const socket: ByteSink = {
+      write: (bytes) =>
+        conn.write(bytes).catch((error: unknown) => {
+          throw writeFailure(error);
+        }),
+    };
+    this.#piped = this.flusher.pipeTo(socket, { signal: this.#stop.signal }).then(
       () => {},
       (error) => this.#fail(writeFailure(error)),
     );

@@ -221,7 +221,7 @@ Deno.test("NATS: the server's PINGs are answered under load, so a fast ping inte
   assertAllFree(p);
 });
 
-Deno.test("NATS: when the server goes away mid-stream, closed rejects, publishes reject with ClosedError, and every buffer comes back", async () => {
+Deno.test("NATS: a server restart mid-stream fails the connection cleanly (closed rejects, publishes reject with ClosedError, every buffer back); a new connection then works", async () => {
   await using server = await startNatsServer();
   const p = pool(4096, 8);
   const conn = await NatsConnection.connect({ pool: p, port: server.port });
@@ -233,11 +233,23 @@ Deno.test("NATS: when the server goes away mid-stream, closed rejects, publishes
     for (;;) await publisher.publish(subject, payload);
   })().then(() => null, (error) => error);
   await conn.flush();
-  await server.stop();
+  await server.restart();
   await assert.rejects(conn.closed, NatsConnectionError);
-  assert.ok(await publishing instanceof ClosedError);
+  const failure = await publishing;
+  assert.ok(failure instanceof ClosedError, String(failure));
+  assert.ok(failure.cause instanceof NatsConnectionError, "the cause says the connection was lost");
   assert.throws(() => conn.subscribe("x", () => {}), NatsConnectionError);
   await assert.rejects(conn.flush(), NatsConnectionError);
+  assertAllFree(p);
+  // Reconnecting is connecting again, and subscribing again.
+  const again = await NatsConnection.connect({ pool: p, port: server.port });
+  const got: string[] = [];
+  again.subscribe("back", (message) => got.push(message.text()));
+  await again.flush();
+  again.publisher().tryPublishString(new NatsSubject("back"), "hello again");
+  await again.flush();
+  assert.deepEqual(got, ["hello again"]);
+  await again.drain();
   assertAllFree(p);
 });
 
