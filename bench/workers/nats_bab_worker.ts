@@ -1,16 +1,27 @@
 /// <reference no-default-lib="true" />
 /// <reference lib="deno.worker" />
-// One bab NATS client in a worker of its own, for bench/nats_compare.ts: a
-// publisher with its own pool and connection that publishes and flushes, or
-// a subscriber that counts (and, for the soak run, samples its heap after a
-// GC every million messages). One reply per request from the main thread.
-import { BufferPool } from "../../mod.ts";
-import { NatsConnection, NatsSubject } from "../../nats.ts";
+// A bab NATS worker for bench/nats_compare.ts: a publisher that publishes
+// through the main thread's connection (a Writer of its own on the
+// connection's flusher, bab's way: one socket, many writers), or a
+// subscriber with a pool and connection of its own that counts (and, for
+// the soak run, samples its heap after a GC every million messages). One
+// reply per request from the main thread.
+import { BufferPool, type BufferPoolHandle } from "../../mod.ts";
+import {
+  attachPublisher,
+  NatsConnection,
+  type NatsPublisher,
+  type NatsPublisherHandle,
+  NatsSubject,
+} from "../../nats.ts";
 
 /** What a worker is asked to do: start (connect, subscribe), go, close. */
 export interface BabJob {
   role: "publisher" | "subscriber";
+  /** The server's port, for the subscriber's connection. */
   port: number;
+  /** The main thread's pool and connection, for a publisher that shares it; null: its own. */
+  shared: { pool: BufferPoolHandle; nats: NatsPublisherHandle } | null;
   subject: string;
   size: number;
   /** For a publisher, what it sends; for the subscriber, what it waits for. */
@@ -34,6 +45,7 @@ const WARM_UP = 300_000;
 
 let conn: NatsConnection | null = null;
 let pool: BufferPool | null = null;
+let publisher: NatsPublisher | null = null;
 let job: BabJob | null = null;
 let count = 0;
 const heap: number[] = [];
@@ -44,11 +56,10 @@ function reply(message: BabReply): void {
 
 async function start(next: BabJob): Promise<void> {
   job = next;
-  // 64 KiB buffers: a flush's worth of 32-byte messages per socket write.
-  pool = new BufferPool({ bufferSize: 64 * 1024, bufferCount: 64 });
-  conn = await NatsConnection.connect({ pool, port: next.port, name: `bab-bench-${next.role}` });
-  conn.closed.catch((error) => reply({ kind: "error", message: `${error} after ${count}` }));
   if (next.role === "subscriber") {
+    pool = new BufferPool({ bufferSize: 64 * 1024, bufferCount: 64 });
+    conn = await NatsConnection.connect({ pool, port: next.port, name: "bab-bench-subscriber" });
+    conn.closed.catch((error) => reply({ kind: "error", message: `${error} after ${count}` }));
     const every = next.sampleEvery;
     conn.subscribe(next.subject, () => {
       if (++count === next.messages) reply({ kind: "done", count, heap });
@@ -60,6 +71,15 @@ async function start(next: BabJob): Promise<void> {
     });
     await conn.flush();
   } else {
+    if (next.shared !== null) {
+      pool = BufferPool.attach(next.shared.pool);
+      publisher = attachPublisher(pool, next.shared.nats);
+    } else {
+      pool = new BufferPool({ bufferSize: 60 * 1024, bufferCount: 64 });
+      conn = await NatsConnection.connect({ pool, port: next.port, name: "bab-bench-publisher" });
+      conn.closed.catch((error) => reply({ kind: "error", message: `${error} after ${count}` }));
+      publisher = conn.publisher();
+    }
     // Warm up where nobody listens, so that the timed run measures compiled code.
     await publish(new NatsSubject(`${next.subject}.warm`), next.size, WARM_UP);
   }
@@ -67,24 +87,36 @@ async function start(next: BabJob): Promise<void> {
 }
 
 async function go(): Promise<void> {
-  if (job === null || conn === null) throw new Error("go before start");
+  if (job === null) throw new Error("go before start");
   if (job.role === "subscriber") return;
   await publish(new NatsSubject(job.subject), job.size, job.messages);
   count = job.messages;
   reply({ kind: "done", count, heap });
 }
 
-/** Publishes `messages` payloads of `size` bytes as fast as the writer takes them, then flushes. */
+/**
+ * Publishes `messages` payloads of `size` bytes as fast as the writer takes
+ * them, and flushes; the main thread's connection.flush() then makes sure
+ * the server has them.
+ */
 async function publish(subject: NatsSubject, size: number, messages: number): Promise<void> {
-  const publisher = conn!.publisher();
+  const out = publisher!;
   const payload = new Uint8Array(size).fill(0x61);
   for (let i = 0; i < messages; i++) {
-    if (!publisher.tryPublish(subject, payload)) await publisher.publish(subject, payload);
+    if (!out.tryPublish(subject, payload)) await out.publish(subject, payload);
   }
-  await conn!.flush();
+  out.flush();
+  // Its own connection: done once the server has them.
+  await conn?.flush();
 }
 
 async function close(): Promise<void> {
+  if (publisher !== null && conn === null) {
+    publisher.close();
+    pool!.detach();
+    reply({ kind: "closed", inUse: 0 });
+    return;
+  }
   await conn?.drain();
   reply({ kind: "closed", inUse: pool?.stats().inUse ?? 0 });
 }

@@ -22,7 +22,7 @@ import {
   type NatsPublishOptions,
   NatsSubject,
 } from "../../nats.ts";
-import { assertAllFree, Tracked } from "../_helpers.ts";
+import { assertAllFree, concat, Tracked } from "../_helpers.ts";
 import { type NatsServer, startNatsServer } from "./_nats_server.ts";
 
 const encoder = new TextEncoder();
@@ -63,16 +63,6 @@ class Rig {
     assertAllFree(this.pool);
     return bytes;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** One publish as the protocol spells it, written out here from its definition. */
