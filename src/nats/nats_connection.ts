@@ -10,7 +10,7 @@ import type { BufferPool } from "../buffer_pool.ts";
 import { WriteFlusher } from "../write_flusher.ts";
 import type { ByteSink } from "../write_flusher_options.ts";
 import { Writer } from "../writer.ts";
-import { NatsConnectionError, NatsServerError } from "./nats_errors.ts";
+import { NatsConnectionError, type NatsServerError } from "./nats_errors.ts";
 import type { NatsMessage } from "./nats_message.ts";
 import { NatsPublisher } from "./nats_publisher.ts";
 import { NatsReceiver } from "./nats_receiver.ts";
