@@ -309,6 +309,70 @@ Deno.test("NATS: a handler that throws fails the connection with its error; noth
   assertAllFree(p);
 });
 
+Deno.test("NATS: a message larger than this connection's maxPayload fails it before buffering, with every buffer back", async () => {
+  await using server = await startNatsServer();
+  // 8 KiB buffers: with a 4,096-byte control line, payloads of up to 4,092 bytes.
+  const small = pool(8192, 4);
+  const conn = await NatsConnection.connect({ pool: small, port: server.port });
+  assert.equal(conn.maxPayload, 4092);
+  conn.subscribe("big", () => {});
+  await conn.flush();
+  const p = pool();
+  const sender = await NatsConnection.connect({ pool: p, port: server.port });
+  sender.publisher().tryPublish(new NatsSubject("big"), new Uint8Array(6000));
+  await sender.flush();
+  await assert.rejects(conn.closed, (error: unknown) => {
+    assert.ok(error instanceof NatsProtocolError, String(error));
+    assert.match(error.message, /4092/);
+    return true;
+  });
+  assertAllFree(small);
+  await sender.close();
+  assertAllFree(p);
+});
+
+Deno.test("NATS: a handler may unsubscribe its own subscription; later messages are not handed to it", async () => {
+  await using server = await startNatsServer();
+  const p = pool();
+  const conn = await NatsConnection.connect({ pool: p, port: server.port });
+  const got: number[] = [];
+  const sub = conn.subscribe("once", (message) => {
+    got.push(message.payload[0]!);
+    sub.unsubscribe();
+  });
+  await conn.flush();
+  for (let i = 0; i < 5; i++) {
+    conn.publisher().tryPublish(new NatsSubject("once"), new Uint8Array([i]));
+  }
+  await conn.flush();
+  assert.deepEqual(got, [0]);
+  assert.ok(sub.ended);
+  await sub.closed;
+  await conn.close();
+  assertAllFree(p);
+});
+
+Deno.test("NATS: drain and close are idempotent, in any order; later calls fail with typed errors", async () => {
+  await using server = await startNatsServer();
+  const p = pool();
+  const conn = await NatsConnection.connect({ pool: p, port: server.port });
+  const sub = conn.subscribe("x", () => {});
+  await Promise.all([conn.drain(), conn.drain(), conn.close()]);
+  await conn.close();
+  await conn.drain();
+  await conn.closed;
+  assert.ok(conn.ended);
+  assert.ok(sub.ended);
+  sub.unsubscribe();
+  assert.throws(() => conn.subscribe("y", () => {}), NatsConnectionError);
+  await assert.rejects(conn.flush(), NatsConnectionError);
+  await assert.rejects(
+    conn.publisher().publish(new NatsSubject("x"), new Uint8Array(1)),
+    ClosedError,
+  );
+  assertAllFree(p);
+});
+
 /** A fake server on 127.0.0.1: sends INFO, then does what `script` says with the client's socket. */
 function fakeServer(
   script: (conn: Deno.Conn, read: () => Promise<string>) => Promise<void>,
