@@ -26,6 +26,8 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
    * bounds, and the cutter's state must not change under it.
    */
   #visiting = false;
+  /** Ends a waitForBuffer in progress: close() must not leave it waiting for a release. */
+  #stopWait: AbortController | null = null;
   /** The face, handed to each visitor call. */
   readonly #face: C;
   readonly #pool: BufferPool;
@@ -108,7 +110,22 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
     // Packets pin the staging buffer and the pool has nothing free. Let go
     // of the buffer, so that releasing those packets hands it back here.
     staging.park();
-    const fresh = await this.#pool._acquireRecord(options);
+    const stop = new AbortController();
+    const own = options?.signal;
+    this.#stopWait = stop;
+    let fresh;
+    try {
+      fresh = await this.#pool._acquireRecord({
+        signal: own === undefined ? stop.signal : AbortSignal.any([own, stop.signal]),
+      });
+    } catch (error) {
+      // The caller's own reason first: a stream cancelled with one closes the cutter too.
+      if (own?.aborted) throw own.reason;
+      if (this.closed) throw this.#closedError("wait for a buffer for");
+      throw error;
+    } finally {
+      this.#stopWait = null;
+    }
     if (this.closed || !staging.needsBuffer) {
       fresh.release();
       if (this.closed) throw this.#closedError("wait for a buffer for");
@@ -159,6 +176,7 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.#stopWait?.abort();
     // The visiting loop lets go of the buffer once the visitor returns.
     if (!this.#visiting) this.#staging.drop();
   }

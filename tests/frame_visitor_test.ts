@@ -537,6 +537,38 @@ Deno.test("Retained packets pin the only buffer: push stops, a signal bounds the
   assertAllFree(pool);
 });
 
+Deno.test("close() ends a waitForBuffer at once with a ClosedError, instead of leaving it waiting for a release", async () => {
+  const pool = new BufferPool({ bufferSize: 8, bufferCount: 1 });
+  const cutter = new FrameCutter(pool, { codec: lengthPrefix(1) });
+  const kept: Packet[] = [];
+  cutter.push(new Uint8Array([2, 1, 1, 2, 2, 2, 3, 3, 3, 3]), (_b, _s, _e, c) => {
+    kept.push(c.retain());
+  });
+  assert.equal(cutter.needsBuffer, true);
+  // With and without a signal of the caller's own.
+  const plain = new Tracked(cutter.waitForBuffer());
+  await flush();
+  assert.equal(pool.stats().waiters, 1);
+  cutter.close();
+  await flush();
+  assert.ok(plain.reason() instanceof ClosedError, String(plain.reason()));
+  assert.equal(pool.stats().waiters, 0);
+  for (const packet of kept.splice(0)) packet.release();
+  assertAllFree(pool);
+
+  const second = new FrameCutter(pool, { codec: lengthPrefix(1) });
+  second.push(new Uint8Array([2, 1, 1, 2, 2, 2, 3]), (_b, _s, _e, c) => {
+    kept.push(c.retain());
+  });
+  const signalled = new Tracked(second.waitForBuffer({ signal: new AbortController().signal }));
+  await flush();
+  second.close();
+  await flush();
+  assert.ok(signalled.reason() instanceof ClosedError, String(signalled.reason()));
+  for (const packet of kept.splice(0)) packet.release();
+  assertAllFree(pool);
+});
+
 /**
  * Runs `read` over every codec, chunking and pool (seeded from `seed`) and
  * checks it against the packet form: the same frames, the same ending, and
