@@ -2,6 +2,7 @@
 // that must keep working.
 import assert from "node:assert/strict";
 import { damage, fill, HEADER, MessageChecker } from "../examples/_bus_message.ts";
+import { natsTest } from "./nats/_nats_server.ts";
 
 const examples: [file: string, args: string[], expect: RegExp][] = [
   ["pool_and_packets.ts", ["--messages", "20000"], /20000/],
@@ -28,7 +29,9 @@ const examples: [file: string, args: string[], expect: RegExp][] = [
 ];
 
 for (const [file, args, expect] of examples) {
-  Deno.test(`examples/${file} ${args.join(" ")} runs and passes its own checks`, async () => {
+  // The NATS bridge starts a nats-server: skipped where there is none (see tests/nats/_nats_server.ts).
+  const test = file === "nats_bridge.ts" ? natsTest : Deno.test;
+  test(`examples/${file} ${args.join(" ")} runs and passes its own checks`, async () => {
     const path = new URL(`../examples/${file}`, import.meta.url).pathname;
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", path, ...args],

@@ -106,6 +106,32 @@ function isExecutableFile(path: string): boolean {
 }
 
 /**
+ * Whether the tests that need a real nats-server are skipped here: none is
+ * found, and BAB_REQUIRE_NATS (set by .ci/run) does not ask for them. So
+ * `deno task test` works on a machine without one, while CI, which installs
+ * it, can never skip them.
+ */
+export const natsTestsSkipped: boolean = natsServerPath() === null &&
+  Deno.env.get("BAB_REQUIRE_NATS") !== "1";
+
+let skipNoted = false;
+
+/**
+ * Registers a test that needs a real nats-server: skipped, with one notice,
+ * where {@link natsTestsSkipped}.
+ */
+export function natsTest(name: string, fn: () => void | Promise<void>): void {
+  if (natsTestsSkipped && !skipNoted) {
+    skipNoted = true;
+    console.warn(
+      "nats-server not found: the tests that need one are skipped here. Install Debian's " +
+        "nats-server package or set NATS_SERVER to run them (CI runs them, with BAB_REQUIRE_NATS=1).",
+    );
+  }
+  Deno.test({ name, ignore: natsTestsSkipped, fn });
+}
+
+/**
  * Starts a nats-server on 127.0.0.1 on a free port and waits until it
  * accepts a connection and sends its INFO line.
  *

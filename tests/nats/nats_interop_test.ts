@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { BufferPool } from "../../mod.ts";
 import { NatsConnection, NatsHeaders, NatsSubject } from "../../nats.ts";
 import { assertAllFree } from "../_helpers.ts";
-import { startNatsServer } from "./_nats_server.ts";
+import { natsTest, startNatsServer } from "./_nats_server.ts";
 import {
   checkNumbered,
   connectNpm,
@@ -22,49 +22,55 @@ function bigPool(): BufferPool {
   return new BufferPool({ bufferSize: 128 * 1024, bufferCount: 16 });
 }
 
-Deno.test("NATS interop: the npm client publishes, bab subscribes: every message once, in order, byte-exact", async () => {
-  await using server = await startNatsServer();
-  const pool = bigPool();
-  const conn = await NatsConnection.connect({ pool, port: server.port });
-  const count = 400;
-  const got: number[] = [];
-  const all = Promise.withResolvers<void>();
-  conn.subscribe("interop.npm", (message) => {
-    checkNumbered(got.length, message.payload);
-    got.push(message.payload.length);
-    if (got.length === count) all.resolve();
-  });
-  await conn.flush();
-  const npm = await connectNpm(server);
-  await npmPublishNumbered(npm, "interop.npm", count);
-  await Promise.race([all.promise, conn.closed]);
-  assert.deepEqual(
-    got,
-    Array.from({ length: count }, (_, i) => MIXED_SIZES[i % MIXED_SIZES.length]),
-  );
-  await npm.close();
-  await conn.drain();
-  assertAllFree(pool);
-});
+natsTest(
+  "NATS interop: the npm client publishes, bab subscribes: every message once, in order, byte-exact",
+  async () => {
+    await using server = await startNatsServer();
+    const pool = bigPool();
+    const conn = await NatsConnection.connect({ pool, port: server.port });
+    const count = 400;
+    const got: number[] = [];
+    const all = Promise.withResolvers<void>();
+    conn.subscribe("interop.npm", (message) => {
+      checkNumbered(got.length, message.payload);
+      got.push(message.payload.length);
+      if (got.length === count) all.resolve();
+    });
+    await conn.flush();
+    const npm = await connectNpm(server);
+    await npmPublishNumbered(npm, "interop.npm", count);
+    await Promise.race([all.promise, conn.closed]);
+    assert.deepEqual(
+      got,
+      Array.from({ length: count }, (_, i) => MIXED_SIZES[i % MIXED_SIZES.length]),
+    );
+    await npm.close();
+    await conn.drain();
+    assertAllFree(pool);
+  },
+);
 
-Deno.test("NATS interop: bab publishes, the npm client subscribes: every message once, in order, byte-exact", async () => {
-  await using server = await startNatsServer();
-  const pool = bigPool();
-  const conn = await NatsConnection.connect({ pool, port: server.port });
-  const npm = await connectNpm(server);
-  const count = 400;
-  const collecting = await npmCollect(npm, "interop.bab", count);
-  const publisher = conn.publisher();
-  const subject = new NatsSubject("interop.bab");
-  for (let i = 0; i < count; i++) await publisher.publish(subject, numberedPayload(i));
-  const messages = await collecting.messages;
-  messages.forEach((message, i) => checkNumbered(i, message.data));
-  await npm.close();
-  await conn.drain();
-  assertAllFree(pool);
-});
+natsTest(
+  "NATS interop: bab publishes, the npm client subscribes: every message once, in order, byte-exact",
+  async () => {
+    await using server = await startNatsServer();
+    const pool = bigPool();
+    const conn = await NatsConnection.connect({ pool, port: server.port });
+    const npm = await connectNpm(server);
+    const count = 400;
+    const collecting = await npmCollect(npm, "interop.bab", count);
+    const publisher = conn.publisher();
+    const subject = new NatsSubject("interop.bab");
+    for (let i = 0; i < count; i++) await publisher.publish(subject, numberedPayload(i));
+    const messages = await collecting.messages;
+    messages.forEach((message, i) => checkNumbered(i, message.data));
+    await npm.close();
+    await conn.drain();
+    assertAllFree(pool);
+  },
+);
 
-Deno.test("NATS interop: headers and reply subjects cross both ways", async () => {
+natsTest("NATS interop: headers and reply subjects cross both ways", async () => {
   await using server = await startNatsServer();
   const pool = bigPool();
   const conn = await NatsConnection.connect({ pool, port: server.port });

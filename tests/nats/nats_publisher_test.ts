@@ -23,7 +23,7 @@ import {
   NatsSubject,
 } from "../../nats.ts";
 import { assertAllFree, concat, Tracked } from "../_helpers.ts";
-import { type NatsServer, startNatsServer } from "./_nats_server.ts";
+import { type NatsServer, natsTest, startNatsServer } from "./_nats_server.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -651,76 +651,87 @@ const PERMISSIONS = `authorization {
 }`;
 
 for (const kind of KINDS) {
-  Deno.test(`${kind}: piped to a real nats-server, publishes arrive exactly and cancelled ones send nothing it rejects`, async () => {
-    // Publishing is allowed on orders.> only: the filler needs no permission at all.
-    await using server = await startNatsServer({ config: PERMISSIONS });
-    const login = { user: "pub", pass: "pw" };
-    const subscriber = await Peer.connect(server, { ...login, verbose: false });
-    await subscriber.send("SUB > 1\r\n");
-    await subscriber.sync();
-    subscriber.text = "";
+  natsTest(
+    `${kind}: piped to a real nats-server, publishes arrive exactly and cancelled ones send nothing it rejects`,
+    async () => {
+      // Publishing is allowed on orders.> only: the filler needs no permission at all.
+      await using server = await startNatsServer({ config: PERMISSIONS });
+      const login = { user: "pub", pass: "pw" };
+      const subscriber = await Peer.connect(server, { ...login, verbose: false });
+      await subscriber.send("SUB > 1\r\n");
+      await subscriber.sync();
+      subscriber.text = "";
 
-    const publisherPeer = await Peer.connect(server, { ...login, verbose: true });
-    const rig = new Rig(kind, 16 * 1024, 8);
-    const piped = rig.flusher.pipeTo(publisherPeer.conn);
-    const p = rig.publisher;
-    const inbox = new NatsSubject("orders.inbox.1");
-    const expected: Received[] = [];
-    let commands = 1; // CONNECT's +OK
-    let n = 0;
-    for (const size of [0, 1, 5, 100, 497, 498, 600, 2000, 5000]) {
-      const options: NatsPublishOptions = n % 2 === 0 ? {} : { reply: inbox, headers };
-      const cancelled = await p.reserve(subject, size, options);
-      cancelled.payload.fill(0x58);
-      const payload = `message ${n++} ${"\r\n".repeat(n % 3)}`;
-      await p.publishString(subject, payload, options);
-      cancelled.cancel();
-      const length =
-        frame(subject.text, new Uint8Array(size), options.reply?.text, options.headers && HEADERS)
-          .length;
-      commands += Math.ceil(length / 512) + 1;
+      const publisherPeer = await Peer.connect(server, { ...login, verbose: true });
+      const rig = new Rig(kind, 16 * 1024, 8);
+      const piped = rig.flusher.pipeTo(publisherPeer.conn);
+      const p = rig.publisher;
+      const inbox = new NatsSubject("orders.inbox.1");
+      const expected: Received[] = [];
+      let commands = 1; // CONNECT's +OK
+      let n = 0;
+      for (const size of [0, 1, 5, 100, 497, 498, 600, 2000, 5000]) {
+        const options: NatsPublishOptions = n % 2 === 0 ? {} : { reply: inbox, headers };
+        const cancelled = await p.reserve(subject, size, options);
+        cancelled.payload.fill(0x58);
+        const payload = `message ${n++} ${"\r\n".repeat(n % 3)}`;
+        await p.publishString(subject, payload, options);
+        cancelled.cancel();
+        const length =
+          frame(subject.text, new Uint8Array(size), options.reply?.text, options.headers && HEADERS)
+            .length;
+        commands += Math.ceil(length / 512) + 1;
+        expected.push({
+          subject: subject.text,
+          reply: options.reply?.text,
+          headers: options.headers && HEADERS,
+          payload,
+        });
+      }
+      const taken = p.tryReserve(subject, 10)!; // the newest: a Writer sends nothing for it
+      taken.cancel();
+      if (kind === "SharedWriter") commands += 1;
+      // Left open, a message after it: the publisher's close cancels it, not the writer's zeros.
+      p.tryReserve(subject, 600, { headers })!.payload.fill(0x58);
+      await p.publishString(subject, "last");
+      commands +=
+        Math.ceil(frame(subject.text, new Uint8Array(600), undefined, HEADERS).length / 512) +
+        1;
       expected.push({
         subject: subject.text,
-        reply: options.reply?.text,
-        headers: options.headers && HEADERS,
-        payload,
+        reply: undefined,
+        headers: undefined,
+        payload: "last",
       });
-    }
-    const taken = p.tryReserve(subject, 10)!; // the newest: a Writer sends nothing for it
-    taken.cancel();
-    if (kind === "SharedWriter") commands += 1;
-    // Left open, a message after it: the publisher's close cancels it, not the writer's zeros.
-    p.tryReserve(subject, 600, { headers })!.payload.fill(0x58);
-    await p.publishString(subject, "last");
-    commands +=
-      Math.ceil(frame(subject.text, new Uint8Array(600), undefined, HEADERS).length / 512) +
-      1;
-    expected.push({ subject: subject.text, reply: undefined, headers: undefined, payload: "last" });
-    p.close();
-    rig.flusher.close();
-    await piped;
-    assertAllFree(rig.pool);
+      p.close();
+      rig.flusher.close();
+      await piped;
+      assertAllFree(rig.pool);
 
-    const replies = await publisherPeer.sync();
-    assert.ok(!replies.includes("-ERR"), replies);
-    assert.equal(replies.split("+OK\r\n").length - 1, commands);
-    assert.deepEqual(messages(await subscriber.sync()), expected);
-    publisherPeer.conn.close();
-    subscriber.conn.close();
-  });
+      const replies = await publisherPeer.sync();
+      assert.ok(!replies.includes("-ERR"), replies);
+      assert.equal(replies.split("+OK\r\n").length - 1, commands);
+      assert.deepEqual(messages(await subscriber.sync()), expected);
+      publisherPeer.conn.close();
+      subscriber.conn.close();
+    },
+  );
 }
 
-Deno.test("A real nats-server rejects what cancel avoids: zeros, and a publish without permission", async () => {
-  await using server = await startNatsServer({ config: PERMISSIONS });
-  const peer = await Peer.connect(server, { user: "pub", pass: "pw", verbose: true });
-  await peer.send("PUB _BAB.VOID 0\r\n\r\n");
-  assert.match(await peer.sync(), /-ERR 'Permissions Violation for Publish to "_BAB.VOID"'/);
-  peer.conn.close();
-  const zeros = await Peer.connect(server, { user: "pub", pass: "pw", verbose: true });
-  await zeros.conn.write(new Uint8Array(16));
-  assert.match(await zeros.sync(), /-ERR 'Unknown Protocol Operation'/);
-  zeros.conn.close();
-});
+natsTest(
+  "A real nats-server rejects what cancel avoids: zeros, and a publish without permission",
+  async () => {
+    await using server = await startNatsServer({ config: PERMISSIONS });
+    const peer = await Peer.connect(server, { user: "pub", pass: "pw", verbose: true });
+    await peer.send("PUB _BAB.VOID 0\r\n\r\n");
+    assert.match(await peer.sync(), /-ERR 'Permissions Violation for Publish to "_BAB.VOID"'/);
+    peer.conn.close();
+    const zeros = await Peer.connect(server, { user: "pub", pass: "pw", verbose: true });
+    await zeros.conn.write(new Uint8Array(16));
+    assert.match(await zeros.sync(), /-ERR 'Unknown Protocol Operation'/);
+    zeros.conn.close();
+  },
+);
 
 Deno.test("Writer: tryPublish allocates nothing per message", async () => {
   const gc = (globalThis as { gc?: () => void }).gc;

@@ -9,6 +9,7 @@ import {
   type NatsServer,
   NatsServerNotFoundError,
   natsServerPath,
+  natsTest,
   startNatsServer,
 } from "./_nats_server.ts";
 
@@ -96,33 +97,36 @@ async function assertRefused(port: number): Promise<void> {
   );
 }
 
-Deno.test("nats-server is found (NATS_SERVER, PATH, /usr/sbin, /usr/bin)", () => {
+natsTest("nats-server is found (NATS_SERVER, PATH, /usr/sbin, /usr/bin)", () => {
   const path = natsServerPath();
   assert.ok(path !== null, "install Debian's nats-server package: the NATS tests need it");
   assert.match(path, /nats-server/);
 });
 
-Deno.test("a started server sends INFO with the configured max_payload, answers PING and routes a message", async () => {
-  await using server = await startNatsServer({ maxPayload: 4096 });
-  assert.equal(server.hostname, "127.0.0.1");
-  assert.ok(server.port > 0 && server.port < 65536);
-  await using client = await RawClient.connect(server);
-  const info = await client.info();
-  assert.equal(info.max_payload, 4096);
-  assert.equal(info.port, server.port);
-  assert.ok(info.auth_required === undefined || info.auth_required === false);
-  await client.send('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
-  assert.equal(await client.line(), "PONG");
-  await client.send("SUB helper.test 1\r\nPUB helper.test 5\r\nhello\r\nPING\r\n");
-  assert.equal(await client.line(), "MSG helper.test 1 5");
-  assert.equal(await client.line(), "hello");
-  assert.equal(await client.line(), "PONG");
-  // One byte over max_payload: the server refuses it and closes the connection.
-  await client.send(`PUB helper.test 4097\r\n${"x".repeat(4097)}\r\n`);
-  assert.match((await client.line()) ?? "", /^-ERR 'Maximum Payload Violation'/);
-});
+natsTest(
+  "a started server sends INFO with the configured max_payload, answers PING and routes a message",
+  async () => {
+    await using server = await startNatsServer({ maxPayload: 4096 });
+    assert.equal(server.hostname, "127.0.0.1");
+    assert.ok(server.port > 0 && server.port < 65536);
+    await using client = await RawClient.connect(server);
+    const info = await client.info();
+    assert.equal(info.max_payload, 4096);
+    assert.equal(info.port, server.port);
+    assert.ok(info.auth_required === undefined || info.auth_required === false);
+    await client.send('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
+    assert.equal(await client.line(), "PONG");
+    await client.send("SUB helper.test 1\r\nPUB helper.test 5\r\nhello\r\nPING\r\n");
+    assert.equal(await client.line(), "MSG helper.test 1 5");
+    assert.equal(await client.line(), "hello");
+    assert.equal(await client.line(), "PONG");
+    // One byte over max_payload: the server refuses it and closes the connection.
+    await client.send(`PUB helper.test 4097\r\n${"x".repeat(4097)}\r\n`);
+    assert.match((await client.line()) ?? "", /^-ERR 'Maximum Payload Violation'/);
+  },
+);
 
-Deno.test("user/password: the right password connects, a wrong one gets -ERR", async () => {
+natsTest("user/password: the right password connects, a wrong one gets -ERR", async () => {
   await using server = await startNatsServer({ user: "bab", password: "s3cret$x" });
   {
     await using good = await RawClient.connect(server);
@@ -137,7 +141,7 @@ Deno.test("user/password: the right password connects, a wrong one gets -ERR", a
   assert.equal(await bad.line(), null, "the server closes the connection");
 });
 
-Deno.test("token: the right token connects, a wrong one gets -ERR", async () => {
+natsTest("token: the right token connects, a wrong one gets -ERR", async () => {
   await using server = await startNatsServer({ token: "t0ken" });
   {
     await using good = await RawClient.connect(server);
@@ -151,7 +155,7 @@ Deno.test("token: the right token connects, a wrong one gets -ERR", async () => 
   assert.equal(await bad.line(), "-ERR 'Authorization Violation'");
 });
 
-Deno.test("pingIntervalMs: the server PINGs an idle client; extra config lines apply", async () => {
+natsTest("pingIntervalMs: the server PINGs an idle client; extra config lines apply", async () => {
   await using server = await startNatsServer({
     pingIntervalMs: 50,
     config: 'server_name: "bab-helper-test"',
@@ -164,7 +168,7 @@ Deno.test("pingIntervalMs: the server PINGs an idle client; extra config lines a
   assert.equal(await client.line(), "PING", "and again, once answered");
 });
 
-Deno.test("options that cannot be configured are refused before anything starts", async () => {
+natsTest("options that cannot be configured are refused before anything starts", async () => {
   await assert.rejects(startNatsServer({ maxPayload: 0 }), RangeError);
   await assert.rejects(startNatsServer({ maxPayload: 1.5 }), RangeError);
   await assert.rejects(startNatsServer({ pingIntervalMs: 0 }), RangeError);
@@ -173,16 +177,19 @@ Deno.test("options that cannot be configured are refused before anything starts"
   await assert.rejects(startNatsServer({ token: 'a"b' }), /without quotes/);
 });
 
-Deno.test("a config the server rejects fails the start with its log, and leaves no process", async () => {
-  const error = await startNatsServer({ config: "max_payload: {" }).then(
-    () => assert.fail("expected the start to fail"),
-    (error: unknown) => error,
-  );
-  assert.ok(error instanceof Error);
-  assert.match(error.message, /^nats-server \(pid (\d+)\) exited with code \d+ while starting/);
-  assert.match(error.message, /stderr/, error.message);
-  assertGone(Number(/pid (\d+)/.exec(error.message)![1]));
-});
+natsTest(
+  "a config the server rejects fails the start with its log, and leaves no process",
+  async () => {
+    const error = await startNatsServer({ config: "max_payload: {" }).then(
+      () => assert.fail("expected the start to fail"),
+      (error: unknown) => error,
+    );
+    assert.ok(error instanceof Error);
+    assert.match(error.message, /^nats-server \(pid (\d+)\) exited with code \d+ while starting/);
+    assert.match(error.message, /stderr/, error.message);
+    assertGone(Number(/pid (\d+)/.exec(error.message)![1]));
+  },
+);
 
 Deno.test("NATS_SERVER that names no binary fails loudly, naming the package", async () => {
   const before = Deno.env.get("NATS_SERVER");
@@ -201,7 +208,7 @@ Deno.test("NATS_SERVER that names no binary fails loudly, naming the package", a
   }
 });
 
-Deno.test("restart keeps the port, drops the old connections and accepts again", async () => {
+natsTest("restart keeps the port, drops the old connections and accepts again", async () => {
   await using server = await startNatsServer({ maxPayload: 2048 });
   const { port, pid } = server;
   await using before = await RawClient.connect(server);
@@ -218,21 +225,24 @@ Deno.test("restart keeps the port, drops the old connections and accepts again",
   assert.match(await server.log(), /Server is ready[^]*Server is ready/, "both runs logged");
 });
 
-Deno.test("stop frees the port, ends the process, removes its files; a second stop does nothing", async () => {
-  const server = await startNatsServer();
-  const { port, pid } = server;
-  assert.match(await server.log(), /Server is ready/);
-  assert.ok((await Deno.stat(`${server.directory}/nats.conf`)).isFile);
-  await server.stop();
-  assertGone(pid);
-  await assertRefused(port);
-  await server.stop();
-  assert.match(await server.log(), /Server is ready/, "the log outlives the server");
-  await assert.rejects(server.restart(), /was stopped/);
-  await assert.rejects(Deno.stat(server.directory), Deno.errors.NotFound, "its files are gone");
-});
+natsTest(
+  "stop frees the port, ends the process, removes its files; a second stop does nothing",
+  async () => {
+    const server = await startNatsServer();
+    const { port, pid } = server;
+    assert.match(await server.log(), /Server is ready/);
+    assert.ok((await Deno.stat(`${server.directory}/nats.conf`)).isFile);
+    await server.stop();
+    assertGone(pid);
+    await assertRefused(port);
+    await server.stop();
+    assert.match(await server.log(), /Server is ready/, "the log outlives the server");
+    await assert.rejects(server.restart(), /was stopped/);
+    await assert.rejects(Deno.stat(server.directory), Deno.errors.NotFound, "its files are gone");
+  },
+);
 
-Deno.test("await using stops the server when the test body throws", async () => {
+natsTest("await using stops the server when the test body throws", async () => {
   let pid = 0;
   let port = 0;
   await assert.rejects(async () => {
@@ -255,7 +265,7 @@ function isDead(pid: number): boolean {
   }
 }
 
-Deno.test("a test process killed without stopping its server takes the server with it", async () => {
+natsTest("a test process killed without stopping its server takes the server with it", async () => {
   // A child Deno starts a server, prints its pid and directory, and stays.
   const helper = new URL("./_nats_server.ts", import.meta.url).href;
   const code = `import { startNatsServer } from ${JSON.stringify(helper)};

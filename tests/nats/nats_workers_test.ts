@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { BufferPool, SharedWriter } from "../../mod.ts";
 import { NatsConnection } from "../../nats.ts";
 import { assertAllFree } from "../_helpers.ts";
-import { startNatsServer } from "./_nats_server.ts";
+import { natsTest, startNatsServer } from "./_nats_server.ts";
 import type { BusReply, BusRequest } from "../workers/nats_bus_worker.ts";
 
 /** A worker of tests/workers/nats_bus_worker.ts, asked one thing at a time. */
@@ -74,10 +74,16 @@ async function roundTrip(shared: boolean, publishers: number, count: number): Pr
   }
 }
 
-Deno.test("NATS across workers: 2 publisher workers with a Writer each, through one connection, to a subscriber worker: every message once, in order, byte-exact", async () => {
-  await roundTrip(false, 2, 3000);
-});
+natsTest(
+  "NATS across workers: 2 publisher workers with a Writer each, through one connection, to a subscriber worker: every message once, in order, byte-exact",
+  async () => {
+    await roundTrip(false, 2, 3000);
+  },
+);
 
-Deno.test("NATS across workers: 3 publisher workers sharing one SharedWriter, to a subscriber worker", async () => {
-  await roundTrip(true, 3, 2000);
-});
+natsTest(
+  "NATS across workers: 3 publisher workers sharing one SharedWriter, to a subscriber worker",
+  async () => {
+    await roundTrip(true, 3, 2000);
+  },
+);

@@ -3,7 +3,7 @@
 // through a real server byte for byte, and a check or a collect that should
 // fail does, with a message that says what went wrong.
 import assert from "node:assert/strict";
-import { startNatsServer } from "./_nats_server.ts";
+import { natsTest, startNatsServer } from "./_nats_server.ts";
 import {
   checkNumbered,
   connectNpm,
@@ -13,27 +13,30 @@ import {
   numberedPayload,
 } from "./_npm_nats.ts";
 
-Deno.test("npm client: numbered messages of every mixed size arrive whole and in order", async () => {
-  await using server = await startNatsServer({ user: "bab", password: "pw" });
-  const publisher = await connectNpm(server, { user: "bab", pass: "pw" });
-  const subscriber = await connectNpm(server, { user: "bab", pass: "pw" });
-  try {
-    const count = MIXED_SIZES.length * 3;
-    const collecting = await npmCollect(subscriber, "interop.numbered", count);
-    await npmPublishNumbered(publisher, "interop.numbered", count);
-    const messages = await collecting.messages;
-    assert.equal(messages.length, count);
-    messages.forEach((msg, i) => {
-      assert.equal(msg.subject, "interop.numbered");
-      checkNumbered(i, msg.data);
-    });
-  } finally {
-    await publisher.close();
-    await subscriber.close();
-  }
-});
+natsTest(
+  "npm client: numbered messages of every mixed size arrive whole and in order",
+  async () => {
+    await using server = await startNatsServer({ user: "bab", password: "pw" });
+    const publisher = await connectNpm(server, { user: "bab", pass: "pw" });
+    const subscriber = await connectNpm(server, { user: "bab", pass: "pw" });
+    try {
+      const count = MIXED_SIZES.length * 3;
+      const collecting = await npmCollect(subscriber, "interop.numbered", count);
+      await npmPublishNumbered(publisher, "interop.numbered", count);
+      const messages = await collecting.messages;
+      assert.equal(messages.length, count);
+      messages.forEach((msg, i) => {
+        assert.equal(msg.subject, "interop.numbered");
+        checkNumbered(i, msg.data);
+      });
+    } finally {
+      await publisher.close();
+      await subscriber.close();
+    }
+  },
+);
 
-Deno.test("checkNumbered catches a wrong length, a changed byte and a swapped message", () => {
+natsTest("checkNumbered catches a wrong length, a changed byte and a swapped message", () => {
   const payload = numberedPayload(6);
   assert.equal(payload.length, MIXED_SIZES[6]);
   checkNumbered(6, payload);
@@ -48,7 +51,7 @@ Deno.test("checkNumbered catches a wrong length, a changed byte and a swapped me
   assert.throws(() => checkNumbered(1, numberedPayload(2, sizes), sizes), /differs at byte 0/);
 });
 
-Deno.test("npmCollect fails after its timeout, saying how many arrived", async () => {
+natsTest("npmCollect fails after its timeout, saying how many arrived", async () => {
   await using server = await startNatsServer();
   const nc = await connectNpm(server);
   try {
@@ -60,7 +63,7 @@ Deno.test("npmCollect fails after its timeout, saying how many arrived", async (
   }
 });
 
-Deno.test("npmCollect fails when the server goes away, instead of waiting", async () => {
+natsTest("npmCollect fails when the server goes away, instead of waiting", async () => {
   await using server = await startNatsServer();
   const nc = await connectNpm(server);
   try {
