@@ -302,7 +302,7 @@ export class NatsConnection {
     this.flusher.close();
     await this.#piped;
     this.#finish(undefined);
-    await this.#reading;
+    await this.#settled();
   }
 
   /** @ignore */
@@ -323,6 +323,8 @@ export class NatsConnection {
 
   /** Writes a control line with this worker's writer, waiting for room if need be. */
   #send(line: string): void {
+    // Closing or closed: the writer is, too (a PONG for a late PING has nowhere to go).
+    if (this.#state !== "open") return;
     if (this.#writer.tryWriteString(line)) return;
     this.#writer.writeString(line).catch((error) => this.#fail(error));
   }
@@ -362,7 +364,8 @@ export class NatsConnection {
       // A refusal (-ERR, then the server closes) fails the connection: closed rejects.
       await Promise.race([this.flush(), this.closed.then(() => {}), late]);
     } catch (error) {
-      await this.#fail(error);
+      this.#fail(error);
+      await this.#settled();
       throw error;
     } finally {
       clearTimeout(timer);
@@ -375,14 +378,22 @@ export class NatsConnection {
     }
   }
 
-  /** Fails the connection with `reason`, unless it ended already. */
-  async #fail(reason: unknown): Promise<void> {
+  /**
+   * Fails the connection with `reason`, unless it ended already. Does not
+   * wait for the pipe and the reader to end: it is called from their own
+   * endings (see {@link #settled}).
+   */
+  #fail(reason: unknown): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
     clearInterval(this.#pinger);
     this.#stop.abort(reason);
     this.flusher.close();
     this.#finish(reason);
+  }
+
+  /** Resolves once the pipe and the reader have ended, and with them every buffer they held. */
+  async #settled(): Promise<void> {
     await this.#piped;
     await this.#reading;
   }

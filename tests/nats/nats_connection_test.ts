@@ -467,6 +467,33 @@ Deno.test("NATS: PINGs left unanswered make the connection stale: it fails with 
   assertAllFree(p);
 });
 
+Deno.test("NATS: close() while the server keeps sending PINGs still ends cleanly: closed resolves", async () => {
+  for (let round = 0; round < 20; round++) {
+    const server = fakeServer(async (conn, read) => {
+      let text = "";
+      while (!text.includes("PING")) text += await read();
+      await conn.write(new TextEncoder().encode("PONG\r\n"));
+      // PINGs without pause, until the client goes; its PONGs are read and dropped.
+      const ping = new TextEncoder().encode("PING\r\n".repeat(50));
+      const draining = (async () => {
+        while ((await read()) !== "");
+      })().catch(() => {});
+      try {
+        for (;;) await conn.write(ping);
+      } catch {
+        // The client closed.
+      }
+      await draining;
+    });
+    const p = pool();
+    const conn = await NatsConnection.connect({ pool: p, port: server.port });
+    await conn.close();
+    await conn.closed;
+    await server.done;
+    assertAllFree(p);
+  }
+});
+
 Deno.test("NATS: a server that sends what is not NATS fails the connection with a NatsProtocolError", async () => {
   const server = fakeServer(async (conn, read) => {
     let text = "";
