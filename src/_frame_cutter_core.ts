@@ -26,8 +26,11 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
    * bounds, and the cutter's state must not change under it.
    */
   #visiting = false;
-  /** Ends a waitForBuffer in progress: close() must not leave it waiting for a release. */
-  #stopWait: AbortController | null = null;
+  /**
+   * Ends every waitForBuffer in progress: close() must not leave one waiting
+   * for a release. Made by the first wait; aborted once, by close().
+   */
+  #stopWaits: AbortController | null = null;
   /** The face, handed to each visitor call. */
   readonly #face: C;
   readonly #pool: BufferPool;
@@ -110,9 +113,8 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
     // Packets pin the staging buffer and the pool has nothing free. Let go
     // of the buffer, so that releasing those packets hands it back here.
     staging.park();
-    const stop = new AbortController();
+    const stop = this.#stopWaits ??= new AbortController();
     const own = options?.signal;
-    this.#stopWait = stop;
     let fresh;
     try {
       fresh = await this.#pool._acquireRecord({
@@ -123,8 +125,6 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
       if (own?.aborted) throw own.reason;
       if (this.closed) throw this.#closedError("wait for a buffer for");
       throw error;
-    } finally {
-      this.#stopWait = null;
     }
     if (this.closed || !staging.needsBuffer) {
       fresh.release();
@@ -176,7 +176,7 @@ export class FrameCutterCore<C extends { readonly closed: boolean }> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.#stopWait?.abort();
+    this.#stopWaits?.abort();
     // The visiting loop lets go of the buffer once the visitor returns.
     if (!this.#visiting) this.#staging.drop();
   }

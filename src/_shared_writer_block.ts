@@ -38,9 +38,10 @@
 //
 // A ring slot is reused only once its previous buffer was delivered whole,
 // so a claim made in a buffer can always find it through the slot, and a
-// reservation held open delays other writers only when the pool runs out
-// (or, with more than MAX_RING_SLOTS buffers, after MAX_RING_SLOTS - 1 newer
-// buffers).
+// reservation held open delays other writers only when the pool runs out,
+// or after ring slots - 1 newer buffers where the ring is smaller than the
+// pool: beyond MAX_RING_SLOTS buffers, or with buffers over 1 MiB, whose
+// offsets leave fewer bits for the slot.
 
 import { LINE_WORDS, lineWord } from "./_layout.ts";
 import { startBuffer } from "./_flush_list.ts";

@@ -61,7 +61,7 @@ import type { FrameCodec } from "./frame_codec.ts";
  * The buffer switch is done by one worker, and finishes even if the call
  * that started it is aborted. A reservation held open holds back its whole
  * buffer and the ones after it (and new claims once the pool runs out, or
- * after 1,023 newer buffers in a pool of more),
+ * after 1,023 newer buffers in a pool of more; fewer with buffers over 1 MiB),
  * so a handle that holds one may not wait for the next buffer: that call
  * throws a `TypeError` instead of waiting forever. If a worker dies with
  * reservations open, {@linkcode SharedWriter.reclaim} settles them.

@@ -560,11 +560,14 @@ Deno.test("close() ends a waitForBuffer at once with a ClosedError, instead of l
   second.push(new Uint8Array([2, 1, 1, 2, 2, 2, 3]), (_b, _s, _e, c) => {
     kept.push(c.retain());
   });
+  // Two waits at once: close() ends both.
   const signalled = new Tracked(second.waitForBuffer({ signal: new AbortController().signal }));
+  const other = new Tracked(second.waitForBuffer());
   await flush();
   second.close();
   await flush();
   assert.ok(signalled.reason() instanceof ClosedError, String(signalled.reason()));
+  assert.ok(other.reason() instanceof ClosedError, String(other.reason()));
   for (const packet of kept.splice(0)) packet.release();
   assertAllFree(pool);
 });
