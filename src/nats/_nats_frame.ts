@@ -145,7 +145,7 @@ export function fill(
  * `length` bytes) into a Writer's claim or a SharedWriter's reservation of
  * `frame` bytes, and commits it.
  */
-export function publishInto(
+function publishInto(
   space: WriterClaim | SharedReservation,
   frame: number,
   subject: NatsSubject,
@@ -198,7 +198,7 @@ export function frameReservation(
  * reservation's payload is the whole frame. Else it is cancelled and the
  * writer refused.
  */
-export function unframedBytes(
+function unframedBytes(
   reservation: Reservation | SharedReservation,
   frame: number,
 ): Uint8Array {
@@ -210,13 +210,13 @@ export function unframedBytes(
   throw framingError();
 }
 
-export function framingError(): TypeError {
+function framingError(): TypeError {
   return new TypeError(
     "Cannot publish through a writer with a codec: the NATS protocol frames its messages; make the writer without one",
   );
 }
 
-export function tooLarge(headerLength: number, total: number, maxPayload: number): RangeError {
+function tooLarge(headerLength: number, total: number, maxPayload: number): RangeError {
   return new RangeError(
     `Cannot publish ${total} bytes (${headerLength} of headers, ${
       total - headerLength

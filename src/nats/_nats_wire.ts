@@ -18,7 +18,7 @@ const H = 0x48;
  * Digits of `n`, an integer from 0 to 2^31 - 1. Comparisons, not a
  * logarithm: a length is usually small and this is on every message's path.
  */
-export function decimalLength(n: number): number {
+function decimalLength(n: number): number {
   if (n < 10) return 1;
   if (n < 100) return 2;
   if (n < 1000) return 3;

@@ -99,8 +99,6 @@ export class NatsReceiver {
   readonly #visit: FrameVisitor;
   /** A `read()` is in progress: it owns the staging memory it reads into. */
   #reading = false;
-  /** Stops the wait of a `read()` waiting for a buffer, when the receiver closes. */
-  #stopWait: AbortController | null = null;
 
   /**
    * Makes a receiver. It takes its first staging buffer when the first bytes
@@ -289,9 +287,8 @@ export class NatsReceiver {
    * after the current one are not dispatched.
    */
   close(): void {
+    // Also ends a read() waiting for a buffer: FrameCutter.close ends its wait.
     this.#cutter.close();
-    // A read() waiting for a buffer stops waiting.
-    this.#stopWait?.abort();
   }
 
   /**
@@ -422,17 +419,12 @@ export class NatsReceiver {
    */
   async #waitForBuffer(signal: AbortSignal | undefined): Promise<boolean> {
     const cutter = this.#cutter;
-    const stop = new AbortController();
-    this.#stopWait = stop;
     try {
-      await cutter.waitForBuffer({
-        signal: signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]),
-      });
+      // close() ends the cutter's wait (FrameCutter.close).
+      await cutter.waitForBuffer(signal === undefined ? undefined : { signal });
     } catch (error) {
       if (cutter.closed) return false;
       throw error;
-    } finally {
-      this.#stopWait = null;
     }
     return !cutter.closed;
   }
