@@ -306,8 +306,8 @@ natsTest(
     await using server = await startNatsServer();
     const p = pool();
     const listener = await NatsConnection.connect({ pool: p, port: server.port });
-    const got: string[] = [];
-    listener.subscribe("after", (message) => got.push(message.text()));
+    const arrived = Promise.withResolvers<string>();
+    listener.subscribe("after", (message) => arrived.resolve(message.text()));
     await listener.flush();
     const conn = await NatsConnection.connect({ pool: p, port: server.port });
     const publisher = conn.publisher();
@@ -315,8 +315,21 @@ natsTest(
     publisher.tryPublishString(new NatsSubject("after"), "still here");
     await conn.close();
     assert.equal(forgotten.open, false);
-    await listener.flush();
-    assert.deepEqual(got, ["still here"]);
+    // close() sends, it does not wait for the server: the server reads the
+    // closed connection's bytes in its own time, so wait for the message
+    // itself (a deadline only so that a lost message fails instead of hanging).
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      deadline = setTimeout(
+        () => reject(new Error("the message after the cancelled one never came")),
+        10_000,
+      );
+    });
+    try {
+      assert.equal(await Promise.race([arrived.promise, lost]), "still here");
+    } finally {
+      clearTimeout(deadline);
+    }
     await listener.close();
     assertAllFree(p);
   },
