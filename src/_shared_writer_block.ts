@@ -45,6 +45,8 @@
 
 import { LINE_WORDS, lineWord } from "./_layout.ts";
 import { startBuffer } from "./_flush_list.ts";
+import { lengthPrefixLayout } from "./_length_prefix.ts";
+import type { FrameCodec } from "./frame_codec.ts";
 
 /** Identifies a shared writer's block, so that a foreign handle fails loudly. */
 export const SW_MAGIC_VALUE = 0x62616277; // "babw"
@@ -199,6 +201,11 @@ export function openRecordWord(sw: Int32Array, worker: number, record: number): 
 }
 
 /** Sets up a new block: no buffer yet (a sealed, empty sequence 0 that counts as delivered). */
+/** How a block records its codec: 0 none, a length prefix's layout, -1 any other (unchecked). */
+export function codecCode(codec: FrameCodec | null): number {
+  return codec === null ? 0 : lengthPrefixLayout(codec) || -1;
+}
+
 export function initBlock(
   sw: Int32Array,
   poolId: number,

@@ -58,6 +58,7 @@ import {
 import { SharedPublisher } from "./_shared_publisher.ts";
 import { F_CLOSED } from "./_flush_list.ts";
 import {
+  checkReclaimable,
   closedError,
   droppedError,
   waitWhileOpenError,
@@ -91,6 +92,10 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   #unflushed = 0;
   /** The record of the last claim placed by a write, to drop once it is committed. */
   #record = -1;
+  /** The buffer, cursor and frame of the last {@link tryPlace}. */
+  placed: Uint8Array = new Uint8Array(0);
+  #placedCursor = 0;
+  #placedFrame = 0;
   /** Per ring slot, the buffer's record last seen there, so placing allocates nothing. */
   readonly #buffers: (BufferRecord | null)[];
   /** This handle's open reservations, oldest first. */
@@ -160,15 +165,25 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
       await this.#waitTurn(options?.signal);
     }
   }
-  tryWrite(bytes: Uint8Array): boolean {
-    const length = bytes.length;
-    const frame = this.#layout.frameOf(length);
+  /** A frame placed for `length` bytes, to fill in `placed` and settle at once, with no object
+   * made: the payload's offset there, or -1 when the next buffer must be waited for. */
+  tryPlace(length: number, frame = this.#layout.frameOf(length)): number {
     const cursor = this.#claim(frame);
-    if (cursor === -1) return false;
+    if (cursor === -1) return -1;
     const buffer = this.#bufferOf(slotOf(this.#sw, cursor));
-    const payload = this.#place(buffer, cursor, frame, length);
-    buffer._view.set(bytes, payload);
-    this.#settle(cursor, frame, this.#record);
+    this.placed = buffer._view;
+    this.#placedCursor = cursor;
+    this.#placedFrame = frame;
+    return this.#place(buffer, cursor, frame, length);
+  }
+  settlePlaced(): void {
+    this.#settle(this.#placedCursor, this.#placedFrame, this.#record);
+  }
+  tryWrite(bytes: Uint8Array): boolean {
+    const payload = this.tryPlace(bytes.length);
+    if (payload === -1) return false;
+    this.placed.set(bytes, payload);
+    this.settlePlaced();
     return true;
   }
   async write(bytes: Uint8Array, options?: ReserveOptions): Promise<void> {
@@ -176,13 +191,10 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   }
   tryWriteString(text: string): boolean {
     const length = utf8Length(text);
-    const frame = this.#layout.stringFrameOf(text, length);
-    const cursor = this.#claim(frame);
-    if (cursor === -1) return false;
-    const buffer = this.#bufferOf(slotOf(this.#sw, cursor));
-    const payload = this.#place(buffer, cursor, frame, length);
-    encodeInto(text, buffer._view.subarray(payload, payload + length));
-    this.#settle(cursor, frame, this.#record);
+    const payload = this.tryPlace(length, this.#layout.stringFrameOf(text, length));
+    if (payload === -1) return false;
+    encodeInto(text, this.placed.subarray(payload, payload + length));
+    this.settlePlaced();
     return true;
   }
   async writeString(text: string, options?: ReserveOptions): Promise<void> {
@@ -213,15 +225,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   }
   reclaim(workerId: number): number {
     const sw = this.#sw;
-    const workers = sw[SW_WORKERS]!;
-    if (!Number.isInteger(workerId) || workerId < 0 || workerId >= workers) {
-      throw new RangeError(
-        `Cannot reclaim worker ${workerId}: not a worker id from 0 to ${workers - 1}`,
-      );
-    }
-    if (workerId === this.#worker) {
-      throw new RangeError(`Cannot reclaim worker ${workerId}: it is this worker`);
-    }
+    checkReclaimable(workerId, sw[SW_WORKERS]!, this.#worker);
     const settled = takeRecords(sw, workerId, this.#settleDead);
     Atomics.compareExchange(sw, SW_LOCK, workerId + 1, 0);
     takeOverSwitch(sw, this.pool._words, (index) => this.pool._headerOf(index), workerId + 1);

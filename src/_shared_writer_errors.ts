@@ -35,3 +35,15 @@ export function waitWhileOpenError(): TypeError {
     "Cannot wait for the shared writer's next buffer while this handle holds an open reservation: the buffers from its on cannot go to the flusher until it is committed, so the wait could last forever; commit or cancel it first, or use the try forms",
   );
 }
+
+/** Throws unless `workerId` is another worker's slot of the writer's `workers`. */
+export function checkReclaimable(workerId: number, workers: number, self: number): void {
+  if (!Number.isInteger(workerId) || workerId < 0 || workerId >= workers) {
+    throw new RangeError(
+      `Cannot reclaim worker ${workerId}: not a worker id from 0 to ${workers - 1}`,
+    );
+  }
+  if (workerId === self) {
+    throw new RangeError(`Cannot reclaim worker ${workerId}: it is this worker`);
+  }
+}

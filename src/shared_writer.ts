@@ -16,10 +16,11 @@ import type {
   SharedWriterOptions,
 } from "./shared_writer_options.ts";
 import { SharedWriterCore } from "./_shared_writer_core.ts";
-import { lengthPrefixLayout } from "./_length_prefix.ts";
 import { isSharedArrayBuffer } from "./_shared_memory.ts";
 import { writerConfig } from "./_writer_config.ts";
+import { registerPlacer } from "./_frame_placer.ts";
 import {
+  codecCode,
   initBlock,
   MAX_SHARED_BUFFER_SIZE as MAX_SIZE,
   MIN_RING_SLOTS,
@@ -48,10 +49,10 @@ import type { FrameCodec } from "./frame_codec.ts";
  * message with no atomic operation at all; with N workers, each has its own
  * buffer, so a flush per tick sends N part-filled buffers. A SharedWriter
  * costs a compare-and-swap on a shared word per message and a fenced store
- * per commit (the cursor is contended when workers write at once), and fills each buffer before
- * the next: use it when the buffer is the unit that matters, e.g. one
- * datagram or one socket write of a fixed size, or when many workers each
- * write a little.
+ * per commit (the cursor is contended when workers write at once), and
+ * fills each buffer before the next: use it when the buffer is the unit
+ * that matters, e.g. one datagram or one socket write of a fixed size, or
+ * when many workers each write a little.
  *
  * Each worker's messages reach the flusher in the order it placed them.
  * Messages of different workers interleave in the order their space was
@@ -97,6 +98,9 @@ export class SharedWriter {
 
   /** This worker's pool object. */
   readonly pool: BufferPool;
+
+  /** What frames each message, or `null`: a message is its bytes and nothing else. */
+  readonly codec: FrameCodec | null;
 
   readonly #core: SharedWriterCore;
 
@@ -150,7 +154,9 @@ export class SharedWriter {
     }
     this.id = config.id;
     this.pool = pool;
+    this.codec = config.codec;
     this.#core = new SharedWriterCore(pool, config, sw);
+    registerPlacer(this, this.#core);
   }
 
   /**
@@ -449,8 +455,3 @@ export class SharedWriter {
 
 /** Set by {@linkcode SharedWriter.attach} for the constructor it calls. */
 let attaching: Int32Array | null = null;
-
-/** How a block records its codec: 0 none, a length prefix's layout, -1 any other (unchecked). */
-function codecCode(codec: FrameCodec | null): number {
-  return codec === null ? 0 : lengthPrefixLayout(codec) || -1;
-}

@@ -6,6 +6,7 @@
  */
 
 import type { BufferPool } from "./buffer_pool.ts";
+import type { FrameCodec } from "./frame_codec.ts";
 import type { Reservation } from "./reservation.ts";
 import type { WriteFlusher, WriteFlusherHandle } from "./write_flusher.ts";
 import type { WriterClaim } from "./writer_claim.ts";
@@ -77,6 +78,8 @@ export class Writer {
   readonly id: number;
   /** The pool the writer takes its buffers from. */
   readonly pool: BufferPool;
+  /** What frames each message, or `null`: a message is its bytes and nothing else. */
+  readonly codec: FrameCodec | null;
   /** Does the work: each method forwards to it (see src/_writer_core.ts). */
   readonly #core: WriterCore;
 
@@ -98,6 +101,7 @@ export class Writer {
     const core = new WriterCore(pool, target, options);
     this.id = core.id;
     this.pool = pool;
+    this.codec = options?.codec ?? null;
     this.#core = core;
   }
 

@@ -6,6 +6,7 @@ import {
   type FlushRegion,
   lengthPrefix,
   ReleasedError,
+  SharedWriter,
   varintPrefix,
   WriteFlusher,
   Writer,
@@ -615,4 +616,24 @@ Deno.test("Writers in two workers and the main thread round-trip over loopback T
   checkMessages(parseFrames(codec, await received), 3, perWriter);
   assertAllFree(pool);
   assert.equal(pool.stats().workers, 1, "the workers detached");
+});
+
+Deno.test("Writer.codec and SharedWriter.codec are the codec they were made with, or null", () => {
+  const pool = new BufferPool({ bufferSize: 256, bufferCount: 4, shared: true });
+  const flusher = new WriteFlusher(pool);
+  const codec = lengthPrefix(2);
+  const shared = new SharedWriter(pool, flusher, { codec });
+  const writers = [
+    new Writer(pool, flusher),
+    new Writer(pool, flusher, { codec }),
+    new SharedWriter(pool, flusher),
+    shared,
+  ];
+  assert.deepEqual(writers.map((w) => w.codec), [null, codec, null, codec]);
+  const attached = SharedWriter.attach(pool, shared.handle, { codec });
+  assert.equal(attached.codec, codec);
+  attached.close();
+  for (const writer of writers) writer.close();
+  flusher.close();
+  assertAllFree(pool);
 });

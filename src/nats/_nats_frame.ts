@@ -1,15 +1,15 @@
 // A NATS publish written into a writer's space: the control line and
-// headers before the payload, the CRLF after it, the check that the writer
-// framed nothing around that space, and the errors of a publish that does
-// not fit. The publisher's paths and its reservations share them.
+// headers before the payload, the CRLF after it, and the errors of a
+// publish that does not fit. The publisher's paths and its reservations
+// share them.
 
 import type { Reservation } from "../reservation.ts";
 import type { SharedReservation } from "../shared_reservation.ts";
 import type { SharedWriter } from "../shared_writer.ts";
 import type { Writer } from "../writer.ts";
-import { WriterClaim } from "../writer_claim.ts";
 import type { ReserveOptions } from "../writer_options.ts";
 import { encodeInto } from "../_shared_memory.ts";
+import type { FramePlacer } from "../_frame_placer.ts";
 import type { NatsHeaders } from "./nats_headers.ts";
 import type { NatsPublishOptions } from "./nats_publisher_options.ts";
 import { NatsReservation } from "./nats_reservation.ts";
@@ -73,55 +73,67 @@ export function reservedFrame(
   );
 }
 
+/** The longest ASCII payload copied by a loop rather than by `encodeInto` on a view. */
+const ASCII_LOOP_MAX = 64;
+
+/** Where a publisher writes: its writer, and how it places a message with nothing made. */
+export interface PublishTarget {
+  readonly writer: Writer | SharedWriter;
+  /** The writer when it is a Writer: published to through its claim. */
+  readonly claimer: Writer | null;
+  /** The SharedWriter's placer otherwise. */
+  readonly placer: FramePlacer | null;
+  readonly maxPayload: number;
+  /** The pool's buffer size: the largest frame. */
+  readonly bufferSize: number;
+}
+
 /**
  * Publishes `payload` (bytes, or text whose UTF-8 takes `length` bytes)
- * through `writer` (through its claim when `claimer`, the same Writer, is
- * not null) now, if there is room.
+ * through `target` now, if there is room; makes nothing.
  */
 export function publishNow(
-  writer: Writer | SharedWriter,
-  claimer: Writer | null,
-  maxPayload: number,
+  target: PublishTarget,
   subject: NatsSubject,
   payload: Uint8Array | string,
   length: number,
   options: NatsPublishOptions | undefined,
 ): boolean {
-  const frame = reservedFrame(subject, length, options, maxPayload, writer.pool.bufferSize);
-  const space = claimer !== null
-    ? claimer.tryClaim(frame)
-    : (writer as SharedWriter).tryReserve(frame);
-  if (space === null) return false;
-  publishInto(space, frame, subject, options, payload, length);
+  const frame = reservedFrame(subject, length, options, target.maxPayload, target.bufferSize);
+  const claimer = target.claimer;
+  if (claimer !== null) {
+    const claim = claimer.tryClaim(frame);
+    if (claim === null) return false;
+    writePublish(claim.buffer, claim.offset, subject, options, payload, length);
+    claim.commit();
+    return true;
+  }
+  const placer = target.placer!;
+  const at = placer.tryPlace(frame);
+  if (at === -1) return false;
+  writePublish(placer.placed, at, subject, options, payload, length);
+  placer.settlePlaced();
   return true;
 }
 
 /** As {@linkcode publishNow}, waiting for room. */
 export async function publishLater(
-  writer: Writer | SharedWriter,
-  claimer: Writer | null,
-  maxPayload: number,
+  target: PublishTarget,
   subject: NatsSubject,
   payload: Uint8Array | string,
   length: number,
   options: (NatsPublishOptions & ReserveOptions) | undefined,
 ): Promise<void> {
-  const frame = reservedFrame(subject, length, options, maxPayload, writer.pool.bufferSize);
-  const space = claimer !== null
-    ? await claimer.claim(frame, options)
-    : await (writer as SharedWriter).reserve(frame, options);
-  publishInto(space, frame, subject, options, payload, length);
-}
-
-/**
- * The claim's buffer, once it is known the writer framed nothing around the
- * frame (a codec's header or trailer makes the stride longer); else the
- * claim is taken back and the writer refused.
- */
-export function unframed(claim: WriterClaim, frame: number): Uint8Array {
-  if (claim.stride === frame) return claim.buffer;
-  claim.cancel();
-  throw framingError();
+  const frame = reservedFrame(subject, length, options, target.maxPayload, target.bufferSize);
+  if (target.claimer !== null) {
+    const claim = await target.claimer.claim(frame, options);
+    writePublish(claim.buffer, claim.offset, subject, options, payload, length);
+    claim.commit();
+    return;
+  }
+  const reservation = await (target.writer as SharedWriter).reserve(frame, options);
+  writePublish(reservation.bytes, 0, subject, options, payload, length);
+  reservation.commit();
 }
 
 /** Writes the control line and headers at `at`; returns where the payload goes. */
@@ -140,14 +152,10 @@ export function fill(
   return at + block.length;
 }
 
-/**
- * Writes a whole publish of `payload` (bytes, or text whose UTF-8 takes
- * `length` bytes) into a Writer's claim or a SharedWriter's reservation of
- * `frame` bytes, and commits it.
- */
-function publishInto(
-  space: WriterClaim | SharedReservation,
-  frame: number,
+/** Writes a whole publish of `payload` (bytes, or text of `length` bytes of UTF-8) at `at`. */
+function writePublish(
+  buffer: Uint8Array,
+  at: number,
   subject: NatsSubject,
   options: NatsPublishOptions | undefined,
   payload: Uint8Array | string,
@@ -155,11 +163,7 @@ function publishInto(
 ): void {
   const headers = options?.headers;
   const total = (headers === undefined ? 0 : headers.bytes.length) + length;
-  const claim = space instanceof WriterClaim;
-  const buffer = claim ? unframed(space, frame) : unframedBytes(space, frame);
-  const at = fill(buffer, claim ? space.offset : 0, subject, options?.reply, headers, total);
-  put(buffer, at, payload, length);
-  space.commit();
+  put(buffer, fill(buffer, at, subject, options?.reply, headers, total), payload, length);
 }
 
 /** Writes the payload (bytes, or text as UTF-8 of `length` bytes) at `at`, and the CRLF after it. */
@@ -169,21 +173,23 @@ export function put(
   payload: Uint8Array | string,
   length: number,
 ): void {
-  if (typeof payload === "string") encodeInto(payload, buffer.subarray(at, at + length));
-  else buffer.set(payload, at);
+  if (typeof payload !== "string") buffer.set(payload, at);
+  else if (length === payload.length && length <= ASCII_LOOP_MAX) {
+    // ASCII: a loop makes no view, and beats one for short text.
+    for (let i = 0; i < length; i++) buffer[at + i] = payload.charCodeAt(i);
+  } else encodeInto(payload, buffer.subarray(at, at + length));
   writeEnd(buffer, at + length);
 }
 
 /** Writes a reservation's frame around its payload: the NatsReservation over it, listed as open. */
 export function frameReservation(
   inner: Reservation | SharedReservation,
-  frame: number,
   subject: NatsSubject,
   length: number,
   options: NatsPublishOptions | undefined,
   open: OpenNatsReservations,
 ): NatsReservation {
-  const bytes = unframedBytes(inner, frame);
+  const bytes = inner.bytes;
   const headers = options?.headers;
   const total = (headers === undefined ? 0 : headers.bytes.length) + length;
   const at = fill(bytes, 0, subject, options?.reply, headers, total);
@@ -191,29 +197,6 @@ export function frameReservation(
   const reservation = new NatsReservation(subject, inner, bytes, at, length, open);
   open.add(reservation);
   return reservation;
-}
-
-/**
- * A reservation's bytes, once it is known the writer framed nothing: the
- * reservation's payload is the whole frame. Else it is cancelled and the
- * writer refused.
- */
-function unframedBytes(
-  reservation: Reservation | SharedReservation,
-  frame: number,
-): Uint8Array {
-  const framed = "_frameLength" in reservation
-    ? reservation._frameLength
-    : reservation._frameEnd - reservation._frameStart;
-  if (framed === frame) return reservation.bytes;
-  reservation.cancel();
-  throw framingError();
-}
-
-function framingError(): TypeError {
-  return new TypeError(
-    "Cannot publish through a writer with a codec: the NATS protocol frames its messages; make the writer without one",
-  );
 }
 
 function tooLarge(headerLength: number, total: number, maxPayload: number): RangeError {

@@ -18,9 +18,10 @@ import {
   frameReservation,
   publishLater,
   publishNow,
+  type PublishTarget,
   reservedFrame,
-  unframed,
 } from "./_nats_frame.ts";
+import { placerOf } from "../_frame_placer.ts";
 import { OpenNatsReservations } from "./_nats_open.ts";
 import { writeEnd } from "./_nats_wire.ts";
 
@@ -39,12 +40,12 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
  * Three ways to publish, as for the writers:
  *
  * - {@linkcode NatsPublisher.tryPublish} / {@linkcode NatsPublisher.publish}
- *   copy a payload you hold as bytes, once, into the buffer; with a
- *   `Writer`, `tryPublish` makes nothing per message (it fills the writer's
- *   reusable claim).
+ *   copy a payload you hold as bytes, once, into the buffer; `tryPublish`
+ *   makes nothing per message (it fills a `Writer`'s reusable claim, or
+ *   places the frame straight into a `SharedWriter`'s buffer).
  * - {@linkcode NatsPublisher.tryPublishString} /
  *   {@linkcode NatsPublisher.publishString} encode text as UTF-8 straight
- *   into the buffer.
+ *   into the buffer; `tryPublishString` makes nothing either.
  * - {@linkcode NatsPublisher.tryReserve} / {@linkcode NatsPublisher.reserve}
  *   hand you the payload's space to fill, then commit: nothing is copied.
  *
@@ -56,8 +57,7 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
  * {@linkcode NatsPublisher.close}, not the writer's close.
  *
  * The writer must frame nothing, the protocol being the framing: one made
- * with a codec is refused with a `TypeError` at its first publish (a
- * `SharedWriter` then sends its codec's frame, zeroed, as any cancel does).
+ * with a codec is refused with a `TypeError` when the publisher is made.
  *
  * @example Many publishes, one region for the socket
  * ```ts
@@ -87,10 +87,8 @@ export class NatsPublisher {
   readonly writer: Writer | SharedWriter;
   /** The most bytes of headers and payload one message may carry. */
   readonly maxPayload: number;
-  /** The writer, when it is a Writer: published to through its claim. */
-  readonly #claimer: Writer | null;
-  /** The pool's buffer size: the largest frame. */
-  readonly #size: number;
+  /** The writer, and how a message is placed in it with nothing made. */
+  readonly #target: PublishTarget;
   /** The reservations it handed out that are still open, for close to cancel. */
   readonly #open = new OpenNatsReservations();
 
@@ -112,7 +110,7 @@ export class NatsPublisher {
    *
    * @param writer A {@linkcode Writer} or {@linkcode SharedWriter} made without a codec.
    * @param options The server's `max_payload`.
-   * @throws {TypeError} If `writer` is neither.
+   * @throws {TypeError} If `writer` is neither, or frames with a codec.
    * @throws {RangeError} If `maxPayload` is not an integer from 0 to 2^31 - 1.
    */
   constructor(writer: Writer | SharedWriter, options?: NatsPublisherOptions) {
@@ -126,10 +124,20 @@ export class NatsPublisher {
         `Cannot make NATS publisher: maxPayload ${maxPayload} is not an integer from 0 to 2^31 - 1`,
       );
     }
+    if (writer.codec !== null) {
+      throw new TypeError(
+        "Cannot make NATS publisher over a writer with a codec: the NATS protocol frames its messages; make the writer without one",
+      );
+    }
     this.writer = writer;
     this.maxPayload = maxPayload;
-    this.#claimer = isWriter ? writer : null;
-    this.#size = writer.pool.bufferSize;
+    this.#target = {
+      writer,
+      claimer: isWriter ? writer : null,
+      placer: isWriter ? null : placerOf(writer)!,
+      maxPayload,
+      bufferSize: writer.pool.bufferSize,
+    };
   }
 
   /**
@@ -154,8 +162,8 @@ export class NatsPublisher {
    * @param payload The message's bytes.
    * @param options A reply subject, headers.
    * @returns `false` if the writer would have to wait for a buffer; nothing was written then.
-   * @throws {TypeError} If the subject or reply has a wildcard, the writer
-   * frames with a codec, or its claim is open.
+   * @throws {TypeError} If the subject or reply has a wildcard, or the
+   * writer's claim is open.
    * @throws {RangeError} If headers and payload exceed
    * {@linkcode NatsPublisher.maxPayload}, or the message does not fit in a buffer.
    * @throws {ClosedError} If the writer or its flusher was closed.
@@ -165,27 +173,35 @@ export class NatsPublisher {
     const headers = options?.headers;
     const headerLength = headers === undefined ? 0 : headers.bytes.length;
     const total = headerLength + payload.length;
-    const frame = frameLength(subject, reply, headerLength, total, this.maxPayload, this.#size);
-    const claimer = this.#claimer;
+    const target = this.#target;
+    const frame = frameLength(
+      subject,
+      reply,
+      headerLength,
+      total,
+      target.maxPayload,
+      target.bufferSize,
+    );
+    const claimer = target.claimer;
     if (claimer !== null) {
       const claim = claimer.tryClaim(frame);
       if (claim === null) return false;
-      const buffer = unframed(claim, frame);
+      const buffer = claim.buffer;
       const at = fill(buffer, claim.offset, subject, reply, headers, total);
       buffer.set(payload, at);
       writeEnd(buffer, at + payload.length);
       claim.commit();
       return true;
     }
-    return publishNow(
-      this.writer,
-      this.#claimer,
-      this.maxPayload,
-      subject,
-      payload,
-      payload.length,
-      options,
-    );
+    const placer = target.placer!;
+    const start = placer.tryPlace(frame);
+    if (start === -1) return false;
+    const buffer = placer.placed;
+    const at = fill(buffer, start, subject, reply, headers, total);
+    buffer.set(payload, at);
+    writeEnd(buffer, at + payload.length);
+    placer.settlePlaced();
+    return true;
   }
 
   /**
@@ -221,15 +237,7 @@ export class NatsPublisher {
     options?: NatsPublishOptions & ReserveOptions,
   ): Promise<void> {
     if (this.tryPublish(subject, payload, options)) return;
-    await publishLater(
-      this.writer,
-      this.#claimer,
-      this.maxPayload,
-      subject,
-      payload,
-      payload.length,
-      options,
-    );
+    await publishLater(this.#target, subject, payload, payload.length, options);
   }
 
   /**
@@ -260,15 +268,7 @@ export class NatsPublisher {
    * @throws {ClosedError} If the writer or its flusher was closed.
    */
   tryPublishString(subject: NatsSubject, text: string, options?: NatsPublishOptions): boolean {
-    return publishNow(
-      this.writer,
-      this.#claimer,
-      this.maxPayload,
-      subject,
-      text,
-      utf8Length(text),
-      options,
-    );
+    return publishNow(this.#target, subject, text, utf8Length(text), options);
   }
 
   /**
@@ -299,10 +299,8 @@ export class NatsPublisher {
     options?: NatsPublishOptions & ReserveOptions,
   ): Promise<void> {
     const length = utf8Length(text);
-    if (publishNow(this.writer, this.#claimer, this.maxPayload, subject, text, length, options)) {
-      return;
-    }
-    await publishLater(this.writer, this.#claimer, this.maxPayload, subject, text, length, options);
+    if (publishNow(this.#target, subject, text, length, options)) return;
+    await publishLater(this.#target, subject, text, length, options);
   }
 
   /**
@@ -339,11 +337,9 @@ export class NatsPublisher {
     length: number,
     options?: NatsPublishOptions,
   ): NatsReservation | null {
-    const frame = reservedFrame(subject, length, options, this.maxPayload, this.#size);
+    const frame = reservedFrame(subject, length, options, this.maxPayload, this.#target.bufferSize);
     const inner = this.writer.tryReserve(frame);
-    return inner === null
-      ? null
-      : frameReservation(inner, frame, subject, length, options, this.#open);
+    return inner === null ? null : frameReservation(inner, subject, length, options, this.#open);
   }
 
   /**
@@ -382,10 +378,9 @@ export class NatsPublisher {
   ): Promise<NatsReservation> {
     const now = this.tryReserve(subject, length, options);
     if (now !== null) return now;
-    const frame = reservedFrame(subject, length, options, this.maxPayload, this.#size);
+    const frame = reservedFrame(subject, length, options, this.maxPayload, this.#target.bufferSize);
     return frameReservation(
       await this.writer.reserve(frame, options),
-      frame,
       subject,
       length,
       options,
