@@ -89,6 +89,10 @@ export async function pump(
     signal?.throwIfAborted();
     if (stream !== null && options?.preventClose !== true) await stream.close();
   } catch (error) {
+    // Cancelled first: the flusher records why it ended before a buffer of
+    // this batch goes back, so that a writer in another worker that is
+    // granted one sees the end rather than writing on.
+    const cancelled = reader.cancel(error);
     if (writing !== null) {
       // The sink may still be reading these bytes: release them once it is done.
       const region = batch[i++]!;
@@ -96,7 +100,7 @@ export async function pump(
     }
     for (; i < batch.length; i++) batch[i]!.release();
     batch.length = 0;
-    await reader.cancel(error);
+    await cancelled;
     // Not awaited: an abort waits for a write in flight, which may never end.
     stream?.abort(error).catch(() => {});
     throw error;

@@ -21,6 +21,8 @@ export class PipedBatches {
   #touched = false;
   /** The byte-sink error the pipe's failure was rephrased as, and its cause. */
   #rephrased: { cause: unknown; error: TypeError } | null = null;
+  /** Batches a failed pipe dropped, until {@linkcode PipedBatches.releaseDropped}. */
+  readonly #dropped: FlushRegion[][] = [];
 
   /** A pipe took the readable. */
   started(): void {
@@ -37,6 +39,7 @@ export class PipedBatches {
   ended(error: { reason: unknown } | undefined): unknown {
     const reason = error === undefined ? undefined : this.failed(error.reason);
     this.#piped = null;
+    this.releaseDropped();
     return reason;
   }
 
@@ -60,8 +63,9 @@ export class PipedBatches {
 
   /**
    * The readable was cancelled with `reason`, or its pipe failed with it:
-   * releases the batches handed to the pipe that nobody touched, which its
-   * destination dropped.
+   * sets aside the batches handed to the pipe that nobody touched, which its
+   * destination dropped, for {@linkcode PipedBatches.releaseDropped} (once
+   * the flusher has recorded why it ended).
    *
    * @returns The reason, or, when nothing handed to the pipe was ever
    * touched and the destination failed with a TypeError, a TypeError that
@@ -81,7 +85,7 @@ export class PipedBatches {
         touched = true;
         continue;
       }
-      for (let j = 0; j < handed.length; j++) handed[j]!.release();
+      this.#dropped.push(handed);
     }
     piped.length = 0;
     this.#touched = touched;
@@ -92,6 +96,16 @@ export class PipedBatches {
     );
     this.#rephrased = { cause: reason, error };
     return error;
+  }
+
+  /** Releases the batches {@linkcode PipedBatches.failed} set aside. */
+  releaseDropped(): void {
+    const dropped = this.#dropped;
+    for (let i = 0; i < dropped.length; i++) {
+      const batch = dropped[i]!;
+      for (let j = 0; j < batch.length; j++) batch[j]!.release();
+    }
+    dropped.length = 0;
   }
 }
 
@@ -120,12 +134,17 @@ export class FlushReadable extends ReadableStream<FlushRegion[]> {
     destination: WritableStream<FlushRegion[]>,
     options?: StreamPipeOptions,
   ): Promise<void> {
-    const wasLocked = this.locked;
-    const piping = super.pipeTo(destination, options);
-    // Refused (locked, or a bad argument): it took no batch.
-    if (wasLocked || !this.locked) return piping;
+    // Locked: refused, and the pipe that holds it keeps its record.
+    if (this.locked) return super.pipeTo(destination, options);
     const pipes = this.#pipes;
+    // Before the pipe starts: it may take a batch that is ready at once.
     pipes.started();
+    const piping = super.pipeTo(destination, options);
+    if (!this.locked) {
+      // Refused (a bad argument): it took no batch.
+      pipes.ended(undefined);
+      return piping;
+    }
     return piping.then(
       () => {
         pipes.ended(undefined);

@@ -400,10 +400,16 @@ export class WriteFlusher {
     // Called as the readable's cancel: the stream is closed already.
     this.#readableClosed = true;
     reason = this.#pipes.failed(reason);
-    if (this.#taker.ended) return;
+    if (this.#taker.ended) {
+      this.#pipes.releaseDropped();
+      return;
+    }
     this.#failure = reason;
+    // Stored before any buffer goes back, so that a writer in another worker
+    // that is granted one sees why the flusher ended.
     storeFailure(this.#control, reason);
     this.#closeWriters();
+    this.#pipes.releaseDropped();
     this.#end(null);
   }
 

@@ -856,24 +856,36 @@ Deno.test("A reader released while its read waits strands nothing: the next read
   }
 });
 
-Deno.test("A writer in another worker waiting for a buffer is told the flusher's consumer failed", async () => {
-  const pool = new BufferPool({ bufferSize: 16, bufferCount: 2, shared: true });
-  const flusher = new WriteFlusher(pool);
-  const error = new Error("broken pipe");
-  const firstWrite = Promise.withResolvers<number>();
-  const writing = Promise.withResolvers<void>();
-  const piped = flusher.pipeTo({
-    write() {
-      writing.resolve();
-      return firstWrite.promise;
-    },
-  });
-  // The worker fills both buffers (the first one stays in the sink's
-  // write), then waits for a third; it reports what its calls then throw.
-  const source = `
+// Piped late, the pump takes both buffers in one batch (or a stream pipe
+// hands the second to a destination that drops it), and a failure releases
+// the second at once: the worker granted it must still be told why.
+for (const mode of ["pipeTo", "pipeTo, late", "readable.pipeTo(WritableStream), late"] as const) {
+  const pipeLate = mode !== "pipeTo";
+  Deno.test(
+    `A writer in another worker waiting for a buffer is told the flusher's consumer failed (${mode})`,
+    async () => {
+      const pool = new BufferPool({ bufferSize: 16, bufferCount: 2, shared: true });
+      const flusher = new WriteFlusher(pool);
+      const error = new Error("broken pipe");
+      const firstWrite = Promise.withResolvers<number>();
+      const writing = Promise.withResolvers<void>();
+      const write = () => {
+        writing.resolve();
+        return firstWrite.promise;
+      };
+      const pipe = () =>
+        mode === "readable.pipeTo(WritableStream), late"
+          ? flusher.readable.pipeTo(
+            new WritableStream({ write: () => write().then(() => {}) }, { highWaterMark: 2 }),
+          )
+          : flusher.pipeTo({ write });
+      let piped = pipeLate ? null : pipe();
+      // The worker fills both buffers (the first one stays in the sink's
+      // write), then waits for a third; it reports what its calls then throw.
+      const source = `
     import { BufferPool, Writer } from ${
-    JSON.stringify(new URL("../mod.ts", import.meta.url).href)
-  };
+        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      };
     const describe = (e) => ({ name: e.name, message: e.message, cause: "cause" in e });
     self.onmessage = async ({ data }) => {
       const pool = BufferPool.attach(data.pool);
@@ -891,38 +903,46 @@ Deno.test("A writer in another worker waiting for a buffer is told the flusher's
       pool.detach();
       self.postMessage({ waited, later });
     };`;
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  const worker = new Worker(url, { type: "module" });
-  try {
-    const replies: unknown[] = [];
-    const waitingReply = Promise.withResolvers<void>();
-    const report = Promise.withResolvers<void>();
-    worker.onmessage = (event) => {
-      replies.push(event.data);
-      (replies.length === 1 ? waitingReply : report).resolve();
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      report.reject(new Error(event.message));
-    };
-    worker.postMessage({ pool: pool.handle, flusher: flusher.handle });
-    await writing.promise;
-    await waitingReply.promise;
-    firstWrite.reject(error);
-    await assert.rejects(piped, (e) => e === error);
-    await report.promise;
-    const told = {
-      name: "ClosedError",
-      message: "Cannot write: the flusher's consumer failed: broken pipe",
-      cause: false,
-    };
-    assert.deepEqual(replies[1], { waited: told, later: told });
-  } finally {
-    worker.terminate();
-    URL.revokeObjectURL(url);
-  }
-  assertAllFree(pool);
-});
+      const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+      const worker = new Worker(url, { type: "module" });
+      try {
+        const replies: unknown[] = [];
+        const waitingReply = Promise.withResolvers<void>();
+        const report = Promise.withResolvers<void>();
+        worker.onmessage = (event) => {
+          replies.push(event.data);
+          (replies.length === 1 ? waitingReply : report).resolve();
+        };
+        worker.onerror = (event) => {
+          event.preventDefault();
+          report.reject(new Error(event.message));
+        };
+        worker.postMessage({ pool: pool.handle, flusher: flusher.handle });
+        if (pipeLate) {
+          await waitingReply.promise;
+          piped = pipe();
+          await writing.promise;
+        } else {
+          await writing.promise;
+          await waitingReply.promise;
+        }
+        firstWrite.reject(error);
+        await assert.rejects(piped!, (e) => e === error);
+        await report.promise;
+        const told = {
+          name: "ClosedError",
+          message: "Cannot write: the flusher's consumer failed: broken pipe",
+          cause: false,
+        };
+        assert.deepEqual(replies[1], { waited: told, later: told });
+      } finally {
+        worker.terminate();
+        URL.revokeObjectURL(url);
+      }
+      assertAllFree(pool);
+    },
+  );
+}
 
 Deno.test("pipeTo() aborted in the same tick as a flush strands nothing the waiting read got", async () => {
   for (let hops = 0; hops < 12; hops++) {
@@ -1061,3 +1081,48 @@ Deno.test("pipeTo() on a flusher that has ended keeps its list ended: a writer e
   assert.ok(remote.closed);
   assertAllFree(pool);
 });
+
+// The pipe takes a batch that is ready as it starts, before pipeTo returns:
+// the flusher must count it as handed to the pipe, or a failed destination
+// drops it unreleased.
+for (const through of [false, true]) {
+  Deno.test(
+    `readable.${
+      through ? "pipeThrough" : "pipeTo"
+    }() started with batches ready: a failed destination strands none of them`,
+    async () => {
+      for (const highWaterMark of [1, 4]) {
+        const pool = new BufferPool({ bufferSize: 16, bufferCount: 3 });
+        const flusher = new WriteFlusher(pool);
+        const writer = new Writer(pool, flusher, { flush: "manual" });
+        for (let i = 0; i < 3; i++) {
+          writer.tryWrite(new Uint8Array(16));
+          writer.flush();
+        }
+        const error = new Error("destination broke");
+        const failWrite = Promise.withResolvers<void>();
+        const writing = Promise.withResolvers<void>();
+        const destination = new WritableStream<FlushRegion[]>({
+          write() {
+            writing.resolve();
+            return failWrite.promise;
+          },
+        }, { highWaterMark });
+        // Every buffer is out: this write waits until the failure ends it.
+        const waiting = writer.write(new Uint8Array(1));
+        // The readable has started: the pipe's first read pulls at once.
+        await flush();
+        let ended: Promise<unknown> | null = null;
+        if (through) {
+          flusher.readable.pipeThrough({ writable: destination, readable: new ReadableStream() });
+        } else ended = flusher.readable.pipeTo(destination).then(() => null, (e) => e);
+        await writing.promise;
+        failWrite.reject(error);
+        await assert.rejects(waiting, ClosedError);
+        if (ended !== null) assert.equal(await ended, error);
+        writer.close();
+        assertAllFree(pool);
+      }
+    },
+  );
+}
