@@ -274,6 +274,8 @@ export class NatsConnection {
   /**
    * Unsubscribes every subscription, waits until the server has processed
    * all this worker sent and has sent what it had for them, then closes.
+   * Reading those messages needs a buffer: when packets retained from
+   * earlier ones hold every buffer, it waits for their release.
    */
   async drain(): Promise<void> {
     if (this.#state !== "open") return this.closed;
@@ -290,7 +292,9 @@ export class NatsConnection {
   /**
    * Closes the connection: what this worker's writers committed is sent
    * first, then the socket closes; subscriptions end, publishes reject from
-   * then on, and every buffer goes back to the pool. Idempotent.
+   * then on, and every buffer goes back to the pool. No handler is called
+   * once it is (messages still on their way are dropped), even when a
+   * handler calls it. Idempotent.
    */
   async close(): Promise<void> {
     if (this.#state !== "open") return this.closed.catch(() => {});
@@ -315,6 +319,8 @@ export class NatsConnection {
   }
 
   #message(message: NatsMessage): void {
+    // Closing: the messages read meanwhile are dropped.
+    if (this.#state !== "open") return;
     const subscription = this.#subscriptions.get(message.sid);
     // Unsubscribed while the message was on its way.
     if (subscription === undefined) return;
@@ -326,7 +332,10 @@ export class NatsConnection {
     // Closing or closed: the writer is, too (a PONG for a late PING has nowhere to go).
     if (this.#state !== "open") return;
     if (this.#writer.tryWriteString(line)) return;
-    this.#writer.writeString(line).catch((error) => this.#fail(error));
+    this.#writer.writeString(line).catch((error) => {
+      // close() closed the writer under a line waiting for a buffer: not a failure.
+      if (this.#state === "open") this.#fail(error);
+    });
   }
 
   #ping(): void {

@@ -14,6 +14,12 @@ import type { NatsMessage } from "./nats_message.ts";
  * (no copy) until its packet is released. A handler that throws fails the
  * connection with that error.
  *
+ * Retained packets pin their buffers: while they hold every buffer of the
+ * pool the connection stalls, reading nothing and sending no PING or PONG,
+ * until some are released (a server drops a client stalled too long).
+ * {@linkcode NatsConnection.drain} waits for them too, as the messages
+ * before its PONG need a buffer; {@linkcode NatsConnection.close} does not.
+ *
  * @example Keeping payloads past the call, as packets on pool memory
  * ```ts
  * import type { Packet } from "@bab/bab";
