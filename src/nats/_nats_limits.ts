@@ -53,6 +53,13 @@ export function validQueue(queue: string): boolean {
   return true;
 }
 
+/** A count of messages to unsubscribe after must be a positive integer. */
+export function checkMax(max: number): void {
+  if (!(Number.isInteger(max) && max > 0)) {
+    throw new RangeError(`Cannot unsubscribe after ${max} messages: give a positive integer`);
+  }
+}
+
 export function checkPositive(name: string, value: number): void {
   if (!(value > 0)) {
     throw new RangeError(`Cannot connect with ${name} ${value}: give a number above 0`);

@@ -19,7 +19,13 @@ import { NatsSubject } from "./nats_subject.ts";
 import { type NatsHandler, NatsSubscription } from "./nats_subscription.ts";
 import type { NatsConnectOptions, NatsPublisherHandle } from "./nats_connection_options.ts";
 import { connectLine, readInfoLine } from "./_nats_handshake.ts";
-import { checkPositive, controlLineLimit, payloadLimit, validQueue } from "./_nats_limits.ts";
+import {
+  checkMax,
+  checkPositive,
+  controlLineLimit,
+  payloadLimit,
+  validQueue,
+} from "./_nats_limits.ts";
 import { errorText, readFailure, writeFailure } from "./_nats_failures.ts";
 
 /**
@@ -230,6 +236,7 @@ export class NatsConnection {
    * to one member. `max`: end after this many messages.
    * @returns The subscription.
    * @throws {TypeError} If the subject or queue name is invalid.
+   * @throws {RangeError} If `max` is not a positive integer.
    * @throws {NatsConnectionError} If the connection ended.
    */
   subscribe(
@@ -247,6 +254,7 @@ export class NatsConnection {
         }: a name of one or more printable characters, no spaces`,
       );
     }
+    if (options?.max !== undefined) checkMax(options.max);
     const sid = this.#nextSid++;
     const subscription = new NatsSubscription(this, sid, text, queue, handler);
     this.#subscriptions.set(sid, subscription);

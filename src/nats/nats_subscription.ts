@@ -5,6 +5,7 @@
  * @module
  */
 import type { NatsMessage } from "./nats_message.ts";
+import { checkMax } from "./_nats_limits.ts";
 
 /**
  * Called with each message of a subscription, during the read that found
@@ -124,9 +125,7 @@ export class NatsSubscription {
    * @throws {RangeError} If `max` is not a positive integer.
    */
   unsubscribe(max?: number): void {
-    if (max !== undefined && !(Number.isInteger(max) && max > 0)) {
-      throw new RangeError(`Cannot unsubscribe after ${max} messages: give a positive integer`);
-    }
+    if (max !== undefined) checkMax(max);
     if (this.#ended) return;
     if (max !== undefined && this.#received < max) {
       this.#max = max;

@@ -268,3 +268,184 @@ for (const end of ["close", "drain"] as const) {
     },
   );
 }
+
+// 3. close() and drain() twice, together, and after each other; what comes after.
+
+for (const shape of POOLS) {
+  natsTest(
+    `NATS edges (${shape.name}): close() and drain() twice, together and one after the other all end cleanly; then flush and subscribe fail with typed errors`,
+    async () => {
+      await using server = await startNatsServer();
+      const orders: ((conn: NatsConnection) => Promise<unknown>)[] = [
+        (conn) => Promise.all([conn.close(), conn.close()]),
+        (conn) => Promise.all([conn.drain(), conn.drain()]),
+        (conn) => Promise.all([conn.drain(), conn.close()]),
+        (conn) => Promise.all([conn.close(), conn.drain()]),
+        async (conn) => {
+          await conn.close();
+          await conn.drain();
+        },
+        async (conn) => {
+          await conn.drain();
+          await conn.close();
+        },
+      ];
+      for (const [n, order] of orders.entries()) {
+        const p = makePool(shape);
+        const conn = await NatsConnection.connect({ pool: p, port: server.port });
+        const sub = conn.subscribe("twice", () => {});
+        conn.publisher().tryPublish(new NatsSubject("twice"), new Uint8Array(8));
+        const flushed = conn.flush().then(() => null, (e) => e);
+        await within(order(conn), `order ${n}`);
+        await within(conn.closed, `closed, order ${n}`);
+        const flush = await flushed;
+        assert.ok(flush === null || flush instanceof NatsConnectionError, String(flush));
+        assert.ok(conn.ended && sub.ended);
+        await assert.rejects(conn.flush(), NatsConnectionError);
+        assert.throws(() => conn.subscribe("after", () => {}), NatsConnectionError);
+        assert.throws(
+          () => conn.publisher().tryPublish(new NatsSubject("x"), new Uint8Array(1)),
+          ClosedError,
+        );
+        sub.unsubscribe();
+        sub.unsubscribe(3);
+        assertAllFree(p);
+      }
+    },
+  );
+}
+
+natsTest(
+  "NATS edges: subscribe() with a max that is not a positive integer throws before anything is subscribed",
+  async () => {
+    await using server = await startNatsServer();
+    const p = makePool(POOLS[0]);
+    const conn = await NatsConnection.connect({ pool: p, port: server.port });
+    const got: number[] = [];
+    for (const max of [0, -1, 1.5, Number.NaN]) {
+      assert.throws(() => conn.subscribe("bad.max", () => got.push(max), { max }), RangeError);
+    }
+    await conn.flush();
+    conn.publisher().tryPublish(new NatsSubject("bad.max"), new Uint8Array(1));
+    await conn.flush();
+    assert.deepEqual(got, []);
+    await within(conn.drain(), "drain");
+    assertAllFree(p);
+  },
+);
+
+/**
+ * A fake server on 127.0.0.1: sends `info`, answers the PING after CONNECT,
+ * then hands the socket and a reader of what the client sends to `script`.
+ */
+function fakeServer(
+  info: Record<string, unknown>,
+  script: (
+    send: (text: string) => Promise<void>,
+    until: (text: string) => Promise<string>,
+  ) => Promise<void>,
+): { port: number; done: Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const encoder = new TextEncoder();
+  const done = (async () => {
+    const conn = await listener.accept();
+    listener.close();
+    const buffer = new Uint8Array(4096);
+    const decoder = new TextDecoder();
+    let received = "";
+    /** Reads until `text` came (then consumes up to it), or the client closed. */
+    const until = async (text: string): Promise<string> => {
+      while (!received.includes(text)) {
+        const n = await conn.read(buffer);
+        if (n === null) return "";
+        received += decoder.decode(buffer.subarray(0, n));
+      }
+      const at = received.indexOf(text) + text.length;
+      const seen = received.slice(0, at);
+      received = received.slice(at);
+      return seen;
+    };
+    const send = async (text: string) => void await conn.write(encoder.encode(text));
+    try {
+      await send(
+        `INFO ${
+          JSON.stringify({
+            server_id: "fake",
+            version: "2.10.0",
+            proto: 1,
+            max_payload: 4096,
+            ...info,
+          })
+        }\r\n`,
+      );
+      await until("PING\r\n");
+      await send("PONG\r\n");
+      await script(send, until);
+      await until("never: the client closes");
+    } finally {
+      conn.close();
+    }
+  })();
+  return { port: (listener.addr as Deno.NetAddr).port, done };
+}
+
+natsTest(
+  "NATS edges: a subscription with max 1 hands exactly one message to its handler when the server sends several",
+  async () => {
+    const server = fakeServer({}, async (send, until) => {
+      assert.match(await until("PING\r\n"), /SUB one 1\r\nUNSUB 1 1\r\n/);
+      // A server late with the UNSUB: three messages for sid 1, one for a sid never made.
+      await send(
+        "MSG one 1 1\r\na\r\nMSG one 1 1\r\nb\r\nHMSG one 1 12 13\r\nNATS/1.0\r\n\r\nc\r\nMSG one 9 1\r\nd\r\nPONG\r\n",
+      );
+    });
+    const p = makePool(POOLS[0]);
+    const conn = await NatsConnection.connect({ pool: p, port: server.port });
+    const got: string[] = [];
+    const sub = conn.subscribe("one", (message) => got.push(message.text()), { max: 1 });
+    await within(conn.flush(), "flush");
+    await within(sub.closed, "the subscription's end");
+    assert.deepEqual(got, ["a"]);
+    assert.equal(sub.received, 1);
+    await within(conn.close(), "close");
+    await server.done;
+    assertAllFree(p);
+  },
+);
+
+// 5. An INFO mid-stream.
+
+natsTest(
+  "NATS edges: an INFO mid-stream with another max_payload and connect_urls updates info; messages and publishes go on",
+  async () => {
+    const server = fakeServer({}, async (send, until) => {
+      await until("PING\r\n");
+      await send(
+        'MSG s 1 2\r\nhi\r\nINFO {"server_id":"fake","version":"2.10.0","proto":1,"max_payload":2048,' +
+          '"connect_urls":["10.0.0.1:4222","10.0.0.2:4222"],"ldm":true}\r\nMSG s 1 5\r\nthere\r\nPONG\r\n',
+      );
+      assert.match(await until("PING\r\n"), /PUB back 5\r\nafter\r\n/);
+      await send("PONG\r\n");
+    });
+    const p = makePool(POOLS[0]);
+    const conn = await NatsConnection.connect({ pool: p, port: server.port });
+    assert.equal(conn.info.max_payload, 4096);
+    assert.equal(conn.info.connect_urls, undefined);
+    const maxPayload = conn.maxPayload;
+    const got: string[] = [];
+    conn.subscribe("s", (message) => got.push(message.text()));
+    await within(conn.flush(), "the flush answered after the INFO");
+    assert.deepEqual(got, ["hi", "there"]);
+    assert.equal(conn.info.max_payload, 2048);
+    assert.deepEqual(conn.info.connect_urls, ["10.0.0.1:4222", "10.0.0.2:4222"]);
+    assert.equal(conn.info.ldm, true);
+    assert.equal(conn.maxPayload, maxPayload);
+    conn.publisher().tryPublishString(new NatsSubject("back"), "after");
+    await within(conn.flush(), "a flush after a publish");
+    assert.equal(conn.ended, false);
+    await within(conn.close(), "close");
+    await conn.closed;
+    await server.done;
+    assertAllFree(p);
+  },
+);
