@@ -253,9 +253,15 @@ class Consumer {
         }
         return;
       case "stream": {
+        // Half the pipes start late, with batches ready: the first is taken
+        // as the pipe starts.
+        if (this.#r(2) === 0) await this.#gate.pass();
         const sink = new WritableStream<FlushRegion[]>({
           write: async (batch) => {
             await this.#gate.pass();
+            // A destination may fail on a batch it never used, which the
+            // flusher must then release.
+            if (this.#r(2) === 0) this.#maybeFail();
             this.#take(batch, false);
             this.#maybeFail();
           },
@@ -264,6 +270,7 @@ class Consumer {
         return;
       }
       case "sink": {
+        if (this.#r(2) === 0) await this.#gate.pass();
         let writing: Promise<unknown> = Promise.resolve();
         const sink = {
           write: (bytes: Uint8Array): Promise<number> => {
