@@ -1,17 +1,15 @@
-// The flusher's readable of FlushRegion batches, and how it keeps a failed
-// pipe from stranding buffers. A pipe's destination drops what it queued
-// when it fails, without a word; only the pipe knows that a batch went
-// there rather than to a reader, so the readable follows its own pipes and
-// the flusher releases, once the pipe fails, every batch it handed the pipe
-// that nobody touched.
+// How the flusher's readable keeps a failed pipe from stranding buffers:
+// the batches handed to the pipe (see _tracked_pipe_readable.ts), of which
+// the flusher releases, once the pipe fails, every one nobody touched.
 
 import type { FlushRegion } from "./flush_region.ts";
+import type { PipeTracker } from "./_tracked_pipe_readable.ts";
 
 /**
  * The batches handed to the current pipe of the flusher's readable, so that
  * those a failed pipe dropped can be released.
  */
-export class PipedBatches {
+export class PipedBatches implements PipeTracker {
   /**
    * While the readable is piped: copies of the batches handed to the pipe
    * that were untouched when last looked at; null while it is not.
@@ -113,64 +111,4 @@ export class PipedBatches {
 function anyTouched(batch: readonly FlushRegion[]): boolean {
   for (let i = 0; i < batch.length; i++) if (batch[i]!._touched) return true;
   return false;
-}
-
-/**
- * The flusher's readable. It tells its {@linkcode PipedBatches} when a pipe
- * starts and ends, and rejects a failed pipe with what that returns.
- */
-export class FlushReadable extends ReadableStream<FlushRegion[]> {
-  readonly #pipes: PipedBatches;
-
-  constructor(source: UnderlyingDefaultSource<FlushRegion[]>, pipes: PipedBatches) {
-    // A high-water mark of 0: a batch is taken only for a read that waits
-    // for it, never into the stream's queue, which a cancel would drop
-    // without a word, stranding its buffers.
-    super(source, { highWaterMark: 0 });
-    this.#pipes = pipes;
-  }
-
-  override pipeTo(
-    destination: WritableStream<FlushRegion[]>,
-    options?: StreamPipeOptions,
-  ): Promise<void> {
-    // Locked: refused, and the pipe that holds it keeps its record.
-    if (this.locked) return super.pipeTo(destination, options);
-    const pipes = this.#pipes;
-    // Before the pipe starts: it may take a batch that is ready at once.
-    pipes.started();
-    const piping = super.pipeTo(destination, options);
-    if (!this.locked) {
-      // Refused (a bad argument): it took no batch.
-      pipes.ended(undefined);
-      return piping;
-    }
-    return piping.then(
-      () => {
-        pipes.ended(undefined);
-      },
-      (reason: unknown) => {
-        throw pipes.ended({ reason });
-      },
-    );
-  }
-
-  override pipeThrough<T>(
-    transform: ReadableWritablePair<T, FlushRegion[]>,
-    options?: StreamPipeOptions,
-  ): ReadableStream<T> {
-    if (!(transform?.readable instanceof ReadableStream)) {
-      throw new TypeError("Cannot pipe through: transform.readable is not a ReadableStream");
-    }
-    if (!(transform.writable instanceof WritableStream)) {
-      throw new TypeError("Cannot pipe through: transform.writable is not a WritableStream");
-    }
-    if (this.locked) throw new TypeError("Cannot pipe through: the flusher's readable is locked");
-    if (transform.writable.locked) {
-      throw new TypeError("Cannot pipe through: transform.writable is locked");
-    }
-    // As the standard pipeThrough does: the pipe's failure shows on transform.readable.
-    this.pipeTo(transform.writable, options).catch(() => {});
-    return transform.readable;
-  }
 }

@@ -7,12 +7,16 @@
 // that queue without a word, stranding their buffers. Here the packets wait
 // in a queue of our own and are enqueued one per read (the readable's
 // high-water mark is 0), so whatever has not been read when either side is
-// cancelled or aborted is still in our hands, and is released.
+// cancelled or aborted is still in our hands, and is released; and what a
+// pipe of the readable was handed and its failed destination never used is
+// released too.
 
 import type { BufferPool } from "./buffer_pool.ts";
 import { FrameCutter } from "./frame_cutter.ts";
 import type { FrameCutterOptions } from "./frame_cutter_options.ts";
 import type { Packet } from "./packet.ts";
+import { PipedPackets } from "./_piped_packets.ts";
+import { TrackedPipeReadable } from "./_tracked_pipe_readable.ts";
 
 /** What the sides take: a cutter's options and the framer's signal (FramerOptions, seen from here). */
 type SideOptions = FrameCutterOptions & { signal?: AbortSignal };
@@ -93,6 +97,8 @@ export function framerSides(
     Packet | Packet[] | Uint8Array<ArrayBuffer>
   >;
   let writableController!: WritableStreamDefaultController;
+  /** What a pipe of the readable was handed, to release if it fails unused. */
+  const pipes = new PipedPackets();
 
   /** Queues what one step cut, handing the first item to a waiting read. */
   function deliver(packets: Packet[]): void {
@@ -101,6 +107,7 @@ export function framerSides(
       if (reading) {
         reading = false;
         readableController.enqueue(packets);
+        pipes.handed(packets);
       } else {
         queue.push(packets);
       }
@@ -109,11 +116,24 @@ export function framerSides(
     let i = 0;
     if (reading) {
       reading = false;
-      readableController.enqueue(copy ? copyOut(packets[0]!) : packets[0]!);
+      hand(readableController, packets[0]!);
       i = 1;
     }
     for (; i < packets.length; i++) queue.push(packets[i]!);
     packets.length = 0;
+  }
+
+  /** Enqueues one packet for the read that waits: a copy, or the packet, noted if piped. */
+  function hand(
+    controller: ReadableStreamDefaultController<Packet | Packet[] | Uint8Array<ArrayBuffer>>,
+    item: Packet | Packet[],
+  ): void {
+    if (copy) {
+      controller.enqueue(copyOut(item as Packet));
+      return;
+    }
+    controller.enqueue(item);
+    pipes.handed(item);
   }
 
   /** Resolves when every queued item has been read. */
@@ -186,7 +206,7 @@ export function framerSides(
     await whenDrained();
   }
 
-  const readable = new ReadableStream<Packet | Packet[] | Uint8Array<ArrayBuffer>>({
+  const readable = new TrackedPipeReadable<Packet | Packet[] | Uint8Array<ArrayBuffer>>({
     start(controller) {
       readableController = controller;
     },
@@ -197,7 +217,7 @@ export function framerSides(
       }
       const item = queue[head]!;
       queue[head++] = undefined!;
-      controller.enqueue(copy ? copyOut(item as Packet) : item);
+      hand(controller, item);
       if (head === queue.length) {
         queue.length = 0;
         head = 0;
@@ -208,10 +228,11 @@ export function framerSides(
       }
     },
     cancel(reason) {
+      pipes.failed();
       shutDown(reason);
       writableController.error(reason);
     },
-  }, { highWaterMark: 0 });
+  }, pipes);
 
   const writable = new WritableStream<Uint8Array>({
     start(controller) {

@@ -78,7 +78,12 @@ export interface FramerOutputOptions<O extends keyof FramerOutputs> extends Fram
  * framing, once the frames before the bad one have been read, and with a
  * {@linkcode TruncatedError} when the input closes in the middle of a
  * frame. On any error, cancel or abort, the staging buffer and every packet
- * not yet read are released. When the pool is empty the writable side waits
+ * not yet read are released. Piping the readable (`pipeTo`, `pipeThrough`)
+ * is safe too: when the pipe fails, every packet it was handed that its
+ * destination never used (read the bytes of, released or sent) is
+ * released, since a failed destination drops what it queued without a
+ * word; a destination that keeps packets past its failure must read them
+ * first. When the pool is empty the writable side waits
  * for a buffer, so a slow reader slows the writer rather than growing
  * memory.
  *
@@ -174,8 +179,9 @@ export class Framer<O extends keyof FramerOutputs = "packets">
  * chunk that completes none produces nothing. (When the pool runs out of
  * buffers in the middle of a chunk, the frames cut so far go out first, so
  * that the reader can release them.) The fast form of
- * {@linkcode Framer}, which it otherwise matches in every respect. Every
- * packet of every array read must be released.
+ * {@linkcode Framer}, which it otherwise matches in every respect (an
+ * array handed to a failed pipe counts as used once any of its packets
+ * was). Every packet of every array read must be released.
  *
  * @example Batches of newline-delimited lines
  * ```ts

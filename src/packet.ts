@@ -210,6 +210,14 @@ export class Packet {
     return sent;
   }
 
+  /**
+   * @ignore Whether anyone used the packet: released or sent it, or made
+   * its bytes' view (which `bytes`, `text` and `json` do).
+   */
+  _used(): boolean {
+    return this.#buffer === null || this.#bytes !== undefined;
+  }
+
   /** @ignore The packet's buffer; throws if released. */
   _buffer(): BufferLink {
     if (this.#buffer === null) throw released("send");

@@ -14,7 +14,8 @@ import { closeList, listClosed, newFlushWords, storeFailure } from "./_flush_lis
 import { FlusherBell } from "./_flusher_bell.ts";
 import { flushedBytes } from "./_flusher_bytes.ts";
 import { pump, type PumpSource } from "./_flusher_pump.ts";
-import { FlushReadable, PipedBatches } from "./_flusher_readable.ts";
+import { PipedBatches } from "./_flusher_readable.ts";
+import { TrackedPipeReadable } from "./_tracked_pipe_readable.ts";
 import { FlushListTaker } from "./_flusher_taker.ts";
 
 /**
@@ -165,7 +166,7 @@ export class WriteFlusher {
     this.#control = control;
     this.#taker = new FlushListTaker(pool, control);
     this.#bell = new FlusherBell(control, pool.shared);
-    this.readable = new FlushReadable({
+    this.readable = new TrackedPipeReadable<FlushRegion[]>({
       start: (controller) => {
         this.#controller = controller;
       },
