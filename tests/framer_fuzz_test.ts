@@ -33,7 +33,7 @@ import {
   TruncatedError,
   varintPrefix,
 } from "../mod.ts";
-import { chunkSource, prng } from "./_helpers.ts";
+import { chunkSource, flush, prng } from "./_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 0xbab) >>> 0;
 const CASES = Number(Deno.env.get("FUZZ_CASES") ?? 100_000);
@@ -642,7 +642,11 @@ async function runStream(c: Case): Promise<void> {
   const max = new FrameCutter(pool, options).maxFrameLength;
   const want = referenceDecode(c.spec, c.bytes, max, c.allowPartial, c.bufferSize);
   const stopAfter = r(3) === 0 ? r(want.frames.length + 1) : -1;
-  const how = stopAfter < 0 ? "none" : r(2) === 0 ? "cancel" : "abort";
+  // "fail": the readable is piped into a destination that fails on the
+  // batch it is handed at the stop, unused (framers only).
+  const ways = kind === "readFrames" ? 2 : 3;
+  const how = stopAfter < 0 ? "none" : (["cancel", "abort", "fail"] as const)[r(ways)]!;
+  const late = r(2) === 0;
   const where = `${describe(c, max)} ${kind} hold=${hold} stop=${how}@${stopAfter}`;
   const frames: Uint8Array[] = [];
   let held: Packet[] = [];
@@ -682,7 +686,29 @@ async function runStream(c: Case): Promise<void> {
           ? new Framer(pool, options)
           : new BatchFramer(pool, options);
         const fed = feed(framer.writable, c.chunks);
-        const reader = (framer.readable as ReadableStream<Packet | Packet[]>).getReader();
+        const readable = framer.readable as ReadableStream<Packet | Packet[]>;
+        if (how === "fail") {
+          // Sometimes piped late: the readable has started, a packet may be ready.
+          if (late) await flush();
+          const destination = new WritableStream<Packet | Packet[]>({
+            write(value) {
+              if (!stopped && frames.length >= stopAfter) {
+                stopped = true;
+                throw stopping;
+              }
+              consume(Array.isArray(value) ? value : [value]);
+            },
+          }, { highWaterMark: 1 + r(3) });
+          try {
+            await readable.pipeTo(destination);
+          } catch (e) {
+            error = e;
+          }
+          await fed;
+          for (const packet of held) packet.release();
+          return;
+        }
+        const reader = readable.getReader();
         try {
           while (true) {
             if (maybeStop()) {
