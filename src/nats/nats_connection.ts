@@ -282,8 +282,7 @@ export class NatsConnection {
   /**
    * Unsubscribes every subscription, waits until the server has processed
    * all this worker sent and has sent what it had for them, then closes.
-   * Reading those messages needs a buffer: when packets retained from
-   * earlier ones hold every buffer, it waits for their release.
+   * When retained packets hold every buffer, it waits for their release.
    */
   async drain(): Promise<void> {
     if (this.#state !== "open") return this.closed;
@@ -302,17 +301,18 @@ export class NatsConnection {
    * first, then the socket closes; subscriptions end, publishes reject from
    * then on, and every buffer goes back to the pool. No handler is called
    * once it is (messages still on their way are dropped), even when a
-   * handler calls it. Idempotent.
+   * handler calls it. Idempotent. A server that stopped reading fails it as
+   * stale after `maxPingsOut` ping intervals rather than hang it.
    */
   async close(): Promise<void> {
     if (this.#state !== "open") return this.closed.catch(() => {});
     this.#state = "closing";
-    clearInterval(this.#pinger);
     // Reservations this worker's publisher left open are cancelled the NATS
     // way (the writer's own close would zero them: a protocol error).
     this.#publisher.close();
     this.flusher.close();
     await this.#piped;
+    clearInterval(this.#pinger);
     this.#finish(undefined);
     await this.#settled();
   }

@@ -29,7 +29,9 @@ export interface NatsConnectOptions {
    * The pool that every buffer of the connection comes from: what is written
    * to the server, and what is read from it. Each buffer must hold the
    * largest message the connection receives (`maxPayload`) with its control
-   * line (up to 4,096 bytes) around it.
+   * line (up to 4,096 bytes) around it. The connection keeps two even when
+   * idle (its reader's and its writer's); a writer in another worker needs
+   * a third, and waits for one as long as there is none.
    */
   pool: BufferPool;
   /** The server's host. Default `"127.0.0.1"`. */

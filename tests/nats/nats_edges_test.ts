@@ -15,6 +15,7 @@ import {
 } from "../../nats.ts";
 import { assertAllFree } from "../_helpers.ts";
 import { natsTest, startNatsServer } from "./_nats_server.ts";
+import type { BusReply, BusRequest } from "../workers/nats_bus_worker.ts";
 
 /** A tight pool (a buffer for the reader, one for the writer, little spare) and a roomy one. */
 const POOLS = [
@@ -36,6 +37,15 @@ async function within<T>(promise: Promise<T>, what: string): Promise<T> {
     return await Promise.race([promise, late]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Resolves once `condition()` holds, checked every millisecond, or fails naming `what` after 10 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`never came: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
   }
 }
 
@@ -446,6 +456,80 @@ natsTest(
     await within(conn.close(), "close");
     await conn.closed;
     await server.done;
+    assertAllFree(p);
+  },
+);
+
+// 4. A publisher in another worker when the connection ends.
+
+for (const bufferCount of [2, 3]) {
+  natsTest(
+    `NATS edges: drain() while a worker's publisher waits for one of ${bufferCount} buffers: its publish rejects with a ClosedError, nothing leaks or hangs`,
+    async () => {
+      await using server = await startNatsServer();
+      const p = makePool({ bufferSize: 8192, bufferCount }, true);
+      const conn = await NatsConnection.connect({ pool: p, port: server.port });
+      const watcher = await NatsConnection.connect({ pool: makePool(POOLS[1]), port: server.port });
+      let seen = 0;
+      const flowing = Promise.withResolvers<void>();
+      watcher.subscribe("w.>", () => {
+        if (++seen === 200) flowing.resolve();
+      });
+      await watcher.flush();
+      const worker = new Worker(new URL("../workers/nats_bus_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      try {
+        const replied = new Promise<BusReply>((resolve, reject) => {
+          worker.onmessage = (event: MessageEvent<BusReply>) => resolve(event.data);
+          worker.onerror = (event) => {
+            event.preventDefault();
+            reject(new Error(event.message));
+          };
+        });
+        worker.postMessage(
+          {
+            kind: "publish",
+            pool: p.handle,
+            nats: conn.publisherHandle,
+            shared: null,
+            publisher: 0,
+            // More than it can publish before the drain: it is mid-stream then.
+            count: 10_000_000,
+            subject: "w.p0",
+          } satisfies BusRequest,
+        );
+        // Two buffers are the connection's own (its reader's and its writer's): the
+        // worker's first publish waits. With three, it waits now and then.
+        if (bufferCount > 2) await within(flowing.promise, "the worker's messages arriving");
+        await until(() => p.stats().waitingWorkers > 0, "the worker waiting for a buffer");
+        await within(conn.drain(), "drain");
+        await within(conn.closed, "closed");
+        const reply = await within(replied, "the worker's publish settling");
+        assert.equal(reply.ok, false);
+        assert.match(reply.ok ? "" : reply.error, /^ClosedError/);
+        assertAllFree(p);
+      } finally {
+        worker.terminate();
+        await watcher.close();
+      }
+    },
+  );
+}
+
+natsTest(
+  "NATS edges: close() against a server that stopped reading does not hang: it fails the connection as stale",
+  async () => {
+    // The fake never reads again, and never ends: the test does not wait for it.
+    const server = fakeServer({}, () => new Promise(() => {}));
+    // Far more than the socket's buffers hold, committed before close().
+    const p = makePool({ bufferSize: 16 * 1024, bufferCount: 2048 });
+    const conn = await NatsConnection.connect({ pool: p, port: server.port, pingInterval: 300 });
+    const publisher = conn.publisher();
+    const payload = new Uint8Array(4000);
+    for (let i = 0; i < 7500 && publisher.tryPublish(new NatsSubject("x"), payload); i++);
+    await within(conn.close(), "close() with bytes the server does not read");
+    await assert.rejects(conn.closed, /stale/);
     assertAllFree(p);
   },
 );
