@@ -18,7 +18,8 @@
 // server's CPU time per wall second during each case (near 1.0, its one
 // busy core is the limit). `--soak` instead sends 10M 32-byte messages end
 // to end through bab and prints the subscriber's heap after a GC every
-// million: it stays flat.
+// million: it stays flat. `--rounds=N` and `--messages=N` (of 32 B per run;
+// default 1M) change the runs.
 //
 // A script, not a `deno bench` file (hence not *_bench.ts): each case starts
 // its own workers and connections, and the figures are rates over whole runs.
@@ -189,6 +190,11 @@ if (Deno.args.includes("--soak")) {
 }
 
 const rounds = Number(Deno.args.find((a) => a.startsWith("--rounds="))?.slice(9) ?? 3);
+/** Messages of 32 B per run (`--messages=N`); 1 KiB runs send a tenth as many. */
+const small = Number(Deno.args.find((a) => a.startsWith("--messages="))?.slice(11) ?? 1_000_000);
+if (!Number.isInteger(small) || small < 10) {
+  throw new RangeError("--messages takes an integer from 10 up");
+}
 interface Case {
   name: string;
   size: number;
@@ -207,7 +213,7 @@ for (const subscribe of [false, true]) {
         size,
         publishers,
         subscribe,
-        messages: size === 32 ? 1_000_000 : 100_000,
+        messages: size === 32 ? small : Math.max(1, Math.floor(small / 10)),
       });
     }
   }
