@@ -181,6 +181,24 @@ Deno.test("A pending claim() rejects with the ClosedError carrying the consumer'
   assertAllFree(pool);
 });
 
+Deno.test("Leaving a for await over flusher.readable while a claim() waits for the only buffer gives it back and rejects the claim", async () => {
+  const { pool, flusher, writer } = rig(8, 1, "microtask");
+  assert.ok(writer.tryWrite(new Uint8Array(8).fill(1)));
+  const waiting = new Tracked(writer.claim(4));
+  let kept: FlushRegion[] = [];
+  for await (const batch of flusher.readable) {
+    kept = batch; // read: the consumer's own, released after the loop
+    break;
+  }
+  await flush();
+  assert.equal(kept.length, 1);
+  for (const region of kept) region.release();
+  assertAllFree(pool);
+  const reason = waiting.reason();
+  assert.ok(reason instanceof ClosedError);
+  assert.equal(reason.message, "Cannot write: the flusher's readable was cancelled");
+});
+
 Deno.test("flusher.bytes(): a for await loop that breaks while a writer waits for the only buffer gives every buffer back and tells the writer", async () => {
   const { pool, flusher, writer } = rig(4, 1, "microtask");
   assert.ok(writer.tryWrite(bytesOf(1, 2, 3, 4)));
