@@ -354,11 +354,12 @@ function fakeServer(
     send: (text: string) => Promise<void>,
     until: (text: string) => Promise<string>,
   ) => Promise<void>,
-): { port: number; done: Promise<void> } {
+): { port: number; done: Promise<void>; stop(): void } {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const encoder = new TextEncoder();
+  let accepted: Deno.Conn | null = null;
   const done = (async () => {
-    const conn = await listener.accept();
+    const conn = accepted = await listener.accept();
     listener.close();
     const buffer = new Uint8Array(4096);
     const decoder = new TextDecoder();
@@ -393,10 +394,18 @@ function fakeServer(
       await script(send, until);
       await until("never: the client closes");
     } finally {
-      conn.close();
+      stop();
     }
   })();
-  return { port: (listener.addr as Deno.NetAddr).port, done };
+  /** Closes the server's side, for a script that never ends. */
+  function stop(): void {
+    try {
+      accepted?.close();
+    } catch {
+      // Closed already.
+    }
+  }
+  return { port: (listener.addr as Deno.NetAddr).port, done, stop };
 }
 
 natsTest(
@@ -530,6 +539,8 @@ natsTest(
     for (let i = 0; i < 7500 && publisher.tryPublish(new NatsSubject("x"), payload); i++);
     await within(conn.close(), "close() with bytes the server does not read");
     await assert.rejects(conn.closed, /stale/);
+    // Its script never ends: its side is closed here, or it outlives the test.
+    server.stop();
     assertAllFree(p);
   },
 );
