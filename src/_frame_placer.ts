@@ -1,6 +1,6 @@
 // How code of this package that frames its own messages (the NATS
 // publisher) reaches a SharedWriter's placing without a public member or a
-// reservation object per message. A registry keyed by the writer, so that
+// reservation object per message, and says what a cancelled frame becomes. A registry keyed by the writer, so that
 // this file imports neither the writer's file nor its core's.
 
 /** A SharedWriter's core, as a publisher that frames its own messages sees it. */
@@ -15,6 +15,10 @@ export interface FramePlacer {
   readonly placed: Uint8Array;
   /** Commits the last placement. */
   settlePlaced(): void;
+  /** How it lays messages out: its `filler` rewrites cancelled frames (zeros without one). */
+  readonly layout: {
+    filler: ((view: Uint8Array, start: number, length: number) => void) | null;
+  };
 }
 
 const placers = new WeakMap<object, FramePlacer>();

@@ -22,6 +22,11 @@ export class MessageLayout {
   readonly #prefixSize: number;
   readonly #littleEndian: boolean;
   readonly #prefixMax: number;
+  /**
+   * What a cancelled frame of a writer that frames nothing is rewritten as,
+   * when its bytes' protocol says (NATS: no-op lines); else zeros.
+   */
+  filler: ((view: Uint8Array, start: number, length: number) => void) | null = null;
 
   constructor(codec: FrameCodec | null, bufferSize: number) {
     this.codec = codec;
@@ -67,8 +72,12 @@ export class MessageLayout {
     return frameAround(this.codec!, buffer._view, start, length);
   }
 
-  /** Rewrites the frame at `start` with a zeroed payload: what a cancelled message sends. */
+  /** Rewrites the frame at `start` with a zeroed payload (or the filler): what a cancelled message sends. */
   zero(buffer: BufferRecord, start: number, frame: number, length: number): void {
+    if (this.filler !== null && this.codec === null) {
+      this.filler(buffer._view, start, frame);
+      return;
+    }
     buffer._view.fill(0, start, start + frame);
     this.frame(buffer, start, length);
   }

@@ -78,7 +78,8 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   readonly #waiters: TurnWaiters;
   readonly #shared: boolean;
   readonly #size: number;
-  readonly #layout: MessageLayout;
+  /** How it lays messages out; the NATS publisher sets its filler. */
+  readonly layout: MessageLayout;
   readonly #microtask: boolean;
   readonly #flushBytes: number;
   /** This worker's pool slot + 1: who holds the switch or the publisher's lock. */
@@ -125,7 +126,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     this.#flusher = config.flusher;
     this.#shared = pool.shared;
     this.#size = pool.bufferSize;
-    this.#layout = new MessageLayout(config.codec, pool.bufferSize);
+    this.layout = new MessageLayout(config.codec, pool.bufferSize);
     this.#microtask = config.microtask;
     this.#flushBytes = config.flushBytes;
     this.#me = pool.shared ? pool.workerId + 1 : 1;
@@ -153,12 +154,12 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     return this.#closed || Atomics.load(this.#sw, SW_CLOSED) !== 0;
   }
   tryReserve(length: number): SharedReservation | null {
-    const frame = this.#layout.frameOf(length);
+    const frame = this.layout.frameOf(length);
     const cursor = this.#claim(frame);
     return cursor === -1 ? null : this.#reservation(cursor, frame, length);
   }
   async reserve(length: number, options?: ReserveOptions): Promise<SharedReservation> {
-    const frame = this.#layout.frameOf(length);
+    const frame = this.layout.frameOf(length);
     for (;;) {
       const cursor = this.#claim(frame);
       if (cursor !== -1) return this.#reservation(cursor, frame, length);
@@ -167,7 +168,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   }
   /** A frame placed for `length` bytes, to fill in `placed` and settle at once, with no object
    * made: the payload's offset there, or -1 when the next buffer must be waited for. */
-  tryPlace(length: number, frame = this.#layout.frameOf(length)): number {
+  tryPlace(length: number, frame = this.layout.frameOf(length)): number {
     const cursor = this.#claim(frame);
     if (cursor === -1) return -1;
     const buffer = this.#bufferOf(slotOf(this.#sw, cursor));
@@ -191,7 +192,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   }
   tryWriteString(text: string): boolean {
     const length = utf8Length(text);
-    const payload = this.tryPlace(length, this.#layout.stringFrameOf(text, length));
+    const payload = this.tryPlace(length, this.layout.stringFrameOf(text, length));
     if (payload === -1) return false;
     encodeInto(text, this.placed.subarray(payload, payload + length));
     this.settlePlaced();
@@ -258,7 +259,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
 
   /** @ignore */
   _cancel(reservation: SharedReservation): void {
-    this.#layout.zero(
+    this.layout.zero(
       reservation._buffer,
       reservation._frameStart,
       reservation._frameLength,
@@ -378,7 +379,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
         length,
       );
     }
-    return this.#layout.frame(buffer, start, length);
+    return this.layout.frame(buffer, start, length);
   }
 
   #reservation(cursor: number, frame: number, length: number): SharedReservation {
@@ -419,7 +420,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   /** Zeroes and commits one open claim a dead worker left. */
   readonly #settleDead = (seq: number, offset: number, frame: number, payload: number): void => {
     const slot = slotOfSeq(this.#sw, seq);
-    this.#layout.zero(this.#bufferOf(slot), offset, frame, payload);
+    this.layout.zero(this.#bufferOf(slot), offset, frame, payload);
     commit(this.#sw, this.#row, slot, frame, true);
   };
 

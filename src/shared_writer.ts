@@ -432,7 +432,8 @@ export class SharedWriter {
   /**
    * Settles what a dead worker left open, so that the writer goes on: its
    * open reservations are sent with zeroed payloads (their codec's header
-   * and trailer rewritten, so the stream still frames), a buffer switch or
+   * and trailer rewritten, so the stream still frames; no-op lines when a
+   * `NatsPublisher` wraps this handle), a buffer switch or
    * publish it was in the middle of is taken over, and its handles no
    * longer count. Call it in a live worker with a handle once the dead
    * worker was terminated, before {@linkcode BufferPool.reclaim}.

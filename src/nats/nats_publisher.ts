@@ -23,7 +23,7 @@ import {
 } from "./_nats_frame.ts";
 import { placerOf } from "../_frame_placer.ts";
 import { OpenNatsReservations } from "./_nats_open.ts";
-import { writeEnd } from "./_nats_wire.ts";
+import { writeEnd, writeVoid } from "./_nats_wire.ts";
 
 /** The server's `max_payload` unless its configuration says otherwise: 1 MiB. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
@@ -54,7 +54,9 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
  * {@linkcode NatsPublisher.maxPayload} or a message too big for a pool
  * buffer a `RangeError`. Subjects are {@linkcode NatsSubject}s, checked and
  * encoded when made, so a publish only copies their bytes. Close it with
- * {@linkcode NatsPublisher.close}, not the writer's close.
+ * {@linkcode NatsPublisher.close}, not the writer's close. Over a
+ * `SharedWriter` it also makes what that handle cancels (its close, a
+ * `reclaim` of a dead worker's claims) no-op `UNSUB` lines, not zeros.
  *
  * The writer must frame nothing, the protocol being the framing: one made
  * with a codec is refused with a `TypeError` when the publisher is made.
@@ -131,10 +133,15 @@ export class NatsPublisher {
     }
     this.writer = writer;
     this.maxPayload = maxPayload;
+    const placer = isWriter ? null : placerOf(writer)!;
+    // What the handle cancels or reclaims (its own close, a dead worker's
+    // claims) becomes no-op lines: zeros are a protocol error. Every NATS
+    // frame is at least the 9 bytes one line takes.
+    if (placer !== null) placer.layout.filler = writeVoid;
     this.#target = {
       writer,
       claimer: isWriter ? writer : null,
-      placer: isWriter ? null : placerOf(writer)!,
+      placer,
       maxPayload,
       bufferSize: writer.pool.bufferSize,
     };

@@ -540,6 +540,53 @@ for (const kind of KINDS) {
   });
 }
 
+Deno.test("SharedWriter: what the handle a publisher wraps cancels itself (the writer's close) is UNSUB lines, not zeros", async () => {
+  const rig = new Rig("SharedWriter");
+  const p = rig.publisher;
+  const s = new NatsSubject("s");
+  // The SharedReservation under the NATS one, left open: closing the writer
+  // (not the publisher) cancels it at the handle's level.
+  p.tryReserve(s, 5)!;
+  assert.ok(p.tryPublishString(s, "after"));
+  assertBytes(
+    await rig.wire(),
+    concat([voidOf(frame("s", new Uint8Array(5)).length), frame("s", encoder.encode("after"))]),
+  );
+});
+
+Deno.test("SharedWriter: a dead worker's open reservation, reclaimed from a handle a publisher wraps, is UNSUB lines: the messages after it still frame", async () => {
+  const pool = new BufferPool({ bufferSize: 4096, bufferCount: 4, shared: true });
+  const flusher = new WriteFlusher(pool);
+  const writer = new SharedWriter(pool, flusher);
+  const publisher = new NatsPublisher(writer);
+  // The "worker" that dies: a pool object and a handle of its own, in this thread.
+  const doomedPool = BufferPool.attach(pool.handle);
+  const doomed = new NatsPublisher(SharedWriter.attach(doomedPool, writer.handle));
+  const s = new NatsSubject("s");
+  assert.ok(publisher.tryPublishString(s, "before"));
+  const open = doomed.tryReserve(s, 20, { headers })!;
+  open.payload.fill(0x41);
+  assert.ok(doomed.tryPublishString(s, "doomed's"));
+  assert.ok(publisher.tryPublishString(s, "after"));
+  // It dies with the reservation open; a live handle settles what it left.
+  assert.equal(writer.reclaim(doomedPool.workerId), 1);
+  pool.reclaim(doomedPool.workerId);
+  publisher.close();
+  flusher.close();
+  const wire = new Uint8Array(await new Response(flusher.bytes()).arrayBuffer());
+  assert.ok(!wire.includes(0), "zeros reached the wire");
+  assertBytes(
+    wire,
+    concat([
+      frame("s", encoder.encode("before")),
+      voidOf(frame("s", new Uint8Array(20), undefined, HEADERS).length),
+      frame("s", encoder.encode("doomed's")),
+      frame("s", encoder.encode("after")),
+    ]),
+  );
+  assertAllFree(pool);
+});
+
 Deno.test("Writer: cancelling the newest reservation sends nothing, in its buffer or one the writer left", async () => {
   const rig = new Rig("Writer", 128, 4);
   const p = rig.publisher;
