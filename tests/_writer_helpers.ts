@@ -1,7 +1,13 @@
 // Helpers for the send-side tests: numbered messages to write and check,
 // reading a flusher or a byte stream to its end, and cutting frames out.
 import assert from "node:assert/strict";
-import { type FlushRegion, FrameBounds, type FrameCodec, type Writer } from "../mod.ts";
+import {
+  type FlushRegion,
+  FrameBounds,
+  type FrameCodec,
+  type WriteFlusher,
+  type Writer,
+} from "../mod.ts";
 
 /** Reads `conn` until the peer closes it; returns every byte. */
 export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
@@ -40,6 +46,17 @@ export async function readBytes(
     }
     if (!all) return bytes;
   }
+}
+
+/** Closes the writer and the flusher and reads every byte still to come, releasing it. */
+export async function finish(
+  writer: Writer,
+  flusher: WriteFlusher,
+  reader: ReadableStreamDefaultReader<FlushRegion[]>,
+): Promise<number[]> {
+  writer.close();
+  flusher.close();
+  return await readBytes(reader);
 }
 
 /** How a numbered writer lets other work run: every `every` messages, `pause()`. */

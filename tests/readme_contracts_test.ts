@@ -21,7 +21,7 @@ import {
   Writer,
 } from "../mod.ts";
 import { assertAllFree, chunkSource, flush, Tracked } from "./_helpers.ts";
-import { readBytes } from "./_writer_helpers.ts";
+import { finish, readBytes } from "./_writer_helpers.ts";
 
 const bytesOf = (...values: number[]) => new Uint8Array(values);
 
@@ -44,17 +44,6 @@ async function within<T>(promise: Promise<T>, what: string): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Closes the writer and the flusher and reads every byte still to come. */
-async function finish(
-  writer: Writer,
-  flusher: WriteFlusher,
-  reader: ReadableStreamDefaultReader<FlushRegion[]>,
-): Promise<number[]> {
-  writer.close();
-  flusher.close();
-  return await readBytes(reader);
 }
 
 // -- Writer and WriteFlusher --

@@ -8,7 +8,6 @@ import {
   ClosedError,
   delimiter,
   fixedSize,
-  type FlushRegion,
   type FrameCodec,
   lengthPrefix,
   ReleasedError,
@@ -19,7 +18,7 @@ import {
   type WriterOptions,
 } from "../mod.ts";
 import { assertAllFree, flush, prng, Tracked } from "./_helpers.ts";
-import { checkMessages, parseFrames, readBytes } from "./_writer_helpers.ts";
+import { checkMessages, finish, parseFrames, readBytes } from "./_writer_helpers.ts";
 import type { ClaimJob, ClaimReport } from "./workers/claim_writer_worker.ts";
 
 /** A pool, a flusher, a writer to it, and a reader of the flusher. */
@@ -29,17 +28,6 @@ function rig(poolOptions: BufferPoolOptions, writerOptions?: WriterOptions) {
   const writer = new Writer(pool, flusher, writerOptions);
   const reader = flusher.readable.getReader();
   return { pool, flusher, writer, reader };
-}
-
-/** Closes writer and flusher and returns every byte still to come; releases all. */
-async function finish(
-  writer: Writer,
-  flusher: WriteFlusher,
-  reader: ReadableStreamDefaultReader<FlushRegion[]>,
-): Promise<number[]> {
-  writer.close();
-  flusher.close();
-  return await readBytes(reader);
 }
 
 /** Claims `length` bytes now (the claim must be granted) and fills them with `byte`. */
