@@ -106,8 +106,7 @@ export function framerSides(
     if (batch) {
       if (reading) {
         reading = false;
-        readableController.enqueue(packets);
-        pipes.handed(packets);
+        hand(readableController, packets);
       } else {
         queue.push(packets);
       }
@@ -123,7 +122,7 @@ export function framerSides(
     packets.length = 0;
   }
 
-  /** Enqueues one packet for the read that waits: a copy, or the packet, noted if piped. */
+  /** Enqueues an item for the read that waits: a packet's copy, or the item, noted if piped. */
   function hand(
     controller: ReadableStreamDefaultController<Packet | Packet[] | Uint8Array<ArrayBuffer>>,
     item: Packet | Packet[],
