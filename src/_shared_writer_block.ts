@@ -180,6 +180,11 @@ export function slotOf(sw: Int32Array, cursor: number): number {
   return (cursor >>> sw[SW_SHIFT]!) & sw[SW_SLOT_MASK]!;
 }
 
+/** The full sequence number of the buffer a claim at `cursor` is in. */
+export function seqOf(sw: Int32Array, cursor: number): number {
+  return sw[ringWord(slotOf(sw, cursor)) + E_SEQ]!;
+}
+
 /** The ring slot of the buffer with sequence number `seq`. */
 export function slotOfSeq(sw: Int32Array, seq: number): number {
   return seq & sw[SW_SLOT_MASK]!;

@@ -24,7 +24,6 @@ import {
   commitRowWord,
   dropSwitch,
   E_INDEX,
-  E_SEQ,
   install,
   nextSeq,
   notifyAll,
@@ -33,6 +32,7 @@ import {
   ringWord,
   seal,
   sealForGood,
+  seqOf,
   slotOf,
   slotOfSeq,
   SW_CLOSED,
@@ -102,8 +102,8 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   /** This handle's open reservations, oldest first. */
   #oldest: SharedReservation | null = null;
   #newest: SharedReservation | null = null;
-  /** This worker's switch to the next buffer, while it runs. */
-  #switching: Promise<void> | null = null;
+  /** This worker's switch to the next buffer, while it runs: aborted when the handle closes. */
+  #switching: AbortController | null = null;
 
   readonly #flushTask = () => {
     this.#scheduled = false;
@@ -217,6 +217,8 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
       open._closed = whyClosed(this.#control);
     }
     this.#closed = true;
+    // A closed handle keeps no pool waiter: its switch is dropped, for another handle to take.
+    this.#switching?.abort();
     this.#waiters.wake();
     const sw = this.#sw;
     if (this.#worker >= 0) countHandle(sw, this.#worker, -1);
@@ -313,14 +315,15 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
       return true;
     }
     // The switch goes on without the caller, which may give up waiting.
-    this.#switching = this.#switchLater().finally(() => {
+    this.#switching = new AbortController();
+    this.#switchLater(this.#switching.signal).finally(() => {
       this.#switching = null;
       this.#waiters.wake();
     });
     return false;
   }
   /** Switches to the next buffer once the pool (or the ring) has room; never rejects. */
-  async #switchLater(): Promise<void> {
+  async #switchLater(signal: AbortSignal): Promise<void> {
     const sw = this.#sw;
     try {
       for (;;) {
@@ -332,12 +335,12 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
           await this.#publisher.waitDelivered(delivered);
           continue;
         }
-        const buffer = await this.pool._acquireRecord();
+        const buffer = await this.pool._acquireRecord({ signal });
         this.#install(buffer, next);
         return;
       }
     } catch {
-      // The pool was detached here: another worker may switch.
+      // The pool was detached here, or the handle closed: another worker may switch.
     }
     dropSwitch(sw, this.#me);
   }
@@ -350,8 +353,8 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     const sw = this.#sw;
     install(sw, this.pool._words, this.pool._headerOf(buffer.index), buffer.index, seq);
     this.#buffers[slotOfSeq(this.#sw, seq)] = buffer;
-    // Closed meanwhile: nobody else will seal it.
-    const closed = Atomics.load(sw, SW_CLOSED) !== 0;
+    // Closed meanwhile, or the flusher ended (no claim could reach it): nobody else will seal it.
+    const closed = Atomics.load(sw, SW_CLOSED) !== 0 || Atomics.load(this.#control, F_CLOSED) !== 0;
     if (closed) this.#finish();
     this.#waiters.wake();
     // The sealed buffer before it may be whole already, unless a publish
@@ -452,9 +455,4 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   #closedError(): ClosedError {
     return closedError(this.#control, this.#closed);
   }
-}
-
-/** The full sequence number of the buffer a claim at `cursor` is in. */
-function seqOf(sw: Int32Array, cursor: number): number {
-  return sw[ringWord(slotOf(sw, cursor)) + E_SEQ]!;
 }
