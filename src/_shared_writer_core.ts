@@ -102,7 +102,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
   /** This handle's open reservations, oldest first. */
   #oldest: SharedReservation | null = null;
   #newest: SharedReservation | null = null;
-  /** This worker's switch to the next buffer, while it runs: aborted when the handle closes. */
+  /** This worker's switch to the next buffer, while it runs; a closed handle drops it, for another to take. */
   #switching: AbortController | null = null;
 
   readonly #flushTask = () => {
@@ -159,6 +159,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     return cursor === -1 ? null : this.#reservation(cursor, frame, length);
   }
   async reserve(length: number, options?: ReserveOptions): Promise<SharedReservation> {
+    options?.signal?.throwIfAborted(); // as Writer.reserve: an aborted call claims nothing
     const frame = this.layout.frameOf(length);
     for (;;) {
       const cursor = this.#claim(frame);
@@ -188,6 +189,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     return true;
   }
   async write(bytes: Uint8Array, options?: ReserveOptions): Promise<void> {
+    options?.signal?.throwIfAborted();
     while (!this.tryWrite(bytes)) await this.#waitTurn(options?.signal);
   }
   tryWriteString(text: string): boolean {
@@ -199,6 +201,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
     return true;
   }
   async writeString(text: string, options?: ReserveOptions): Promise<void> {
+    options?.signal?.throwIfAborted();
     while (!this.tryWriteString(text)) await this.#waitTurn(options?.signal);
   }
   flush(): void {
@@ -217,7 +220,6 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
       open._closed = whyClosed(this.#control);
     }
     this.#closed = true;
-    // A closed handle keeps no pool waiter: its switch is dropped, for another handle to take.
     this.#switching?.abort();
     this.#waiters.wake();
     const sw = this.#sw;

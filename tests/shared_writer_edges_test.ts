@@ -11,7 +11,8 @@ import {
   SharedWriter,
   WriteFlusher,
 } from "../mod.ts";
-import { assertAllFree } from "./_helpers.ts";
+import { assertAllFree, permutations } from "./_helpers.ts";
+import { parseFrames, readBytes } from "./_writer_helpers.ts";
 
 const codec = lengthPrefix(1);
 
@@ -146,3 +147,149 @@ for (const how of stops) {
     }
   }
 }
+
+/** Every frame the flusher delivers until it ends, as arrays. */
+function frames(flusher: WriteFlusher): Promise<number[][]> {
+  return readBytes(flusher.readable.getReader()).then((bytes) =>
+    parseFrames(codec, new Uint8Array(bytes)).map((frame) => [...frame])
+  );
+}
+
+Deno.test("SharedWriter edges: one handle closes while another writes and holds; the last close seals", async () => {
+  for (const bufferCount of [1, 2, 3]) {
+    const { pool, flusher, main, there, other } = twoHandles(bufferCount);
+    const delivered = frames(flusher);
+    const heldByMain = main.tryReserve(3)!;
+    heldByMain.bytes.fill(1);
+    const heldByOther = other.tryReserve(2)!;
+    heldByOther.bytes.fill(2);
+    assert.ok(main.tryWrite(new Uint8Array([3])));
+    // Main closes with a reservation open: it goes zeroed, the other handle goes on.
+    main.close();
+    assert.equal(heldByMain.open, false);
+    assert.throws(() => heldByMain.commit(), /the writer was closed; it was sent zeroed/);
+    assert.throws(() => main.tryWrite(new Uint8Array(1)), /this handle was closed/);
+    await assert.rejects(main.reserve(1), ClosedError);
+    assert.equal(other.closed, false);
+    heldByOther.commit();
+    // Through several buffers, each waiting for the consumer on small pools.
+    for (let i = 0; i < 6; i++) {
+      await deadline(other.write(new Uint8Array(9).fill(10 + i)), "write");
+    }
+    const last = other.tryReserve(1)!;
+    last.bytes[0] = 99;
+    last.commit();
+    other.close();
+    assert.equal(other.closed, true);
+    assert.throws(() => other.tryWrite(new Uint8Array(1)), ClosedError);
+    flusher.close();
+    assert.deepEqual(await deadline(delivered, "reading"), [
+      [0, 0, 0],
+      [2, 2],
+      [3],
+      ...[0, 1, 2, 3, 4, 5].map((i) => new Array(9).fill(10 + i)),
+      [99],
+    ]);
+    there.detach();
+    assertAllFree(pool);
+  }
+});
+
+Deno.test("SharedWriter edges: closing the flusher while handles are open", async () => {
+  for (const bufferCount of [1, 2]) {
+    const { pool, flusher, main, there, other } = twoHandles(bufferCount);
+    const held = other.tryReserve(2)!;
+    held.bytes.fill(7);
+    assert.ok(main.tryWrite(new Uint8Array([1, 1])));
+    const reader = flusher.readable.getReader();
+    flusher.close();
+    // This worker's handle closed with the flusher; the other learns at its next buffer.
+    assert.equal(main.closed, true);
+    assert.throws(() => main.tryWrite(new Uint8Array(1)), /the flusher was closed/);
+    held.commit();
+    await assert.rejects(other.write(new Uint8Array(14)), /the flusher was closed/);
+    other.close();
+    const bytes = await deadline(readBytes(reader), "reading");
+    // Nothing was read yet, so the list had not ended: what was committed arrives.
+    assert.deepEqual(bytes, [2, 7, 7, 2, 1, 1]);
+    there.detach();
+    assertAllFree(pool);
+  }
+});
+
+Deno.test("SharedWriter edges: reserve with a signal aborted before, during and after the wait", async () => {
+  for (const bufferCount of [1, 2]) {
+    const { pool, flusher, main, there, other } = twoHandles(bufferCount);
+    const reader = flusher.readable.getReader();
+    const gone = new Error("gave up");
+    // Aborted before: refused at once, as Writer.reserve does, with no claim made.
+    await assert.rejects(main.reserve(2, { signal: AbortSignal.abort(gone) }), gone);
+    await assert.rejects(main.write(new Uint8Array(2), { signal: AbortSignal.abort(gone) }), gone);
+    await assert.rejects(main.writeString("x", { signal: AbortSignal.abort(gone) }), gone);
+    // Fill every buffer; then one call of each handle waits.
+    while (main.tryWrite(new Uint8Array(15).fill(1)));
+    const controller = new AbortController();
+    const aborted = settled(main.reserve(4, { signal: controller.signal }));
+    const waiting = other.reserve(4, { signal: AbortSignal.timeout(5000) });
+    controller.abort(gone);
+    const result = await aborted;
+    assert.ok(!result.ok && result.error === gone);
+    // The other handle's wait goes on, and is served once the consumer gives buffers back.
+    const reading = readBytes(reader);
+    const granted = await deadline(waiting, "the other handle's reserve");
+    // Aborted after the grant: nothing changes.
+    const late = new AbortController();
+    const mine = await main.reserve(3, { signal: late.signal });
+    late.abort(gone);
+    mine.bytes.fill(3);
+    granted.bytes.fill(4);
+    mine.commit();
+    granted.commit();
+    other.close();
+    main.close();
+    flusher.close();
+    const bytes = await deadline(reading, "reading");
+    const full = new Array(bufferCount).fill([15, ...new Array(15).fill(1)]).flat();
+    assert.deepEqual(bytes, [...full, 4, 4, 4, 4, 4, 3, 3, 3, 3]);
+    there.detach();
+    assertAllFree(pool);
+  }
+});
+
+Deno.test("SharedWriter edges: two handles settle out of order on a 1-buffer pool; the flusher gets each message once, in claim order", async () => {
+  const sizes = [3, 1, 4, 2];
+  for (const order of permutations([0, 1, 2, 3])) {
+    for (const cancelled of [[], [1], [0, 3], [0, 1, 2, 3]]) {
+      const { pool, flusher, main, there, other } = twoHandles(1);
+      const delivered = frames(flusher);
+      // Claimed alternately: main, other, main, other.
+      const open = sizes.map((size, i) => {
+        const r = (i % 2 === 0 ? main : other).tryReserve(size)!;
+        r.bytes.fill(i + 1);
+        return r;
+      });
+      for (const i of order) {
+        if (cancelled.includes(i)) open[i]!.cancel();
+        else if (i === 2) open[i]!.commitToPacket().release();
+        else open[i]!.commit();
+        main.flush();
+      }
+      // Then one message each that does not fit: each waits for the buffer to come back.
+      await deadline(main.write(new Uint8Array(10).fill(7)), "main's write");
+      await deadline(other.write(new Uint8Array(10).fill(8)), "other's write");
+      main.close();
+      other.close();
+      flusher.close();
+      const expected = sizes.map((size, i) =>
+        new Array(size).fill(cancelled.includes(i) ? 0 : i + 1)
+      );
+      assert.deepEqual(
+        await deadline(delivered, "reading"),
+        [...expected, new Array(10).fill(7), new Array(10).fill(8)],
+        `order ${order}, cancelled ${cancelled}`,
+      );
+      there.detach();
+      assertAllFree(pool);
+    }
+  }
+});
