@@ -293,3 +293,57 @@ Deno.test("SharedWriter edges: two handles settle out of order on a 1-buffer poo
     }
   }
 });
+
+/** A worker that writes into the shared writer until a write fails, then closes, detaches and says why. */
+const writingWorker = `
+import { BufferPool, lengthPrefix, SharedWriter } from ${
+  JSON.stringify(import.meta.resolve("../mod.ts"))
+};
+self.onmessage = async ({ data }) => {
+  const pool = BufferPool.attach(data.pool);
+  const writer = SharedWriter.attach(pool, data.writer, { codec: lengthPrefix(1) });
+  self.postMessage("started");
+  let why = "never failed";
+  try {
+    for (;;) await writer.write(new Uint8Array(9).fill(5));
+  } catch (error) {
+    why = error.name + ": " + error.message;
+  }
+  writer.close();
+  pool.detach();
+  self.postMessage(why);
+};`;
+
+for (const how of stops) {
+  Deno.test(`SharedWriter edges: consumer stops (${how}) while a real worker writes and this thread holds a reservation`, async () => {
+    const pool = new BufferPool({ bufferSize: 16, bufferCount: 2, shared: true });
+    const flusher = new WriteFlusher(pool);
+    const main = new SharedWriter(pool, flusher, { codec, flush: "manual" });
+    assert.ok(main.tryWrite(new Uint8Array([1, 2])));
+    main.flush();
+    const held = main.tryReserve(3)!;
+    const url = URL.createObjectURL(new Blob([writingWorker], { type: "text/javascript" }));
+    const worker = new Worker(url, { type: "module" });
+    const messages: string[] = [];
+    let heard: () => void = () => {};
+    worker.onmessage = (event: MessageEvent<string>) => {
+      messages.push(event.data);
+      heard();
+    };
+    const next = () => new Promise<void>((resolve) => heard = resolve);
+    try {
+      worker.postMessage({ pool: pool.handle, writer: main.handle });
+      await deadline(next(), "the worker starting");
+      const ended = next();
+      await deadline(stopConsumer(flusher, how), "stopping the consumer");
+      assert.throws(() => held.commit(), ClosedError);
+      await deadline(ended, "the worker's write failing");
+      assert.match(messages[1]!, /^ClosedError: Cannot write to the shared writer: /);
+      assert.match(messages[1]!, reasonOf(how));
+    } finally {
+      worker.terminate();
+      URL.revokeObjectURL(url);
+    }
+    assertAllFree(pool);
+  });
+}
