@@ -347,3 +347,49 @@ for (const how of stops) {
     assertAllFree(pool);
   });
 }
+
+Deno.test("SharedWriter edges: a handle that closes while its switch waits for a buffer hands the switch to a waiting handle", async () => {
+  const { pool, flusher, main, there, other } = twoHandles(1);
+  while (main.tryWrite(new Uint8Array(4).fill(1)));
+  // Main's failed try started the switch; the other handle waits on it.
+  const waiting = other.write(new Uint8Array(4).fill(2));
+  main.close();
+  assert.equal(pool.stats().waiters, 0);
+  const delivered = frames(flusher);
+  await deadline(waiting, "the other handle's write");
+  other.close();
+  flusher.close();
+  assert.deepEqual(await deadline(delivered, "reading"), [
+    [1, 1, 1, 1],
+    [1, 1, 1, 1],
+    [1, 1, 1, 1],
+    [2, 2, 2, 2],
+  ]);
+  there.detach();
+  assertAllFree(pool);
+});
+
+Deno.test("SharedWriter edges: a one-worker pool's handle waits while a packet is held, and the consumer stops", async () => {
+  for (const how of stops) {
+    for (const bufferCount of [1, 2]) {
+      const pool = new BufferPool({ bufferSize: 16, bufferCount });
+      const flusher = new WriteFlusher(pool);
+      const writer = new SharedWriter(pool, flusher, { codec, flush: "manual" });
+      assert.ok(writer.tryWrite(new Uint8Array([1, 2])));
+      writer.flush();
+      const r = writer.tryReserve(2)!;
+      r.bytes.fill(4);
+      const packet = r.commitToPacket();
+      while (writer.tryWrite(new Uint8Array(9)));
+      const waiting = settled(writer.write(new Uint8Array(9)));
+      await deadline(stopConsumer(flusher, how), "stopping the consumer");
+      const result = await deadline(waiting, "write");
+      assert.ok(!result.ok && result.error instanceof ClosedError, `${how}: ${result}`);
+      assert.match(result.error.message, reasonOf(how));
+      assert.deepEqual([...packet.bytes], [4, 4]);
+      packet.release();
+      assert.throws(() => writer.tryWrite(new Uint8Array(1)), ClosedError);
+      assertAllFree(pool);
+    }
+  }
+});
