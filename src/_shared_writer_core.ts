@@ -275,7 +275,7 @@ export class SharedWriterCore implements SharedReservationOwner<SharedReservatio
 
   /** Claims `frame` bytes: the cursor before the claim, or -1 if the next buffer must be waited for. */
   #claim(frame: number): number {
-    if (this.#closed) throw this.#closedError();
+    if (this.#closed || this.#control[F_CLOSED] !== 0) throw this.#closedError();
     if (this.#worker >= 0 && !hasFreeRecord(this.#sw, this.#worker)) throw tooManyOpen();
     const sw = this.#sw;
     for (;;) {

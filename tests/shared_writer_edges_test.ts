@@ -203,7 +203,7 @@ Deno.test("SharedWriter edges: closing the flusher while handles are open", asyn
     assert.ok(main.tryWrite(new Uint8Array([1, 1])));
     const reader = flusher.readable.getReader();
     flusher.close();
-    // This worker's handle closed with the flusher; the other learns at its next buffer.
+    // This worker's handle closed with the flusher; the other learns at its next write.
     assert.equal(main.closed, true);
     assert.throws(() => main.tryWrite(new Uint8Array(1)), /the flusher was closed/);
     held.commit();

@@ -391,8 +391,15 @@ Deno.test("A flusher that ends keeps the buffer another worker's handle still wr
   await reader.cancel(new Error("consumer gone"));
   // The open buffer is still the writer's: the pool must not hand it out.
   assert.equal(pool.stats().inUse, 1);
-  // Its handle learns of the end when it flushes (here, at close), as a Writer's does.
-  assert.ok(other.tryWrite(new Uint8Array(7).fill(2)));
+  // Its handle learns of the end at its next write, as a Writer's does.
+  assert.throws(() => other.tryWrite(new Uint8Array(7).fill(2)), (e: unknown) => {
+    assert.ok(e instanceof ClosedError);
+    assert.equal(
+      e.message,
+      "Cannot write to the shared writer: the flusher's consumer failed: consumer gone",
+    );
+    return true;
+  });
   other.close();
   there.detach();
   assertAllFree(pool);
