@@ -79,6 +79,27 @@ export class Tracked<T> {
   }
 }
 
+/**
+ * `promise`, or a rejection naming `what` once `ms` pass without it
+ * settling: a deadline that turns a hang into a failure, never a wait that
+ * decides an outcome.
+ */
+export async function withinDeadline<T>(
+  promise: Promise<T>,
+  what: string,
+  ms = 10_000,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`hung: ${what} (still waiting after ${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Lets every already-queued promise reaction run (no timers involved). */
 export async function flush(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();

@@ -33,7 +33,7 @@ import {
   TruncatedError,
   varintPrefix,
 } from "../mod.ts";
-import { chunkSource, flush, prng } from "./_helpers.ts";
+import { chunkSource, flush, prng, withinDeadline } from "./_helpers.ts";
 
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 0xbab) >>> 0;
 const CASES = Number(Deno.env.get("FUZZ_CASES") ?? 100_000);
@@ -592,23 +592,6 @@ function runSync(c: Case): Outcome["kind"] {
   return want.outcome.kind;
 }
 
-/** Fails with `where` unless `promise` settles within `ms`: a hang fails the case. */
-async function withinDeadline<T>(promise: Promise<T>, ms: number, where: string): Promise<T> {
-  const done = new AbortController();
-  const timer = AbortSignal.timeout(ms);
-  const expired = new Promise<never>((_, reject) => {
-    timer.addEventListener("abort", () => reject(new Error(`${where}: hung for ${ms} ms`)), {
-      once: true,
-      signal: done.signal,
-    });
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    done.abort();
-  }
-}
-
 /** Writes `chunks` to a framer and closes it; settles once every write has. */
 async function feed(writable: WritableStream<Uint8Array>, chunks: Uint8Array[]): Promise<void> {
   const writer = writable.getWriter();
@@ -726,8 +709,8 @@ async function runStream(c: Case): Promise<void> {
       }
       for (const packet of held) packet.release();
     })(),
-    5000,
     where,
+    5000,
   );
   checkAllFree(pool, where);
   if (error === stopping) error = undefined; // the abort's own reason: not the stream's outcome

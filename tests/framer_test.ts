@@ -28,6 +28,7 @@ import {
   flush,
   prng,
   Tracked,
+  withinDeadline,
 } from "./_helpers.ts";
 import { readBytes } from "./_writer_helpers.ts";
 
@@ -904,22 +905,6 @@ async function readWith(
   return { payloads, error };
 }
 
-/** Fails with `where` unless `promise` settles within `ms`: a hang fails the test instead of stalling it. */
-async function withinDeadline<T>(promise: Promise<T>, ms: number, where: string): Promise<T> {
-  const deadline = new AbortController();
-  const timer = AbortSignal.timeout(ms);
-  let onTimeout = (): void => {};
-  const expired = new Promise<never>((_, reject) => {
-    onTimeout = () => reject(new Error(`${where}: still running after ${ms} ms, a hang`));
-    timer.addEventListener("abort", onTimeout, { once: true, signal: deadline.signal });
-  });
-  try {
-    return await Promise.race([promise, expired]);
-  } finally {
-    deadline.abort();
-  }
-}
-
 /** Random payloads of 0 to `most` bytes that `codec` can frame, framed one after another. */
 function framedRun(
   codec: FrameCodec,
@@ -983,8 +968,8 @@ for (const kind of READERS) {
         const where = `${kind} ${codec.name} bufferCount=${bufferCount}`;
         const { payloads, error }: ReadResult = await withinDeadline(
           readWith(kind, pool, { codec, maxFrameLength: max }, [bytes]),
-          5000,
           where,
+          5000,
         );
         assert.ok(error instanceof FrameError, `${where}: expected a FrameError, got ${error}`);
         assert.deepEqual(payloads, expected, where);
@@ -1163,8 +1148,8 @@ for (const kind of READERS) {
           const where = `${kind} ${codec.name} bufferCount=${bufferCount} ${how}`;
           const { payloads, error }: ReadResult = await withinDeadline(
             readWith(kind, pool, { codec }, chunks),
-            5000,
             where,
+            5000,
           );
           assert.equal(error, undefined, `${where}: ${error}`);
           assert.deepEqual(payloads, run.payloads, where);
@@ -1184,8 +1169,8 @@ for (const kind of READERS) {
           const signal = AbortSignal.timeout(40);
           const { payloads, error }: ReadResult = await withinDeadline(
             readWith(kind, pool, { codec }, chunks, { hold: true, signal }),
-            5000,
             where,
+            5000,
           );
           // Whatever happened, the frames read are the first ones, in order.
           assert.deepEqual(payloads, run.payloads.slice(0, payloads.length), where);
@@ -1218,8 +1203,8 @@ for (const kind of READERS) {
           readWith(kind, pool, { codec }, randomChunks(a.bytes, 9, 1)),
           readWith(kind, pool, { codec }, randomChunks(b.bytes, 9, 2)),
         ]),
-        5000,
         where,
+        5000,
       );
       assert.equal(ra!.error, undefined, `${where}: ${ra!.error}`);
       assert.equal(rb!.error, undefined, `${where}: ${rb!.error}`);
@@ -1271,7 +1256,7 @@ Deno.test("FrameCutter.waitForBuffer wakes when held packets are released later,
   await flush();
   assert.equal(waiting.pending, true); // the packets still pin the only buffer
   assert.deepEqual(takeAll(packets), [[1, 1], [2, 2]]); // released later, by someone else
-  await withinDeadline(wait, 5000, "waitForBuffer");
+  await withinDeadline(wait, "waitForBuffer", 5000);
   assert.equal(cutter.push(new Uint8Array([3, 3]), packets), 2);
   assert.deepEqual(takeAll(packets), [[3, 3, 3]]);
   cutter.end(packets);

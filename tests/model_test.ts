@@ -28,7 +28,7 @@ import {
   WriteFlusher,
   Writer,
 } from "../mod.ts";
-import { chunkSource, prng } from "./_helpers.ts";
+import { chunkSource, prng, withinDeadline } from "./_helpers.ts";
 import {
   codecOf,
   type CodecSpec,
@@ -74,19 +74,6 @@ async function pause(r: (n: number) => number): Promise<void> {
   if (how === 0) await new Promise((resolve) => setTimeout(resolve, 0));
   else if (how < 8) await new Promise((resolve) => setImmediate(resolve));
   else for (let i = r(6); i >= 0; i--) await Promise.resolve();
-}
-
-/** Rejects with `what` if `work` has not settled within the deadline. */
-async function within<T>(work: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`hung: ${what}`)), DEADLINE_MS);
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Lets a consumer go on one step at a time, or for good. */
@@ -349,7 +336,11 @@ async function busRun(index: number, r: (n: number) => number): Promise<BusResul
   consumer.openUp();
   for (const script of scripts) script.close();
   flusher.close();
-  await within(Promise.all([...scripts.map((s) => s.finish()), consumer.done]), where);
+  await withinDeadline(
+    Promise.all([...scripts.map((s) => s.finish()), consumer.done]),
+    where,
+    DEADLINE_MS,
+  );
 
   const problems = [...consumer.problems];
   for (const script of scripts) problems.push(...script.problems);
@@ -499,7 +490,7 @@ async function readerRun(
     const reading = kind === "visitCutter" || kind === "visitFrames" || kind === "frameSink"
       ? visitWith(kind, pool, spec, chunks, record, failAfter, sourceFailure, r, problems)
       : readWith(kind, pool, spec, chunks, take, failAfter, sourceFailure);
-    ending = await within(reading, where);
+    ending = await withinDeadline(reading, where, DEADLINE_MS);
   } catch (error) {
     if (error === sourceFailure) ending = "stopped";
     else if (error instanceof FrameError) ending = "frame";
@@ -782,11 +773,11 @@ async function workerRun(index: number, worker: Worker): Promise<void> {
   }
   // Ours lets go of its buffers first: the worker's writer may be waiting for one.
   consumer.openUp();
-  await within(script.finish(), where);
-  const theirs = await within(report, `${where}: the worker's writer`);
+  await withinDeadline(script.finish(), where, DEADLINE_MS);
+  const theirs = await withinDeadline(report, `${where}: the worker's writer`, DEADLINE_MS);
   if (!theirs.ok) throw new Error(`${where}: worker failed: ${theirs.error}`);
   flusher.close();
-  await within(consumer.done, where);
+  await withinDeadline(consumer.done, where, DEADLINE_MS);
 
   const problems = [...consumer.problems, ...script.problems, ...theirs.problems];
   const stats = pool.stats();

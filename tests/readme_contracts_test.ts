@@ -20,7 +20,7 @@ import {
   WriteFlusher,
   Writer,
 } from "../mod.ts";
-import { assertAllFree, chunkSource, flush, Tracked } from "./_helpers.ts";
+import { assertAllFree, chunkSource, flush, Tracked, withinDeadline } from "./_helpers.ts";
 import { finish, readBytes } from "./_writer_helpers.ts";
 
 const bytesOf = (...values: number[]) => new Uint8Array(values);
@@ -31,19 +31,6 @@ function rig(bufferSize: number, bufferCount: number, flush: "manual" | "microta
   const flusher = new WriteFlusher(pool);
   const writer = new Writer(pool, flusher, { flush });
   return { pool, flusher, writer };
-}
-
-/** `promise`, or a failure naming `what` if it has not settled within 5 s: a hang becomes a failure. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still waiting after 5 s`)), 5_000);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 // -- Writer and WriteFlusher --
@@ -95,7 +82,7 @@ Deno.test("A cancel never wedges the writer: the only buffer's open reservation 
   await flush();
   assert.ok(waiting.pending, "the only buffer is the writer's");
   open.cancel(); // nothing came after it: taken back, and the empty buffer goes back
-  await within(writing, "the writer is wedged");
+  await withinDeadline(writing, "the writer is wedged");
   writer.close();
   flusher.close();
   assert.deepEqual(await received, new Array(8).fill(2));
@@ -313,7 +300,7 @@ for (const kind of ["Framer", "BatchFramer", "readFrames"] as const) {
     await flush();
     assert.ok(waiting.pending, "the kept packet pins the only buffer");
     for (const packet of kept) packet.release();
-    const second = (await within(reading, "the release did not wake the read"))!;
+    const second = (await withinDeadline(reading, "the release did not wake the read"))!;
     assert.deepEqual(second.map((p) => [...p.bytes]), [new Array(12).fill(2)]);
     for (const packet of second) packet.release();
     await stop();
@@ -340,7 +327,7 @@ Deno.test("reclaim(workerId) serves a waiter in another pool object at once and 
   await flush();
   assert.ok(got.pending, "every buffer is the dead one's");
   assert.equal(pool.reclaim(dead.workerId), 4);
-  (await within(acquiring, "the waiter was not served")).release();
+  (await withinDeadline(acquiring, "the waiter was not served")).release();
   assert.equal(pool.stats().workers, 2, "the dead one's slot is free again");
   const next = BufferPool.attach(pool.handle);
   assert.equal(next.workerId, dead.workerId);

@@ -11,23 +11,10 @@ import {
   SharedWriter,
   WriteFlusher,
 } from "../mod.ts";
-import { assertAllFree, permutations } from "./_helpers.ts";
+import { assertAllFree, permutations, withinDeadline } from "./_helpers.ts";
 import { parseFrames, readBytes } from "./_writer_helpers.ts";
 
 const codec = lengthPrefix(1);
-
-/** Turns a hang into a failure: `promise`, or a rejection after 5 s. */
-async function deadline<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`hung: ${what}`)), 5000);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** What a promise came to, without letting it reject unobserved. */
 function settled<T>(
@@ -115,7 +102,7 @@ for (const how of stops) {
         while (waits.tryWrite(new Uint8Array(9).fill(5)));
         const waiting = settled(waits.write(new Uint8Array(9).fill(6)));
         const reserving = settled(waits.reserve(9));
-        await deadline(stopConsumer(flusher, how), "stopping the consumer");
+        await withinDeadline(stopConsumer(flusher, how), "stopping the consumer");
         // The held reservation was cancelled if the flusher closed its handle.
         if (held.open) held.commit();
         else assert.throws(() => held.commit(), ClosedError);
@@ -123,7 +110,10 @@ for (const how of stops) {
         // back (as a Writer's does): with one buffer, the packet holds it.
         if (waiter === "other") packet.release();
         for (
-          const result of [await deadline(waiting, "write"), await deadline(reserving, "reserve")]
+          const result of [
+            await withinDeadline(waiting, "write"),
+            await withinDeadline(reserving, "reserve"),
+          ]
         ) {
           assert.equal(result.ok, false);
           if (!result.ok) {
@@ -174,7 +164,7 @@ Deno.test("SharedWriter edges: one handle closes while another writes and holds;
     heldByOther.commit();
     // Through several buffers, each waiting for the consumer on small pools.
     for (let i = 0; i < 6; i++) {
-      await deadline(other.write(new Uint8Array(9).fill(10 + i)), "write");
+      await withinDeadline(other.write(new Uint8Array(9).fill(10 + i)), "write");
     }
     const last = other.tryReserve(1)!;
     last.bytes[0] = 99;
@@ -183,7 +173,7 @@ Deno.test("SharedWriter edges: one handle closes while another writes and holds;
     assert.equal(other.closed, true);
     assert.throws(() => other.tryWrite(new Uint8Array(1)), ClosedError);
     flusher.close();
-    assert.deepEqual(await deadline(delivered, "reading"), [
+    assert.deepEqual(await withinDeadline(delivered, "reading"), [
       [0, 0, 0],
       [2, 2],
       [3],
@@ -209,7 +199,7 @@ Deno.test("SharedWriter edges: closing the flusher while handles are open", asyn
     held.commit();
     await assert.rejects(other.write(new Uint8Array(14)), /the flusher was closed/);
     other.close();
-    const bytes = await deadline(readBytes(reader), "reading");
+    const bytes = await withinDeadline(readBytes(reader), "reading");
     // Nothing was read yet, so the list had not ended: what was committed arrives.
     assert.deepEqual(bytes, [2, 7, 7, 2, 1, 1]);
     there.detach();
@@ -236,7 +226,7 @@ Deno.test("SharedWriter edges: reserve with a signal aborted before, during and 
     assert.ok(!result.ok && result.error === gone);
     // The other handle's wait goes on, and is served once the consumer gives buffers back.
     const reading = readBytes(reader);
-    const granted = await deadline(waiting, "the other handle's reserve");
+    const granted = await withinDeadline(waiting, "the other handle's reserve");
     // Aborted after the grant: nothing changes.
     const late = new AbortController();
     const mine = await main.reserve(3, { signal: late.signal });
@@ -248,7 +238,7 @@ Deno.test("SharedWriter edges: reserve with a signal aborted before, during and 
     other.close();
     main.close();
     flusher.close();
-    const bytes = await deadline(reading, "reading");
+    const bytes = await withinDeadline(reading, "reading");
     const full = new Array(bufferCount).fill([15, ...new Array(15).fill(1)]).flat();
     assert.deepEqual(bytes, [...full, 4, 4, 4, 4, 4, 3, 3, 3, 3]);
     there.detach();
@@ -275,8 +265,8 @@ Deno.test("SharedWriter edges: two handles settle out of order on a 1-buffer poo
         main.flush();
       }
       // Then one message each that does not fit: each waits for the buffer to come back.
-      await deadline(main.write(new Uint8Array(10).fill(7)), "main's write");
-      await deadline(other.write(new Uint8Array(10).fill(8)), "other's write");
+      await withinDeadline(main.write(new Uint8Array(10).fill(7)), "main's write");
+      await withinDeadline(other.write(new Uint8Array(10).fill(8)), "other's write");
       main.close();
       other.close();
       flusher.close();
@@ -284,7 +274,7 @@ Deno.test("SharedWriter edges: two handles settle out of order on a 1-buffer poo
         new Array(size).fill(cancelled.includes(i) ? 0 : i + 1)
       );
       assert.deepEqual(
-        await deadline(delivered, "reading"),
+        await withinDeadline(delivered, "reading"),
         [...expected, new Array(10).fill(7), new Array(10).fill(8)],
         `order ${order}, cancelled ${cancelled}`,
       );
@@ -333,11 +323,11 @@ for (const how of stops) {
     const next = () => new Promise<void>((resolve) => heard = resolve);
     try {
       worker.postMessage({ pool: pool.handle, writer: main.handle });
-      await deadline(next(), "the worker starting");
+      await withinDeadline(next(), "the worker starting");
       const ended = next();
-      await deadline(stopConsumer(flusher, how), "stopping the consumer");
+      await withinDeadline(stopConsumer(flusher, how), "stopping the consumer");
       assert.throws(() => held.commit(), ClosedError);
-      await deadline(ended, "the worker's write failing");
+      await withinDeadline(ended, "the worker's write failing");
       assert.match(messages[1]!, /^ClosedError: Cannot write to the shared writer: /);
       assert.match(messages[1]!, reasonOf(how));
     } finally {
@@ -356,10 +346,10 @@ Deno.test("SharedWriter edges: a handle that closes while its switch waits for a
   main.close();
   assert.equal(pool.stats().waiters, 0);
   const delivered = frames(flusher);
-  await deadline(waiting, "the other handle's write");
+  await withinDeadline(waiting, "the other handle's write");
   other.close();
   flusher.close();
-  assert.deepEqual(await deadline(delivered, "reading"), [
+  assert.deepEqual(await withinDeadline(delivered, "reading"), [
     [1, 1, 1, 1],
     [1, 1, 1, 1],
     [1, 1, 1, 1],
@@ -382,8 +372,8 @@ Deno.test("SharedWriter edges: a one-worker pool's handle waits while a packet i
       const packet = r.commitToPacket();
       while (writer.tryWrite(new Uint8Array(9)));
       const waiting = settled(writer.write(new Uint8Array(9)));
-      await deadline(stopConsumer(flusher, how), "stopping the consumer");
-      const result = await deadline(waiting, "write");
+      await withinDeadline(stopConsumer(flusher, how), "stopping the consumer");
+      const result = await withinDeadline(waiting, "write");
       assert.ok(!result.ok && result.error instanceof ClosedError, `${how}: ${result}`);
       assert.match(result.error.message, reasonOf(how));
       assert.deepEqual([...packet.bytes], [4, 4]);

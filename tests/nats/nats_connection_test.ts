@@ -13,7 +13,7 @@ import {
   NatsServerError,
   NatsSubject,
 } from "../../nats.ts";
-import { assertAllFree } from "../_helpers.ts";
+import { assertAllFree, withinDeadline } from "../_helpers.ts";
 import { natsTest, startNatsServer } from "./_nats_server.ts";
 
 function pool(bufferSize = 16 * 1024, bufferCount = 64): BufferPool {
@@ -318,18 +318,10 @@ natsTest(
     // close() sends, it does not wait for the server: the server reads the
     // closed connection's bytes in its own time, so wait for the message
     // itself (a deadline only so that a lost message fails instead of hanging).
-    let deadline: ReturnType<typeof setTimeout> | undefined;
-    const lost = new Promise<never>((_, reject) => {
-      deadline = setTimeout(
-        () => reject(new Error("the message after the cancelled one never came")),
-        10_000,
-      );
-    });
-    try {
-      assert.equal(await Promise.race([arrived.promise, lost]), "still here");
-    } finally {
-      clearTimeout(deadline);
-    }
+    assert.equal(
+      await withinDeadline(arrived.promise, "the message after the cancelled one"),
+      "still here",
+    );
     await listener.close();
     assertAllFree(p);
   },

@@ -13,7 +13,7 @@ import {
   NatsSubject,
   type NatsSubscription,
 } from "../../nats.ts";
-import { assertAllFree } from "../_helpers.ts";
+import { assertAllFree, withinDeadline } from "../_helpers.ts";
 import { natsTest, startNatsServer } from "./_nats_server.ts";
 import type { BusReply, BusRequest } from "../workers/nats_bus_worker.ts";
 
@@ -25,19 +25,6 @@ const POOLS = [
 
 function makePool(shape: { bufferSize: number; bufferCount: number }, shared = false): BufferPool {
   return new BufferPool({ bufferSize: shape.bufferSize, bufferCount: shape.bufferCount, shared });
-}
-
-/** `promise`, or a failure naming `what` if it has not settled in 10 s: a hang becomes a failure. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`hung: ${what}`)), 10_000);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Resolves once `condition()` holds, checked every millisecond, or fails naming `what` after 10 s. */
@@ -77,8 +64,8 @@ for (const shape of POOLS) {
       for (let i = 0; i < 5; i++) {
         publisher.tryPublish(new NatsSubject("re.close"), new Uint8Array([i]));
       }
-      await within(conn.closed, "closed after a handler's close()");
-      await within(closing!, "the handler's close()");
+      await withinDeadline(conn.closed, "closed after a handler's close()");
+      await withinDeadline(closing!, "the handler's close()");
       assert.equal(calls, 1, "the handler ran after the connection was closed");
       assertAllFree(p);
     },
@@ -96,8 +83,8 @@ for (const shape of POOLS) {
       });
       await conn.flush();
       await burst(conn, "re.drain", 5);
-      await within(conn.closed, "closed after a handler's drain()");
-      await within(draining!, "the handler's drain()");
+      await withinDeadline(conn.closed, "closed after a handler's drain()");
+      await withinDeadline(draining!, "the handler's drain()");
       assert.ok(sub.ended);
       assert.ok(sub.received >= 1);
       assertAllFree(p);
@@ -129,13 +116,13 @@ for (const shape of POOLS) {
       });
       await conn.flush();
       await burst(conn, "re.outer", 5);
-      await within(conn.flush(), "a flush after the burst");
-      await within(Promise.all(later), "the handler's publishes and flushes");
-      await within(conn.flush(), "a flush after the handler's");
+      await withinDeadline(conn.flush(), "a flush after the burst");
+      await withinDeadline(Promise.all(later), "the handler's publishes and flushes");
+      await withinDeadline(conn.flush(), "a flush after the handler's");
       assert.equal(outer.received, 3);
       assert.ok(outer.ended);
       assert.deepEqual(replies, ["try 0", "awaited 0", "try 1", "awaited 1", "try 2", "awaited 2"]);
-      await within(conn.drain(), "drain");
+      await withinDeadline(conn.drain(), "drain");
       assert.ok(inner!.ended);
       assertAllFree(p);
     },
@@ -159,8 +146,8 @@ natsTest(
     });
     await conn.flush();
     await burst(conn, "re.late", 3);
-    await within(conn.closed, "closed");
-    await within(closing!, "close()");
+    await withinDeadline(conn.closed, "closed");
+    await withinDeadline(closing!, "close()");
     assert.ok(refused instanceof ClosedError, String(refused));
     assertAllFree(p);
   },
@@ -182,8 +169,8 @@ for (const end of ["close", "drain"] as const) {
         conn.publisher().tryPublishString(new NatsSubject("keep"), `kept ${i}`);
       }
       await conn.flush();
-      await within(end === "close" ? conn.close() : conn.drain(), end);
-      await within(conn.closed, "closed");
+      await withinDeadline(end === "close" ? conn.close() : conn.drain(), end);
+      await withinDeadline(conn.closed, "closed");
       assert.deepEqual(
         kept.map((packet) => packet.text()),
         Array.from({ length: 20 }, (_, i) => `kept ${i}`),
@@ -218,7 +205,7 @@ natsTest(
       sender.publisher().tryPublish(new NatsSubject("pin"), new Uint8Array(900).fill(i));
     }
     await sender.flush();
-    await within(pinned.promise, "the pool running dry");
+    await withinDeadline(pinned.promise, "the pool running dry");
     // Its PONG comes after the messages, which wait for a buffer.
     const flushed = conn.flush();
     keep = false;
@@ -227,10 +214,10 @@ natsTest(
       assert.deepEqual(packet.bytes, new Uint8Array(900).fill(i));
       packet.release();
     }
-    await within(flushed, "a flush made while pinned, once released");
+    await withinDeadline(flushed, "a flush made while pinned, once released");
     assert.deepEqual(payloads, [...Array(12).keys()]);
     assert.equal(conn.ended, false);
-    await within(conn.drain(), "drain");
+    await withinDeadline(conn.drain(), "drain");
     assertAllFree(p);
     await sender.close();
   },
@@ -257,7 +244,7 @@ for (const end of ["close", "drain"] as const) {
         sender.publisher().tryPublish(new NatsSubject("pin"), new Uint8Array(900));
       }
       await sender.flush();
-      await within(pinned.promise, "the pool running dry");
+      await withinDeadline(pinned.promise, "the pool running dry");
       // Fill the writer's buffer: the PING of the flush then waits for another.
       while (conn.publisher().tryPublish(new NatsSubject("elsewhere"), new Uint8Array(100)));
       const flushed = conn.flush().then(() => null, (e) => e);
@@ -265,8 +252,8 @@ for (const end of ["close", "drain"] as const) {
       // drain() waits for the messages before its PONG, so for the packets' release.
       keep = false;
       if (end === "drain") { for (const packet of kept.splice(0)) packet.release(); }
-      await within(ending, `${end} while pinned`);
-      await within(conn.closed, `closed after ${end}`);
+      await withinDeadline(ending, `${end} while pinned`);
+      await withinDeadline(conn.closed, `closed after ${end}`);
       const flush = await flushed;
       assert.ok(
         end === "close" ? flush instanceof NatsConnectionError : flush === null,
@@ -306,8 +293,8 @@ for (const shape of POOLS) {
         const sub = conn.subscribe("twice", () => {});
         conn.publisher().tryPublish(new NatsSubject("twice"), new Uint8Array(8));
         const flushed = conn.flush().then(() => null, (e) => e);
-        await within(order(conn), `order ${n}`);
-        await within(conn.closed, `closed, order ${n}`);
+        await withinDeadline(order(conn), `order ${n}`);
+        await withinDeadline(conn.closed, `closed, order ${n}`);
         const flush = await flushed;
         assert.ok(flush === null || flush instanceof NatsConnectionError, String(flush));
         assert.ok(conn.ended && sub.ended);
@@ -339,7 +326,7 @@ natsTest(
     conn.publisher().tryPublish(new NatsSubject("bad.max"), new Uint8Array(1));
     await conn.flush();
     assert.deepEqual(got, []);
-    await within(conn.drain(), "drain");
+    await withinDeadline(conn.drain(), "drain");
     assertAllFree(p);
   },
 );
@@ -422,11 +409,11 @@ natsTest(
     const conn = await NatsConnection.connect({ pool: p, port: server.port });
     const got: string[] = [];
     const sub = conn.subscribe("one", (message) => got.push(message.text()), { max: 1 });
-    await within(conn.flush(), "flush");
-    await within(sub.closed, "the subscription's end");
+    await withinDeadline(conn.flush(), "flush");
+    await withinDeadline(sub.closed, "the subscription's end");
     assert.deepEqual(got, ["a"]);
     assert.equal(sub.received, 1);
-    await within(conn.close(), "close");
+    await withinDeadline(conn.close(), "close");
     await server.done;
     assertAllFree(p);
   },
@@ -453,16 +440,16 @@ natsTest(
     const maxPayload = conn.maxPayload;
     const got: string[] = [];
     conn.subscribe("s", (message) => got.push(message.text()));
-    await within(conn.flush(), "the flush answered after the INFO");
+    await withinDeadline(conn.flush(), "the flush answered after the INFO");
     assert.deepEqual(got, ["hi", "there"]);
     assert.equal(conn.info.max_payload, 2048);
     assert.deepEqual(conn.info.connect_urls, ["10.0.0.1:4222", "10.0.0.2:4222"]);
     assert.equal(conn.info.ldm, true);
     assert.equal(conn.maxPayload, maxPayload);
     conn.publisher().tryPublishString(new NatsSubject("back"), "after");
-    await within(conn.flush(), "a flush after a publish");
+    await withinDeadline(conn.flush(), "a flush after a publish");
     assert.equal(conn.ended, false);
-    await within(conn.close(), "close");
+    await withinDeadline(conn.close(), "close");
     await conn.closed;
     await server.done;
     assertAllFree(p);
@@ -510,11 +497,13 @@ for (const bufferCount of [2, 3]) {
         );
         // Two buffers are the connection's own (its reader's and its writer's): the
         // worker's first publish waits. With three, it waits now and then.
-        if (bufferCount > 2) await within(flowing.promise, "the worker's messages arriving");
+        if (bufferCount > 2) {
+          await withinDeadline(flowing.promise, "the worker's messages arriving");
+        }
         await until(() => p.stats().waitingWorkers > 0, "the worker waiting for a buffer");
-        await within(conn.drain(), "drain");
-        await within(conn.closed, "closed");
-        const reply = await within(replied, "the worker's publish settling");
+        await withinDeadline(conn.drain(), "drain");
+        await withinDeadline(conn.closed, "closed");
+        const reply = await withinDeadline(replied, "the worker's publish settling");
         assert.equal(reply.ok, false);
         assert.match(reply.ok ? "" : reply.error, /^ClosedError/);
         assertAllFree(p);
@@ -537,7 +526,7 @@ natsTest(
     const publisher = conn.publisher();
     const payload = new Uint8Array(4000);
     for (let i = 0; i < 7500 && publisher.tryPublish(new NatsSubject("x"), payload); i++);
-    await within(conn.close(), "close() with bytes the server does not read");
+    await withinDeadline(conn.close(), "close() with bytes the server does not read");
     await assert.rejects(conn.closed, /stale/);
     // Its script never ends: its side is closed here, or it outlives the test.
     server.stop();
